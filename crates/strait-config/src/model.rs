@@ -1,0 +1,550 @@
+//! The typed configuration model: what a `strait.yaml` file may say.
+//!
+//! Every struct rejects unknown fields. Defaults are the values a user of NGINX or HAProxy
+//! would expect; each field's doc comment is its reference entry (see `docs/CONFIG.md`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::units::{ByteSize, Dur};
+
+/// A whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Number of worker threads, each with its own event loop and listening sockets
+    /// (`SO_REUSEPORT`). `0` means one per CPU core.
+    pub workers: usize,
+    /// Process-wide behaviour of the HTTP server side.
+    pub server: ServerSettings,
+    /// Where and how requests are logged.
+    pub access_log: AccessLogSettings,
+    /// The sockets Strait accepts connections on, each with its own routes.
+    pub listeners: Vec<Listener>,
+    /// Upstream pools that routes forward to.
+    pub clusters: Vec<Cluster>,
+}
+
+/// Process-wide settings for accepting and answering HTTP requests.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Add `x-strait-reason: <code>` to every response Strait generates itself.
+    pub reason_header: bool,
+    /// Generate `x-request-id` when a request has none; pass it on to the upstream.
+    pub request_id: bool,
+    /// Add `Via: 1.1 strait` to forwarded requests and responses.
+    pub via: bool,
+    /// Add `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP`.
+    pub forwarded_headers: bool,
+    /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` is trusted for the client
+    /// address; from anyone else the header is replaced instead of appended to.
+    pub trusted_proxies: Vec<String>,
+    /// Limits that protect the proxy from oversized or slow requests.
+    pub limits: Limits,
+    /// Client-side timeouts.
+    pub timeouts: ServerTimeouts,
+    /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
+    pub drain_timeout: Dur,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            reason_header: true,
+            request_id: true,
+            via: false,
+            forwarded_headers: true,
+            trusted_proxies: Vec::new(),
+            limits: Limits::default(),
+            timeouts: ServerTimeouts::default(),
+            drain_timeout: Dur::secs(30),
+        }
+    }
+}
+
+/// Request size limits (nginx `large_client_header_buffers`, `client_max_body_size`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request head (request line and headers) accepted; more gets 431.
+    pub max_header_bytes: ByteSize,
+    /// Longest request target accepted; more gets 414.
+    pub max_uri_bytes: ByteSize,
+    /// Most headers in one request; more gets 431.
+    pub max_headers: usize,
+    /// Largest request body accepted; more gets 413. `0` means no limit.
+    pub max_body_bytes: ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: ByteSize(16 * 1024),
+            max_uri_bytes: ByteSize(8 * 1024),
+            max_headers: 100,
+            max_body_bytes: ByteSize(0),
+        }
+    }
+}
+
+/// Timeouts on the client side of a connection.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerTimeouts {
+    /// Time allowed to receive a complete request head once its first byte arrived; 408 after.
+    pub client_header: Dur,
+    /// Time allowed between two reads of a request body.
+    pub client_body: Dur,
+    /// How long an idle keep-alive connection is kept open.
+    pub idle: Dur,
+}
+
+impl Default for ServerTimeouts {
+    fn default() -> Self {
+        ServerTimeouts {
+            client_header: Dur::secs(10),
+            client_body: Dur::secs(60),
+            idle: Dur::secs(75),
+        }
+    }
+}
+
+/// Access log destination and format.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogSettings {
+    /// `stdout`, `stderr`, `off`, or a file path (reopened on SIGUSR1).
+    pub path: String,
+    /// Line format.
+    pub format: AccessLogFormat,
+}
+
+impl Default for AccessLogSettings {
+    fn default() -> Self {
+        AccessLogSettings { path: "off".into(), format: AccessLogFormat::Combined }
+    }
+}
+
+/// Access log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// nginx `combined` followed by upstream address, times, reason and request id.
+    Combined,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A listening socket and the routes it serves.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// Unique name, used in logs and to keep the socket across reloads.
+    pub name: String,
+    /// Address to bind, `IP:PORT` (`0.0.0.0:80`, `[::]:8080`, `127.0.0.1:0`).
+    pub bind: String,
+    /// Routes, matched by the precedence documented in `docs/CONFIG.md`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// One route: what it matches and what it does.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Route {
+    /// Name used in logs and `explain`; defaults to `<listener>#<index>`.
+    pub name: Option<String>,
+    /// Conditions a request must meet; an empty match matches everything.
+    #[serde(rename = "match")]
+    pub matches: RouteMatch,
+    /// Forward to one cluster.
+    pub forward: Option<Forward>,
+    /// Forward to one of several clusters chosen by weight (canary releases).
+    pub split: Option<Vec<WeightedCluster>>,
+    /// Answer with a redirect.
+    pub redirect: Option<Redirect>,
+    /// Answer with a fixed response.
+    pub direct: Option<DirectResponse>,
+    /// Serve files from a directory.
+    #[serde(rename = "static")]
+    pub static_files: Option<StaticFiles>,
+    /// Answer with a description of the request (a built-in demo upstream).
+    pub echo: Option<Echo>,
+    /// How the path is rewritten before forwarding.
+    pub rewrite: Option<Rewrite>,
+    /// Headers changed on the request before forwarding.
+    pub request_headers: HeaderEdits,
+    /// Headers changed on every response of this route, including Strait's own.
+    pub response_headers: HeaderEdits,
+    /// Total time allowed for the upstream exchange, retries included; 504 after.
+    pub timeout: Option<Dur>,
+    /// Retry policy for forwarded requests.
+    pub retries: Option<Retries>,
+}
+
+/// Conditions of a route. All given conditions must hold.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteMatch {
+    /// Host names: exact (`api.example.com`) or leading wildcard (`*.example.com`).
+    pub hosts: Vec<String>,
+    /// Path condition.
+    pub path: Option<PathMatch>,
+    /// Methods (`GET`, `POST`...); any when empty.
+    pub methods: Vec<String>,
+    /// Header conditions.
+    pub headers: Vec<ValueMatch>,
+    /// Query parameter conditions.
+    pub query: Vec<ValueMatch>,
+}
+
+/// A path condition; exactly one field is set.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathMatch {
+    /// The path equals this.
+    pub exact: Option<String>,
+    /// The path starts with these whole segments (`/api` matches `/api` and `/api/x`,
+    /// not `/apix`).
+    pub prefix: Option<String>,
+    /// The path matches this regular expression (anchored at both ends).
+    pub regex: Option<String>,
+}
+
+/// A header or query parameter condition.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValueMatch {
+    /// Header or parameter name (headers compare case-insensitively).
+    pub name: String,
+    /// The value equals this.
+    pub exact: Option<String>,
+    /// The value matches this regular expression (anchored).
+    pub regex: Option<String>,
+    /// The header or parameter is present (`true`) or absent (`false`).
+    pub present: Option<bool>,
+}
+
+/// Forward to one cluster.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// Name of the cluster.
+    pub cluster: String,
+}
+
+/// A cluster and its share of a split.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedCluster {
+    /// Name of the cluster.
+    pub cluster: String,
+    /// Relative weight.
+    pub weight: u32,
+}
+
+/// A redirect answer (nginx `return 301 https://$host$request_uri`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redirect {
+    /// Replacement scheme (`https`).
+    pub scheme: Option<String>,
+    /// Replacement host (and optional port).
+    pub host: Option<String>,
+    /// Replacement path; the query is kept.
+    pub path: Option<String>,
+    /// Status: 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+impl Default for Redirect {
+    fn default() -> Self {
+        Redirect { scheme: None, host: None, path: None, status: 301 }
+    }
+}
+
+/// A fixed answer (nginx `return 200 "OK"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectResponse {
+    /// Status code.
+    pub status: u16,
+    /// Body.
+    pub body: String,
+    /// Response headers.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for DirectResponse {
+    fn default() -> Self {
+        DirectResponse { status: 200, body: String::new(), headers: BTreeMap::new() }
+    }
+}
+
+/// Static files from a directory.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StaticFiles {
+    /// Directory the request path is resolved in (after `rewrite`).
+    pub root: String,
+    /// File served for a directory.
+    #[serde(default = "default_index")]
+    pub index: String,
+    /// `Cache-Control: max-age` and `Expires` (nginx `expires 30d`).
+    #[serde(default)]
+    pub expires: Option<Dur>,
+}
+
+fn default_index() -> String {
+    "index.html".into()
+}
+
+/// The built-in demo upstream: answers 200 with the request line, headers and the name.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Echo {
+    /// Text put in the `x-echo-name` header and the body, to tell echo servers apart.
+    pub name: String,
+}
+
+/// Path rewrite; exactly one field is set.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rewrite {
+    /// Remove this prefix (`/api` turns `/api/users` into `/users`).
+    pub strip_prefix: Option<String>,
+    /// Replace the matched prefix with this.
+    pub replace_prefix: Option<String>,
+    /// Regex substitution on the path.
+    pub regex: Option<RegexRewrite>,
+}
+
+/// A regex substitution; `$1`-style groups allowed in `replace`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegexRewrite {
+    /// Pattern.
+    pub pattern: String,
+    /// Replacement.
+    pub replace: String,
+}
+
+/// Header edits: set (replace), add (append) and remove.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HeaderEdits {
+    /// Replace or insert these headers.
+    pub set: BTreeMap<String, String>,
+    /// Append these headers.
+    pub add: BTreeMap<String, String>,
+    /// Remove these headers.
+    pub remove: Vec<String>,
+}
+
+/// Retry policy (nginx `proxy_next_upstream`, Envoy `retry_policy`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retries {
+    /// Total attempts including the first.
+    pub attempts: u32,
+    /// Retry idempotent requests on these upstream statuses (502, 503, 504 by default).
+    pub on_status: Vec<u16>,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries { attempts: 2, on_status: vec![502, 503, 504] }
+    }
+}
+
+/// An upstream pool.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// Unique name routes refer to.
+    pub name: String,
+    /// Endpoints.
+    pub endpoints: Vec<Endpoint>,
+    /// Load-balancing algorithm.
+    #[serde(default)]
+    pub balancer: Balancer,
+    /// What a hashing balancer hashes.
+    #[serde(default)]
+    pub hash_on: Option<HashOn>,
+    /// How often host names are resolved again.
+    #[serde(default = "default_dns_refresh")]
+    pub dns_refresh: Dur,
+    /// Host header sent upstream: `preserve` (the client's), `endpoint` (the endpoint's
+    /// address), or any other literal value.
+    #[serde(default = "default_host_header")]
+    pub host_header: String,
+    /// Idle keep-alive connections kept per endpoint and worker (nginx `keepalive`).
+    #[serde(default = "default_keepalive")]
+    pub keepalive: usize,
+    /// Upstream timeouts.
+    #[serde(default)]
+    pub timeouts: ClusterTimeouts,
+    /// Health checking.
+    #[serde(default)]
+    pub health: Health,
+}
+
+fn default_dns_refresh() -> Dur {
+    Dur::secs(30)
+}
+fn default_host_header() -> String {
+    "preserve".into()
+}
+fn default_keepalive() -> usize {
+    64
+}
+
+/// One upstream endpoint.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// `IP:PORT` or `HOST:PORT` (resolved by DNS and refreshed every `dns_refresh`).
+    pub address: String,
+    /// Relative weight.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Used only when no primary endpoint is healthy.
+    #[serde(default)]
+    pub backup: bool,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+/// Load-balancing algorithm.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Balancer {
+    /// Smooth weighted round robin (nginx default).
+    #[default]
+    RoundRobin,
+    /// Fewest in-flight requests relative to weight (nginx `least_conn`, HAProxy `leastconn`).
+    LeastRequest,
+    /// Uniform random, weighted.
+    Random,
+    /// Power of two random choices by in-flight requests.
+    P2c,
+    /// Consistent hash ring over `hash_on` (HAProxy `balance source`).
+    RingHash,
+    /// Maglev lookup table over `hash_on`.
+    Maglev,
+}
+
+/// What a hashing balancer hashes.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum HashOn {
+    /// The client IP address.
+    SourceIp,
+    /// A request header's value.
+    Header(String),
+    /// A cookie's value.
+    Cookie(String),
+}
+
+/// Timeouts towards upstream endpoints.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterTimeouts {
+    /// TCP connect (nginx `proxy_connect_timeout`); 502 `upstream_connect_failed` after.
+    pub connect: Dur,
+    /// Time from request sent to response head received (nginx `proxy_read_timeout`); 504.
+    pub response_header: Dur,
+    /// Time allowed between two reads or writes of a body on the upstream side.
+    pub body: Dur,
+    /// How long an idle pooled connection is kept.
+    pub idle: Dur,
+}
+
+impl Default for ClusterTimeouts {
+    fn default() -> Self {
+        ClusterTimeouts {
+            connect: Dur::secs(5),
+            response_header: Dur::secs(60),
+            body: Dur::secs(60),
+            idle: Dur::secs(60),
+        }
+    }
+}
+
+/// Health checking of a cluster's endpoints.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// Probes sent on a timer.
+    pub active: Option<ActiveHealth>,
+    /// Failures of real traffic.
+    pub passive: Option<PassiveHealth>,
+}
+
+/// Active health checks (HAProxy `option httpchk`, Envoy `health_checks`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActiveHealth {
+    /// `http` (a GET on `path`) or `tcp` (a connect).
+    pub kind: HealthKind,
+    /// Path probed by HTTP checks.
+    pub path: String,
+    /// Host header of HTTP checks; the endpoint address when empty.
+    pub host: Option<String>,
+    /// Statuses counted as healthy; any 2xx or 3xx when empty.
+    pub expected_statuses: Vec<u16>,
+    /// Time between probes.
+    pub interval: Dur,
+    /// Time a probe may take.
+    pub timeout: Dur,
+    /// Consecutive successes that make an unhealthy endpoint healthy.
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy endpoint unhealthy.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for ActiveHealth {
+    fn default() -> Self {
+        ActiveHealth {
+            kind: HealthKind::Http,
+            path: "/health".into(),
+            host: None,
+            expected_statuses: Vec::new(),
+            interval: Dur::secs(5),
+            timeout: Dur::secs(2),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+/// Kind of active probe.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthKind {
+    /// HTTP GET.
+    #[default]
+    Http,
+    /// TCP connect.
+    Tcp,
+}
+
+/// Passive health (nginx `max_fails` / `fail_timeout`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PassiveHealth {
+    /// Failures within `fail_timeout` that mark the endpoint down.
+    pub max_fails: u32,
+    /// Window for counting failures, and how long the endpoint then stays down.
+    pub fail_timeout: Dur,
+}
+
+impl Default for PassiveHealth {
+    fn default() -> Self {
+        PassiveHealth { max_fails: 1, fail_timeout: Dur::secs(10) }
+    }
+}
