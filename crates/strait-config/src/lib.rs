@@ -1,7 +1,54 @@
 //! Strait's configuration: YAML with positions → typed model → validated [`Config`].
 #![forbid(unsafe_code)]
 
+mod convert;
+mod deserialize;
+mod env;
+mod error;
 pub mod model;
+mod path_index;
+mod report;
+mod source;
 pub mod units;
+mod validate;
 
+use std::path::Path;
+
+pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::*;
+pub use validate::MAX_WORKERS;
+
+use report::Reporter;
+
+/// Reads, parses and validates the configuration file at `path`.
+pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    let file_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        ConfigErrors::single(ConfigError::new(&file_name, Position::START, "", format!("cannot read file: {error}")))
+    })?;
+    load_str(&text, &file_name)
+}
+
+/// Parses and validates configuration `text`; `file_name` is used in error messages.
+/// `${VAR}` references are read from the process environment.
+pub fn load_str(text: &str, file_name: &str) -> Result<Config, ConfigErrors> {
+    load_str_with_env(text, file_name, &|name| std::env::var(name).ok())
+}
+
+/// Like [`load_str`], with `${VAR}` references resolved by `lookup` instead of the environment.
+pub fn load_str_with_env(
+    text: &str,
+    file_name: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let documents = source::parse_documents(text).map_err(|error| {
+        ConfigErrors::single(ConfigError::new(file_name, error.position, "", format!("YAML syntax: {}", error.message)))
+    })?;
+    let mut reporter = Reporter::new(file_name);
+    let (value, index) = convert::to_json(&documents, lookup, &mut reporter);
+    reporter.finish(())?;
+    let config = deserialize::to_config(value, &index, file_name).map_err(ConfigErrors::single)?;
+    let mut reporter = Reporter::new(file_name);
+    validate::validate(&config, &index, &mut reporter);
+    reporter.finish(config)
+}

@@ -103,11 +103,7 @@ pub struct ServerTimeouts {
 
 impl Default for ServerTimeouts {
     fn default() -> Self {
-        ServerTimeouts {
-            client_header: Dur::secs(10),
-            client_body: Dur::secs(60),
-            idle: Dur::secs(75),
-        }
+        ServerTimeouts { client_header: Dur::secs(10), client_body: Dur::secs(60), idle: Dur::secs(75) }
     }
 }
 

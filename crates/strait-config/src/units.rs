@@ -22,9 +22,8 @@ impl Dur {
         let text = text.trim();
         let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid duration `{text}`: expected e.g. `500ms`, `5s`, `10m`"))?;
+        let value: f64 =
+            number.parse().map_err(|_| format!("invalid duration `{text}`: expected e.g. `500ms`, `5s`, `10m`"))?;
         let scale = match unit.trim() {
             "" | "s" => 1.0,
             "ms" => 0.001,
@@ -34,8 +33,13 @@ impl Dur {
             "d" => 86400.0,
             other => return Err(format!("invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d")),
         };
-        Ok(Dur(Duration::from_secs_f64(value * scale)))
+        seconds_to_dur(value * scale).map_err(|_| format!("duration `{text}` is too long"))
     }
+}
+
+/// A duration of `seconds`, or an error when it does not fit in a [`Duration`].
+fn seconds_to_dur(seconds: f64) -> Result<Dur, std::time::TryFromFloatSecsError> {
+    Duration::try_from_secs_f64(seconds).map(Dur)
 }
 
 impl fmt::Display for Dur {
@@ -47,7 +51,7 @@ impl fmt::Display for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Dur, D::Error> {
         deserializer.deserialize_any(UnitVisitor::<Dur>::new("a duration such as `5s`", Dur::parse, |n| {
-            Dur(Duration::from_secs_f64(n))
+            seconds_to_dur(n).map_err(|_| format!("{n} seconds is too long"))
         }))
     }
 }
@@ -63,9 +67,8 @@ impl ByteSize {
         let text = text.trim();
         let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let value: f64 = number
-            .parse()
-            .map_err(|_| format!("invalid size `{text}`: expected e.g. `512`, `16KiB`, `1MiB`"))?;
+        let value: f64 =
+            number.parse().map_err(|_| format!("invalid size `{text}`: expected e.g. `512`, `16KiB`, `1MiB`"))?;
         let scale: u64 = match unit.trim() {
             "" | "B" | "b" => 1,
             "KB" | "kB" => 1000,
@@ -74,7 +77,9 @@ impl ByteSize {
             "KiB" | "k" | "K" => 1 << 10,
             "MiB" | "m" | "M" => 1 << 20,
             "GiB" | "g" | "G" => 1 << 30,
-            other => return Err(format!("invalid size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB")),
+            other => {
+                return Err(format!("invalid size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"))
+            }
         };
         Ok(ByteSize((value * scale as f64) as u64))
     }
@@ -83,7 +88,7 @@ impl ByteSize {
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ByteSize, D::Error> {
         deserializer.deserialize_any(UnitVisitor::<ByteSize>::new("a size such as `1MiB`", ByteSize::parse, |n| {
-            ByteSize(n as u64)
+            Ok(ByteSize(n as u64))
         }))
     }
 }
@@ -92,11 +97,15 @@ impl<'de> Deserialize<'de> for ByteSize {
 struct UnitVisitor<T> {
     expecting: &'static str,
     parse: fn(&str) -> Result<T, String>,
-    from_number: fn(f64) -> T,
+    from_number: fn(f64) -> Result<T, String>,
 }
 
 impl<T> UnitVisitor<T> {
-    fn new(expecting: &'static str, parse: fn(&str) -> Result<T, String>, from_number: fn(f64) -> T) -> Self {
+    fn new(
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+        from_number: fn(f64) -> Result<T, String>,
+    ) -> Self {
         UnitVisitor { expecting, parse, from_number }
     }
 }
@@ -113,21 +122,21 @@ impl<T> Visitor<'_> for UnitVisitor<T> {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
-        Ok((self.from_number)(v as f64))
+        (self.from_number)(v as f64).map_err(E::custom)
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
         if v < 0 {
             return Err(E::custom(format!("{v} is negative; {}", self.expecting)));
         }
-        Ok((self.from_number)(v as f64))
+        (self.from_number)(v as f64).map_err(E::custom)
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
         if v < 0.0 || !v.is_finite() {
             return Err(E::custom(format!("{v} is not a valid value; {}", self.expecting)));
         }
-        Ok((self.from_number)(v))
+        (self.from_number)(v).map_err(E::custom)
     }
 }
 
@@ -144,6 +153,7 @@ mod tests {
         assert_eq!(Dur::parse("30d").unwrap().0, Duration::from_secs(30 * 86400));
         assert!(Dur::parse("5 parsecs").is_err());
         assert!(Dur::parse("fast").is_err());
+        assert!(Dur::parse("99999999999999999999999d").unwrap_err().contains("too long"));
     }
 
     #[test]

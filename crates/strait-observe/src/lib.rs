@@ -1,1 +1,10 @@
-//! placeholder
+//! Strait's observability: access log records, line formats and a background log writer.
+#![forbid(unsafe_code)]
+
+pub mod format;
+mod record;
+mod time;
+mod writer;
+
+pub use record::LogRecord;
+pub use writer::AccessLog;

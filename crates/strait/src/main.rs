@@ -1,1 +1,181 @@
-fn main() {}
+//! The `strait` command: run a proxy from a configuration file, validate a file, show the version.
+
+mod signals;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use strait_proxy::Server;
+
+// The proxy allocates and frees small buffers per request; mimalloc's per-thread heaps keep
+// that off any shared lock (see docs/BENCHMARKS.md for the measured difference).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit code for a configuration that does not validate.
+const EXIT_CONFIG: u8 = 2;
+/// Exit code for a runtime failure (a socket that cannot be bound, for example).
+const EXIT_RUNTIME: u8 = 1;
+/// How often the configuration file is checked for changes.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Strait: reverse proxy, load balancer, API gateway, forward proxy and mesh sidecar.
+#[derive(Parser, Debug)]
+#[command(name = "strait", version, about, propagate_version = true)]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter such as `strait=debug`).
+    #[arg(long, global = true, default_value = "info", env = "STRAIT_LOG")]
+    log_level: String,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Format of Strait's own log lines (not the access log).
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy. SIGHUP or a change of the file reloads it; SIGTERM/SIGINT drain and stop;
+    /// SIGUSR1 reopens the access log.
+    Run {
+        /// Configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+        /// Do not reload when the file changes (SIGHUP still reloads).
+        #[arg(long)]
+        no_watch: bool,
+    },
+    /// Check a configuration file and report every error with its line and field.
+    Validate {
+        /// Configuration file.
+        #[arg(short, long)]
+        config: PathBuf,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_level, cli.log_format);
+    match cli.command {
+        Command::Version => {
+            println!("strait {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config } => validate(&config),
+        Command::Run { config, no_watch } => run(&config, !no_watch),
+    }
+}
+
+fn init_logging(level: &str, format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn validate(path: &Path) -> ExitCode {
+    match strait_config::load_file(path) {
+        Ok(config) => {
+            let routes: usize = config.listeners.iter().map(|l| l.routes.len()).sum();
+            println!(
+                "{}: ok ({} listeners, {} routes, {} clusters)",
+                path.display(),
+                config.listeners.len(),
+                routes,
+                config.clusters.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn run(path: &Path, watch: bool) -> ExitCode {
+    let config = match strait_config::load_file(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let server = match Server::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    tracing::info!(config = %path.display(), "strait started");
+    let signals = match signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(EXIT_RUNTIME);
+        }
+    };
+    let mut last_modified = modified(path);
+    loop {
+        match signals.wait(WATCH_INTERVAL) {
+            Some(signals::Event::Stop) => break,
+            Some(signals::Event::Reload) => reload(&server, path),
+            Some(signals::Event::ReopenLogs) => {
+                tracing::info!("reopening access log");
+                server.reopen_logs();
+            }
+            None => {}
+        }
+        if watch {
+            let now = modified(path);
+            if now != last_modified {
+                last_modified = now;
+                tracing::info!(config = %path.display(), "configuration file changed");
+                reload(&server, path);
+            }
+        }
+    }
+    tracing::info!(open_connections = server.open_connections(), "draining");
+    server.shutdown();
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+/// Reloads from the file; on any error the running configuration stays.
+fn reload(server: &Server, path: &Path) {
+    let config = match strait_config::load_file(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                tracing::error!(%error, "configuration rejected; keeping the running one");
+            }
+            return;
+        }
+    };
+    if let Err(e) = server.reload(config) {
+        tracing::error!(error = %e, "configuration rejected; keeping the running one");
+    }
+}
+
+fn modified(path: &Path) -> Option<(SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}

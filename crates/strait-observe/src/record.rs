@@ -1,0 +1,43 @@
+//! The per-request data an access log line is made from.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+/// Everything the access log records about one request; borrowed from the request state.
+#[derive(Debug, Clone, Copy)]
+pub struct LogRecord<'a> {
+    /// Address of the client (after trusted-proxy resolution, if any).
+    pub client_addr: SocketAddr,
+    /// When the request arrived.
+    pub time: SystemTime,
+    /// Request method as received.
+    pub method: &'a str,
+    /// Request target (path and query) as received.
+    pub target: &'a str,
+    /// Protocol version, e.g. `HTTP/1.1`.
+    pub version: &'a str,
+    /// Response status code sent to the client.
+    pub status: u16,
+    /// Response body bytes sent to the client.
+    pub bytes_sent: u64,
+    /// `Referer` request header.
+    pub referer: Option<&'a str>,
+    /// `User-Agent` request header.
+    pub user_agent: Option<&'a str>,
+    /// `Host` of the request.
+    pub host: Option<&'a str>,
+    /// Name of the matched route.
+    pub route: Option<&'a str>,
+    /// Name of the cluster the request was forwarded to.
+    pub cluster: Option<&'a str>,
+    /// Address of the upstream server that answered.
+    pub upstream_addr: Option<SocketAddr>,
+    /// Time until the upstream response head arrived.
+    pub upstream_time: Option<Duration>,
+    /// Time from request arrival until the response was complete.
+    pub total_time: Duration,
+    /// Stable reason code when Strait answered itself (e.g. `no_route`).
+    pub reason: Option<&'a str>,
+    /// Request id, if one was received or generated.
+    pub request_id: Option<&'a str>,
+}

@@ -1,0 +1,6 @@
+//! Route actions that Strait answers itself: redirects, the echo demo upstream, static files.
+//! (Forwarding lives in [`crate::upstream`]; fixed responses need no code of their own.)
+
+pub mod echo;
+pub mod redirect;
+pub mod static_files;

@@ -1,0 +1,129 @@
+//! Reason codes: why Strait answered a request itself instead of an upstream.
+
+use http::StatusCode;
+
+/// Every reason Strait answers on its own behalf, with its status and meaning.
+///
+/// The code string is stable: it appears in the access log and, when
+/// `server.reason_header` is on, in the `x-strait-reason` response header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No route matches the request (404).
+    NoRoute,
+    /// The request is malformed or ambiguous (400).
+    BadRequest,
+    /// The request head is larger than `limits.max_header_bytes` or has too many headers (431).
+    HeaderTooLarge,
+    /// The request target is longer than `limits.max_uri_bytes` (414).
+    UriTooLong,
+    /// The request body is larger than `limits.max_body_bytes` (413).
+    BodyTooLarge,
+    /// The request head did not arrive within `timeouts.client_header` (408).
+    HeaderTimeout,
+    /// The request uses a transfer coding Strait does not implement (501).
+    UnsupportedTransferEncoding,
+    /// The request method is not supported on this listener (405).
+    MethodNotAllowed,
+    /// The route's cluster has no healthy endpoint (503).
+    NoHealthyUpstream,
+    /// Connecting to the upstream endpoint failed (502).
+    UpstreamConnectFailed,
+    /// Connecting to the upstream endpoint took longer than `timeouts.connect` (504).
+    UpstreamConnectTimeout,
+    /// The upstream did not answer within `timeouts.response_header` or the route's timeout (504).
+    UpstreamTimeout,
+    /// The upstream closed or reset the connection before a complete response head (502).
+    UpstreamReset,
+    /// The upstream sent a response that is not valid HTTP/1.x (502).
+    UpstreamBadResponse,
+    /// The client closed the connection or stopped sending its body (the status is logged only).
+    ClientAborted,
+    /// The client was too slow sending its body (408).
+    ClientBodyTimeout,
+    /// The requested static file does not exist (404).
+    FileNotFound,
+    /// The requested static path is outside the root or not allowed (403).
+    Forbidden,
+    /// The requested byte range cannot be served (416).
+    RangeNotSatisfiable,
+    /// Reading a static file failed (500).
+    FileError,
+    /// The server is shutting down (503).
+    ShuttingDown,
+}
+
+impl Reason {
+    /// The stable code written to logs and the reason header.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Reason::NoRoute => "no_route",
+            Reason::BadRequest => "bad_request",
+            Reason::HeaderTooLarge => "header_too_large",
+            Reason::UriTooLong => "uri_too_long",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::HeaderTimeout => "header_timeout",
+            Reason::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::NoHealthyUpstream => "no_healthy_upstream",
+            Reason::UpstreamConnectFailed => "upstream_connect_failed",
+            Reason::UpstreamConnectTimeout => "upstream_connect_timeout",
+            Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::UpstreamReset => "upstream_reset",
+            Reason::UpstreamBadResponse => "upstream_bad_response",
+            Reason::ClientAborted => "client_aborted",
+            Reason::ClientBodyTimeout => "client_body_timeout",
+            Reason::FileNotFound => "file_not_found",
+            Reason::Forbidden => "forbidden",
+            Reason::RangeNotSatisfiable => "range_not_satisfiable",
+            Reason::FileError => "file_error",
+            Reason::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The status code of the response Strait sends for this reason.
+    pub const fn status(self) -> StatusCode {
+        match self {
+            Reason::NoRoute | Reason::FileNotFound => StatusCode::NOT_FOUND,
+            Reason::BadRequest | Reason::ClientAborted => StatusCode::BAD_REQUEST,
+            Reason::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reason::UriTooLong => StatusCode::URI_TOO_LONG,
+            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::HeaderTimeout | Reason::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reason::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
+            Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reason::NoHealthyUpstream | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::UpstreamConnectFailed | Reason::UpstreamReset | Reason::UpstreamBadResponse => {
+                StatusCode::BAD_GATEWAY
+            }
+            Reason::UpstreamConnectTimeout | Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::Forbidden => StatusCode::FORBIDDEN,
+            Reason::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            Reason::FileError => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Every reason, for documentation and tests.
+    pub const ALL: &'static [Reason] = &[
+        Reason::NoRoute,
+        Reason::BadRequest,
+        Reason::HeaderTooLarge,
+        Reason::UriTooLong,
+        Reason::BodyTooLarge,
+        Reason::HeaderTimeout,
+        Reason::UnsupportedTransferEncoding,
+        Reason::MethodNotAllowed,
+        Reason::NoHealthyUpstream,
+        Reason::UpstreamConnectFailed,
+        Reason::UpstreamConnectTimeout,
+        Reason::UpstreamTimeout,
+        Reason::UpstreamReset,
+        Reason::UpstreamBadResponse,
+        Reason::ClientAborted,
+        Reason::ClientBodyTimeout,
+        Reason::FileNotFound,
+        Reason::Forbidden,
+        Reason::RangeNotSatisfiable,
+        Reason::FileError,
+        Reason::ShuttingDown,
+    ];
+}

@@ -1,0 +1,341 @@
+//! Worker threads, listening sockets, live reload and draining.
+//!
+//! Each worker is one OS thread running a single-threaded Tokio runtime. Every listener has
+//! one socket per worker, bound with `SO_REUSEPORT` so the kernel spreads connections across
+//! workers and a connection stays on the thread that accepted it (its upstream pool is that
+//! thread's, without locks). A separate control runtime runs health checks and DNS.
+//!
+//! A reload compiles a new snapshot, binds any new listeners first (a failure leaves the
+//! running configuration untouched), swaps the snapshot, then tells workers which
+//! listeners to start and stop. Requests in flight finish on the snapshot they started with.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use strait_cluster::ClusterRegistry;
+use strait_config::Config;
+use strait_observe::AccessLog;
+use tokio::sync::mpsc;
+use tokio::task::{AbortHandle, LocalSet};
+
+use crate::server::conn::serve_connection;
+use crate::server::Shared;
+use crate::snapshot::Snapshot;
+
+/// Listen backlog of every socket.
+const BACKLOG: i32 = 4096;
+
+/// Why the server could not start or apply a configuration.
+#[derive(Debug)]
+pub struct ServerError(pub String);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// What the control side tells a worker.
+enum WorkerCommand {
+    /// Accept connections on this socket for the named listener.
+    Listen { name: Arc<str>, socket: std::net::TcpListener },
+    /// Stop accepting for the named listener.
+    Unlisten { name: Arc<str> },
+    /// Stop accepting everything, finish open connections by the deadline, exit.
+    Stop { deadline: Instant },
+}
+
+/// A worker thread and its command channel.
+struct Worker {
+    commands: mpsc::UnboundedSender<WorkerCommand>,
+    thread: JoinHandle<()>,
+}
+
+/// The sockets of one listener (one per worker) and the address they are bound to.
+struct BoundListener {
+    configured: String,
+    local: SocketAddr,
+}
+
+/// A running Strait server.
+pub struct Server {
+    shared: Arc<Shared>,
+    control: tokio::runtime::Runtime,
+    registry: ClusterRegistry,
+    workers: Vec<Worker>,
+    bound: Mutex<HashMap<Arc<str>, BoundListener>>,
+    generation: AtomicU64,
+    current: Mutex<Config>,
+}
+
+impl Server {
+    /// Starts workers and listeners for a validated configuration.
+    pub fn start(config: Config) -> Result<Server, ServerError> {
+        let control = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("strait-control")
+            .enable_all()
+            .build()
+            .map_err(|e| ServerError(format!("cannot start control runtime: {e}")))?;
+        let registry = ClusterRegistry::new(control.handle().clone());
+        let access_log = AccessLog::open(&config.access_log)
+            .map_err(|e| ServerError(format!("access_log.path `{}`: {e}", config.access_log.path)))?;
+        let clusters = control.block_on(registry.update(&config.clusters)).map_err(ServerError)?;
+        let snapshot = Snapshot::compile(1, &config, clusters, access_log).map_err(ServerError)?;
+        let shared = Arc::new(Shared::new(snapshot));
+        let count = worker_count(&config);
+        let workers = (0..count).map(|i| spawn_worker(i, shared.clone())).collect::<Result<Vec<_>, _>>()?;
+        let server = Server {
+            shared,
+            control,
+            registry,
+            workers,
+            bound: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+            current: Mutex::new(Config::default()),
+        };
+        server.apply_listeners(&config)?;
+        *server.current.lock().expect("config lock") = config;
+        Ok(server)
+    }
+
+    /// Applies a new validated configuration without dropping connections or requests.
+    ///
+    /// On error nothing changes: the running configuration keeps serving.
+    pub fn reload(&self, config: Config) -> Result<(), ServerError> {
+        let mut current = self.current.lock().expect("config lock");
+        if config.workers != current.workers {
+            tracing::warn!("`workers` changes take effect after a restart");
+        }
+        let access_log = if config.access_log == current.access_log {
+            self.shared.snapshot.load().access_log.clone()
+        } else {
+            AccessLog::open(&config.access_log)
+                .map_err(|e| ServerError(format!("access_log.path `{}`: {e}", config.access_log.path)))?
+        };
+        let clusters = self.control.block_on(self.registry.update(&config.clusters)).map_err(ServerError)?;
+        let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let snapshot = Snapshot::compile(generation, &config, clusters, access_log).map_err(ServerError)?;
+        let new_sockets = self.bind_new_listeners(&config)?;
+        self.shared.snapshot.store(Arc::new(snapshot));
+        self.generation.store(generation, Ordering::Relaxed);
+        self.switch_listeners(&config, new_sockets);
+        *current = config;
+        tracing::info!(generation, "configuration applied");
+        Ok(())
+    }
+
+    /// The generation of the configuration being served (1 at start, +1 per reload).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
+    }
+
+    /// The bound address of every listener, by name.
+    pub fn listener_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let bound = self.bound.lock().expect("listener lock");
+        let mut addrs: Vec<_> = bound.iter().map(|(n, b)| (n.to_string(), b.local)).collect();
+        addrs.sort();
+        addrs
+    }
+
+    /// The bound address of one listener.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.bound.lock().expect("listener lock").get(name).map(|b| b.local)
+    }
+
+    /// Reopens the access log file (after log rotation).
+    pub fn reopen_logs(&self) {
+        self.shared.snapshot.load().access_log.reopen();
+    }
+
+    /// Open client connections.
+    pub fn open_connections(&self) -> usize {
+        self.shared.open_connections()
+    }
+
+    /// Stops accepting, lets in-flight requests finish within the configured drain timeout,
+    /// and stops every thread.
+    pub fn shutdown(self) {
+        let drain = self.shared.snapshot.load().server.drain_timeout;
+        let deadline = Instant::now() + drain;
+        self.shared.start_drain();
+        for worker in &self.workers {
+            let _ = worker.commands.send(WorkerCommand::Stop { deadline });
+        }
+        for worker in self.workers {
+            let _ = worker.thread.join();
+        }
+        self.shared.snapshot.load().access_log.flush();
+        self.control.shutdown_timeout(Duration::from_secs(1));
+    }
+
+    /// Binds every listener of a fresh start.
+    fn apply_listeners(&self, config: &Config) -> Result<(), ServerError> {
+        let sockets = self.bind_new_listeners(config)?;
+        self.switch_listeners(config, sockets);
+        Ok(())
+    }
+
+    /// Binds sockets for listeners that are new or whose address changed.
+    fn bind_new_listeners(&self, config: &Config) -> Result<HashMap<Arc<str>, BoundSockets>, ServerError> {
+        let bound = self.bound.lock().expect("listener lock");
+        let mut fresh = HashMap::new();
+        for listener in &config.listeners {
+            let unchanged = bound.get(listener.name.as_str()).is_some_and(|b| b.configured == listener.bind);
+            if unchanged {
+                continue;
+            }
+            let addr: SocketAddr = listener
+                .bind
+                .parse()
+                .map_err(|_| ServerError(format!("listener `{}`: invalid bind `{}`", listener.name, listener.bind)))?;
+            let sockets = bind_reuseport(addr, self.workers.len())
+                .map_err(|e| ServerError(format!("listener `{}`: cannot bind {addr}: {e}", listener.name)))?;
+            fresh.insert(Arc::from(listener.name.as_str()), sockets);
+        }
+        Ok(fresh)
+    }
+
+    /// Starts the new listeners on every worker and stops removed or replaced ones.
+    fn switch_listeners(&self, config: &Config, fresh: HashMap<Arc<str>, BoundSockets>) {
+        let mut bound = self.bound.lock().expect("listener lock");
+        let wanted: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
+        let removed: Vec<Arc<str>> =
+            bound.keys().filter(|name| !wanted.contains(&&***name) || fresh.contains_key(&***name)).cloned().collect();
+        for name in removed {
+            for worker in &self.workers {
+                let _ = worker.commands.send(WorkerCommand::Unlisten { name: name.clone() });
+            }
+            bound.remove(&name);
+            tracing::info!(listener = %name, "listener stopped");
+        }
+        for (name, sockets) in fresh {
+            let configured =
+                config.listeners.iter().find(|l| *l.name == *name).map(|l| l.bind.clone()).unwrap_or_default();
+            for (worker, socket) in self.workers.iter().zip(sockets.sockets) {
+                let _ = worker.commands.send(WorkerCommand::Listen { name: name.clone(), socket });
+            }
+            tracing::info!(listener = %name, addr = %sockets.local, "listening");
+            bound.insert(name, BoundListener { configured, local: sockets.local });
+        }
+    }
+}
+
+/// One socket per worker, all bound to the same address.
+struct BoundSockets {
+    sockets: Vec<std::net::TcpListener>,
+    local: SocketAddr,
+}
+
+/// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`; port 0 is resolved by the
+/// first socket and reused by the others.
+fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<BoundSockets> {
+    let mut sockets = Vec::with_capacity(count);
+    let mut local = addr;
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(local), Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        if local.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.set_nodelay(true)?;
+        socket.bind(&local.into())?;
+        socket.listen(BACKLOG)?;
+        let std_listener: std::net::TcpListener = socket.into();
+        local = std_listener.local_addr()?;
+        sockets.push(std_listener);
+    }
+    Ok(BoundSockets { sockets, local })
+}
+
+/// Number of worker threads for a configuration.
+fn worker_count(config: &Config) -> usize {
+    match config.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
+/// Starts one worker thread with its own single-threaded runtime.
+fn spawn_worker(index: usize, shared: Arc<Shared>) -> Result<Worker, ServerError> {
+    let (commands, receiver) = mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| ServerError(format!("cannot start worker runtime: {e}")))?;
+    let thread = std::thread::Builder::new()
+        .name(format!("strait-worker-{index}"))
+        .spawn(move || {
+            let local = LocalSet::new();
+            local.block_on(&runtime, run_worker(receiver, shared));
+        })
+        .map_err(|e| ServerError(format!("cannot start worker thread: {e}")))?;
+    Ok(Worker { commands, thread })
+}
+
+/// A worker's main loop: follow commands, accept connections, drain at the end.
+async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared: Arc<Shared>) {
+    let mut accepting: HashMap<Arc<str>, AbortHandle> = HashMap::new();
+    while let Some(command) = commands.recv().await {
+        match command {
+            WorkerCommand::Listen { name, socket } => {
+                let listener = match tokio::net::TcpListener::from_std(socket) {
+                    Ok(listener) => listener,
+                    Err(e) => {
+                        tracing::error!(listener = %name, error = %e, "cannot register listener");
+                        continue;
+                    }
+                };
+                let task = tokio::task::spawn_local(accept_loop(listener, name.clone(), shared.clone()));
+                if let Some(old) = accepting.insert(name, task.abort_handle()) {
+                    old.abort();
+                }
+            }
+            WorkerCommand::Unlisten { name } => {
+                if let Some(task) = accepting.remove(&name) {
+                    task.abort();
+                }
+            }
+            WorkerCommand::Stop { deadline } => {
+                for (_, task) in accepting.drain() {
+                    task.abort();
+                }
+                while shared.open_connections() > 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Accepts connections for one listener and serves each on this worker.
+async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: Arc<Shared>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let shared = shared.clone();
+                let name = name.clone();
+                tokio::task::spawn_local(async move {
+                    let _open = shared.track_connection();
+                    serve_connection(stream, peer, name, shared.clone()).await;
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors or similar: back off instead of spinning.
+                tracing::warn!(listener = %name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

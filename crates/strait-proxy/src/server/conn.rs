@@ -1,0 +1,89 @@
+//! One client connection: read request heads, hand each to the exchange, keep alive.
+//!
+//! While a connection is idle it holds no buffer: the read buffer is released after every
+//! request and allocated again when the next bytes arrive, so thousands of idle keep-alive
+//! connections cost little memory.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::time::{timeout, timeout_at, Instant};
+
+use super::exchange;
+use super::Shared;
+use crate::h1::{parse_request_head, RequestHead};
+use crate::reason::Reason;
+use crate::snapshot::ServerPlan;
+
+/// Bytes reserved for reading a request head.
+const HEAD_READ: usize = 4096;
+
+/// The client side of a connection.
+pub(crate) struct ClientConn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// Bytes read but not consumed yet (empty and unallocated while idle).
+    pub buf: BytesMut,
+    /// The TCP peer.
+    pub peer: SocketAddr,
+}
+
+/// Serves one accepted connection until it closes, idles out or the server drains.
+pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listener: Arc<str>, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let mut conn = ClientConn { stream, buf: BytesMut::new(), peer };
+    let mut drain = shared.drain_signal();
+    loop {
+        if conn.buf.is_empty() {
+            conn.buf = BytesMut::new();
+            let idle = shared.snapshot.load().server.idle_timeout;
+            tokio::select! {
+                ready = timeout(idle, conn.stream.readable()) => {
+                    if !matches!(ready, Ok(Ok(()))) {
+                        return;
+                    }
+                }
+                _ = drain.wait_for(|draining| *draining) => return,
+            }
+        }
+        let snapshot = shared.snapshot.load_full();
+        let Some(listener_plan) = snapshot.listener(&listener) else { return };
+        let head = match read_head(&mut conn, &snapshot.server).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(reason) => {
+                exchange::reject_head(&mut conn, &snapshot, &listener, reason).await;
+                return;
+            }
+        };
+        let keep_alive = Box::pin(exchange::handle(&mut conn, head, &snapshot, listener_plan, &listener)).await;
+        if !keep_alive || *drain.borrow() {
+            return;
+        }
+    }
+}
+
+/// Reads until a complete request head is parsed, the peer closes, or a limit is hit.
+///
+/// `Ok(None)` means the peer closed (or failed) before sending a complete head.
+async fn read_head(conn: &mut ClientConn, server: &ServerPlan) -> Result<Option<RequestHead>, Reason> {
+    let deadline = Instant::now() + server.client_header_timeout;
+    loop {
+        if !conn.buf.is_empty() {
+            if let Some(head) = parse_request_head(&mut conn.buf, &server.head_limits)? {
+                return Ok(Some(head));
+            }
+        }
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(HEAD_READ);
+        }
+        match timeout_at(deadline, conn.stream.read_buf(&mut conn.buf)).await {
+            Err(_) => return Err(Reason::HeaderTimeout),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+            Ok(Ok(_)) => {}
+        }
+    }
+}

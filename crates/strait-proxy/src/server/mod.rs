@@ -1,0 +1,63 @@
+//! The server side: connections, exchanges, and the state they share across threads.
+
+pub(crate) mod conn;
+pub(crate) mod exchange;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::snapshot::Snapshot;
+
+/// State every worker thread reads: the live snapshot and the drain signal.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration snapshot new requests use.
+    pub(crate) snapshot: ArcSwap<Snapshot>,
+    /// Set to `true` when the server drains: connections close after their current request.
+    drain: watch::Sender<bool>,
+    /// Open client connections, across all workers.
+    connections: AtomicUsize,
+}
+
+impl Shared {
+    /// Shared state serving `snapshot`.
+    pub(crate) fn new(snapshot: Snapshot) -> Shared {
+        Shared {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            drain: watch::Sender::new(false),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// A receiver that turns `true` when the server starts draining.
+    pub(crate) fn drain_signal(&self) -> watch::Receiver<bool> {
+        self.drain.subscribe()
+    }
+
+    /// Starts draining.
+    pub(crate) fn start_drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Counts a connection as open until the guard drops.
+    pub(crate) fn track_connection(&self) -> ConnectionGuard<'_> {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(&self.connections)
+    }
+
+    /// Open client connections.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
+/// Decrements the open-connection count when dropped.
+pub(crate) struct ConnectionGuard<'a>(&'a AtomicUsize);
+
+impl Drop for ConnectionGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,315 @@
+//! The immutable, compiled form of a configuration that requests read.
+//!
+//! A reload compiles a new [`Snapshot`] and swaps it in; requests already running keep the
+//! one they started with. Cluster state (health, counters) comes from the
+//! [`strait_cluster::ClusterRegistry`] and survives swaps when its definition is unchanged.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, StatusCode};
+use ipnet::IpNet;
+use strait_cluster::ClusterState;
+use strait_config::{Config, Route};
+use strait_observe::AccessLog;
+use strait_router::{PathRewrite, RouteTable};
+
+use crate::filter::{HeaderEdits, HttpFilter, LocalResponse, RequestHeadersFilter, ResponseHeadersFilter};
+use crate::h1::HeadLimits;
+
+/// A compiled configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increases by one with every applied configuration.
+    pub generation: u64,
+    /// Server-wide behaviour.
+    pub server: ServerPlan,
+    /// Listeners and their route tables.
+    pub listeners: Vec<ListenerPlan>,
+    /// Clusters by name.
+    pub clusters: HashMap<String, Arc<ClusterState>>,
+    /// Access log.
+    pub access_log: AccessLog,
+}
+
+impl Snapshot {
+    /// Compiles a validated configuration against the current cluster states.
+    pub fn compile(
+        generation: u64,
+        config: &Config,
+        clusters: HashMap<String, Arc<ClusterState>>,
+        access_log: AccessLog,
+    ) -> Result<Snapshot, String> {
+        let server = ServerPlan::compile(config)?;
+        let mut listeners = Vec::with_capacity(config.listeners.len());
+        for listener in &config.listeners {
+            let bind: SocketAddr =
+                listener.bind.parse().map_err(|_| format!("listener `{}`: invalid bind address", listener.name))?;
+            let mut routes = Vec::with_capacity(listener.routes.len());
+            for (index, route) in listener.routes.iter().enumerate() {
+                let plan = RoutePlan::compile(&listener.name, index, route, &clusters)?;
+                routes.push((route.matches.clone(), plan));
+            }
+            let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+            listeners.push(ListenerPlan { name: listener.name.as_str().into(), bind, routes: table });
+        }
+        Ok(Snapshot { generation, server, listeners, clusters, access_log })
+    }
+
+    /// The listener plan with this name.
+    pub fn listener(&self, name: &str) -> Option<&ListenerPlan> {
+        self.listeners.iter().find(|l| &*l.name == name)
+    }
+}
+
+/// Server-wide settings in the form the request path uses.
+#[derive(Debug, Clone)]
+pub struct ServerPlan {
+    /// Request head limits.
+    pub head_limits: HeadLimits,
+    /// Largest request body; `0` for no limit.
+    pub max_body_bytes: u64,
+    /// Time to receive a request head.
+    pub client_header_timeout: Duration,
+    /// Time between two reads of a request body.
+    pub client_body_timeout: Duration,
+    /// Idle keep-alive time.
+    pub idle_timeout: Duration,
+    /// Add `x-strait-reason` to Strait's own answers.
+    pub reason_header: bool,
+    /// Generate `x-request-id` when missing.
+    pub request_id: bool,
+    /// Add `Via`.
+    pub via: bool,
+    /// Add `X-Forwarded-*` and `X-Real-IP`.
+    pub forwarded_headers: bool,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Deadline for in-flight requests at shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl ServerPlan {
+    fn compile(config: &Config) -> Result<ServerPlan, String> {
+        let s = &config.server;
+        let trusted_proxies = s
+            .trusted_proxies
+            .iter()
+            .map(|t| {
+                t.parse::<IpNet>()
+                    .or_else(|_| t.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("invalid trusted proxy `{t}`"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ServerPlan {
+            head_limits: HeadLimits {
+                max_header_bytes: s.limits.max_header_bytes.0 as usize,
+                max_uri_bytes: s.limits.max_uri_bytes.0 as usize,
+                max_headers: s.limits.max_headers,
+            },
+            max_body_bytes: s.limits.max_body_bytes.0,
+            client_header_timeout: s.timeouts.client_header.0,
+            client_body_timeout: s.timeouts.client_body.0,
+            idle_timeout: s.timeouts.idle.0,
+            reason_header: s.reason_header,
+            request_id: s.request_id,
+            via: s.via,
+            forwarded_headers: s.forwarded_headers,
+            trusted_proxies,
+            drain_timeout: s.drain_timeout.0,
+        })
+    }
+
+    /// Whether `ip` is a trusted proxy.
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        !self.trusted_proxies.is_empty() && self.trusted_proxies.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// A listener's name, configured address and routes.
+#[derive(Debug)]
+pub struct ListenerPlan {
+    /// Listener name.
+    pub name: Arc<str>,
+    /// Configured bind address.
+    pub bind: SocketAddr,
+    /// Route table.
+    pub routes: RouteTable<RoutePlan>,
+}
+
+/// A compiled route: its action and everything around it.
+#[derive(Debug)]
+pub struct RoutePlan {
+    /// Route name (configured or `<listener>#<index>`).
+    pub name: Arc<str>,
+    /// What the route does.
+    pub action: Action,
+    /// Path rewrite before the action.
+    pub rewrite: Option<PathRewrite>,
+    /// Filters in order.
+    pub filters: Vec<Arc<dyn HttpFilter>>,
+    /// Total time for the upstream exchange.
+    pub timeout: Option<Duration>,
+    /// Retry policy.
+    pub retries: RetryPolicy,
+}
+
+impl RoutePlan {
+    fn compile(
+        listener: &str,
+        index: usize,
+        route: &Route,
+        clusters: &HashMap<String, Arc<ClusterState>>,
+    ) -> Result<RoutePlan, String> {
+        let name: Arc<str> = match &route.name {
+            Some(n) => n.as_str().into(),
+            None => format!("{listener}#{index}").into(),
+        };
+        let cluster =
+            |c: &str| clusters.get(c).cloned().ok_or_else(|| format!("route `{name}`: unknown cluster `{c}`"));
+        let action = if let Some(f) = &route.forward {
+            Action::Forward(cluster(&f.cluster)?)
+        } else if let Some(split) = &route.split {
+            let targets =
+                split.iter().map(|w| Ok((cluster(&w.cluster)?, w.weight))).collect::<Result<Vec<_>, String>>()?;
+            Action::Split(Split::new(targets))
+        } else if let Some(r) = &route.redirect {
+            Action::Redirect(RedirectPlan {
+                scheme: r.scheme.clone(),
+                host: r.host.clone(),
+                path: r.path.clone(),
+                status: StatusCode::from_u16(r.status).map_err(|_| format!("route `{name}`: bad status"))?,
+            })
+        } else if let Some(d) = &route.direct {
+            let mut headers = HeaderMap::new();
+            for (k, v) in &d.headers {
+                let n =
+                    HeaderName::from_bytes(k.as_bytes()).map_err(|_| format!("route `{name}`: bad header `{k}`"))?;
+                let v = HeaderValue::from_str(v).map_err(|_| format!("route `{name}`: bad header value"))?;
+                headers.insert(n, v);
+            }
+            Action::Direct(LocalResponse {
+                status: StatusCode::from_u16(d.status).map_err(|_| format!("route `{name}`: bad status"))?,
+                headers,
+                body: Bytes::from(d.body.clone()),
+                reason: None,
+            })
+        } else if let Some(s) = &route.static_files {
+            Action::Static(StaticPlan {
+                root: PathBuf::from(&s.root),
+                index: s.index.clone(),
+                expires: s.expires.map(|d| d.0),
+            })
+        } else if let Some(e) = &route.echo {
+            Action::Echo(EchoPlan { name: e.name.clone() })
+        } else {
+            return Err(format!("route `{name}` has no action"));
+        };
+        let rewrite = route.rewrite.as_ref().map(PathRewrite::compile).transpose()?;
+        let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
+        let request_edits = HeaderEdits::compile(&route.request_headers)?;
+        if !request_edits.is_empty() {
+            filters.push(Arc::new(RequestHeadersFilter(request_edits)));
+        }
+        let response_edits = HeaderEdits::compile(&route.response_headers)?;
+        if !response_edits.is_empty() {
+            filters.push(Arc::new(ResponseHeadersFilter(response_edits)));
+        }
+        let retries = match &route.retries {
+            Some(r) => RetryPolicy {
+                attempts: r.attempts.max(1),
+                on_status: r.on_status.iter().filter_map(|s| StatusCode::from_u16(*s).ok()).collect(),
+            },
+            None => RetryPolicy { attempts: 2, on_status: Vec::new() },
+        };
+        Ok(RoutePlan { name, action, rewrite, filters, timeout: route.timeout.map(|d| d.0), retries })
+    }
+}
+
+/// What a route does with a request.
+#[derive(Debug)]
+pub enum Action {
+    /// Forward to a cluster.
+    Forward(Arc<ClusterState>),
+    /// Forward to a cluster chosen by weight.
+    Split(Split),
+    /// Answer with a redirect.
+    Redirect(RedirectPlan),
+    /// Answer with a fixed response.
+    Direct(LocalResponse),
+    /// Serve files.
+    Static(StaticPlan),
+    /// Describe the request back (demo upstream).
+    Echo(EchoPlan),
+}
+
+/// Weighted choice among clusters.
+#[derive(Debug)]
+pub struct Split {
+    targets: Vec<(Arc<ClusterState>, u32)>,
+    total: u32,
+}
+
+impl Split {
+    fn new(targets: Vec<(Arc<ClusterState>, u32)>) -> Split {
+        let total = targets.iter().map(|(_, w)| *w).sum();
+        Split { targets, total }
+    }
+
+    /// Picks a cluster in proportion to the weights.
+    pub fn pick(&self) -> &Arc<ClusterState> {
+        let mut n = fastrand::u32(0..self.total.max(1));
+        for (cluster, weight) in &self.targets {
+            if n < *weight {
+                return cluster;
+            }
+            n -= weight;
+        }
+        &self.targets[0].0
+    }
+}
+
+/// A compiled redirect.
+#[derive(Debug)]
+pub struct RedirectPlan {
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New host.
+    pub host: Option<String>,
+    /// New path.
+    pub path: Option<String>,
+    /// Status.
+    pub status: StatusCode,
+}
+
+/// A compiled static-files action.
+#[derive(Debug)]
+pub struct StaticPlan {
+    /// Root directory.
+    pub root: PathBuf,
+    /// Index file for directories.
+    pub index: String,
+    /// Cache lifetime.
+    pub expires: Option<Duration>,
+}
+
+/// A compiled echo action.
+#[derive(Debug)]
+pub struct EchoPlan {
+    /// Name shown in the answer.
+    pub name: String,
+}
+
+/// When to try again on another endpoint.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Total attempts including the first.
+    pub attempts: u32,
+    /// Upstream statuses that are retried for idempotent, bodyless requests.
+    pub on_status: Vec<StatusCode>,
+}

@@ -1,0 +1,409 @@
+//! Forwarding a request to a cluster: pick an endpoint, exchange, retry, relay the response.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::{BufMut, BytesMut};
+use http::header::{self, HeaderValue};
+use http::Method;
+use strait_cluster::{ClusterState, EndpointState, PickContext};
+use strait_config::HashOn;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::pool;
+use crate::filter::{LocalResponse, RequestCtx};
+use crate::h1::encode::{response_framing, write_response_head, OutFraming};
+use crate::h1::response::parse_response_head;
+use crate::h1::{relay_body, BodyFraming, RelayError, RelayLimits, RequestHead};
+use crate::reason::Reason;
+use crate::server::conn::ClientConn;
+use crate::server::exchange::{body_limits, run_response_filters, send_local};
+use crate::snapshot::{RoutePlan, Snapshot};
+
+/// Largest upstream response head accepted.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How one attempt on one endpoint ended.
+enum Attempt {
+    /// A response went to the client (completely or not); carries whether the client
+    /// connection may be kept.
+    Done(bool),
+    /// The attempt failed before anything was sent to the client.
+    Failed {
+        /// What went wrong.
+        reason: Reason,
+        /// Whether another endpoint may be tried (nothing of the request body was consumed).
+        retryable: bool,
+        /// Whether the endpoint itself is to blame (passive health).
+        endpoint_fault: bool,
+    },
+    /// The upstream answered with a status the retry policy retries.
+    RetryStatus,
+}
+
+/// Forwards the request to `cluster`; returns whether the client connection may be kept.
+pub(crate) async fn forward(
+    conn: &mut ClientConn,
+    head: &mut RequestHead,
+    ctx: &mut RequestCtx,
+    snapshot: &Snapshot,
+    route: &RoutePlan,
+    cluster: &Arc<ClusterState>,
+    rewritten: Option<&str>,
+) -> bool {
+    ctx.cluster = Some(cluster.name.as_str().into());
+    let replayable = !head.body.has_body();
+    let idempotent = is_idempotent(&head.method);
+    let hash_key = hash_key(cluster, head);
+    let pick = PickContext { client_ip: ctx.client_ip, hash_key: hash_key.as_deref() };
+    let deadline = route.timeout.map(|t| Instant::now() + t);
+    let attempts = route.retries.attempts.max(1);
+    let mut tried: Vec<SocketAddr> = Vec::new();
+    let mut failure = Reason::NoHealthyUpstream;
+    let mut body_consumed = false;
+    for attempt in 0..attempts {
+        let Some(endpoint) = cluster.pick(&pick, &tried) else { break };
+        tried.push(endpoint.addr);
+        ctx.attempts += 1;
+        ctx.upstream_addr = Some(endpoint.addr);
+        let _in_flight = endpoint.start_request();
+        let may_retry_status = attempt + 1 < attempts && idempotent && replayable;
+        let exchange =
+            Exchange { snapshot, route, cluster, endpoint: &endpoint, rewritten, deadline, may_retry_status };
+        match exchange.run(conn, head, ctx).await {
+            Attempt::Done(keep) => return keep,
+            Attempt::RetryStatus => {
+                failure = Reason::UpstreamBadResponse;
+                continue;
+            }
+            Attempt::Failed { reason, retryable, endpoint_fault } => {
+                if endpoint_fault {
+                    endpoint.report_failure();
+                }
+                failure = reason;
+                if !retryable {
+                    body_consumed = head.body.has_body();
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+            }
+        }
+    }
+    let keep = send_local(conn, head, ctx, snapshot, &route.filters, LocalResponse::for_reason(failure)).await;
+    keep && !body_consumed && !head.body.has_body()
+}
+
+/// Methods whose requests may be sent twice.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// The bytes a hashing balancer hashes for this request, when not the client address.
+fn hash_key(cluster: &ClusterState, head: &RequestHead) -> Option<Vec<u8>> {
+    match cluster.config.hash_on.as_ref()? {
+        HashOn::SourceIp => None,
+        HashOn::Header(name) => head.headers.get(name.as_str()).map(|v| v.as_bytes().to_vec()),
+        HashOn::Cookie(name) => head.headers.get_all(header::COOKIE).iter().find_map(|v| {
+            let text = v.to_str().ok()?;
+            text.split(';').find_map(|pair| {
+                let (k, val) = pair.trim().split_once('=')?;
+                (k == name).then(|| val.as_bytes().to_vec())
+            })
+        }),
+    }
+}
+
+/// One attempt's fixed inputs.
+struct Exchange<'a> {
+    snapshot: &'a Snapshot,
+    route: &'a RoutePlan,
+    cluster: &'a ClusterState,
+    endpoint: &'a Arc<EndpointState>,
+    rewritten: Option<&'a str>,
+    deadline: Option<Instant>,
+    may_retry_status: bool,
+}
+
+impl Exchange<'_> {
+    /// Runs one attempt: connect (or reuse), send, receive, relay.
+    async fn run(&self, conn: &mut ClientConn, head: &mut RequestHead, ctx: &mut RequestCtx) -> Attempt {
+        let cfg = &self.cluster.config;
+        let addr = self.endpoint.addr;
+        let mut out = BytesMut::with_capacity(512);
+        self.write_head(&mut out, head, ctx);
+        let replayable = !head.body.has_body();
+        let mut pooled = pool::take(addr, cfg.timeouts.idle.0).filter(|s| replayable || pool::is_reusable(s));
+        loop {
+            let reused = pooled.is_some();
+            let mut upstream = match pooled.take() {
+                Some(stream) => stream,
+                None => match self.connect().await {
+                    Ok(stream) => stream,
+                    Err(reason) => return Attempt::Failed { reason, retryable: true, endpoint_fault: true },
+                },
+            };
+            let sent_at = Instant::now();
+            if upstream.write_all(&out).await.is_err() {
+                if reused {
+                    continue;
+                }
+                return Attempt::Failed { reason: Reason::UpstreamReset, retryable: true, endpoint_fault: true };
+            }
+            if head.body.has_body() {
+                if let Err(attempt) = self.send_body(conn, head, &mut upstream).await {
+                    return attempt;
+                }
+            }
+            let mut buf = BytesMut::with_capacity(8192);
+            let response = match self.read_response_head(&mut upstream, &mut buf, &head.method).await {
+                Ok(response) => response,
+                Err((Reason::UpstreamReset, true)) if reused && replayable => continue,
+                Err((reason, _)) => {
+                    let timed_out_route = self.deadline.is_some_and(|d| Instant::now() >= d);
+                    return Attempt::Failed { reason, retryable: replayable && !timed_out_route, endpoint_fault: true };
+                }
+            };
+            ctx.upstream_time = Some(sent_at.elapsed());
+            if self.may_retry_status && self.route.retries.on_status.contains(&response.status) {
+                return Attempt::RetryStatus;
+            }
+            self.endpoint.report_success();
+            return self.relay_response(conn, head, ctx, upstream, buf, response).await;
+        }
+    }
+
+    /// Connects to the endpoint within the connect timeout (and the route deadline).
+    async fn connect(&self) -> Result<TcpStream, Reason> {
+        let connect_timeout = self.cluster.config.timeouts.connect.0;
+        let limit = match self.deadline {
+            Some(d) => connect_timeout.min(d.saturating_duration_since(Instant::now())),
+            None => connect_timeout,
+        };
+        match tokio::time::timeout(limit, TcpStream::connect(self.endpoint.addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                Ok(stream)
+            }
+            Ok(Err(_)) => Err(Reason::UpstreamConnectFailed),
+            Err(_) if limit < connect_timeout => Err(Reason::UpstreamTimeout),
+            Err(_) => Err(Reason::UpstreamConnectTimeout),
+        }
+    }
+
+    /// Streams the client's body to the upstream.
+    async fn send_body(
+        &self,
+        conn: &mut ClientConn,
+        head: &RequestHead,
+        upstream: &mut TcpStream,
+    ) -> Result<(), Attempt> {
+        if head.expect_continue && conn.buf.is_empty() {
+            let _ = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+        }
+        let mut limits = body_limits(self.snapshot, self.snapshot.server.max_body_bytes);
+        limits.write_timeout = self.cluster.config.timeouts.body.0;
+        let chunked = head.body == BodyFraming::Chunked;
+        match relay_body(&mut conn.stream, &mut conn.buf, head.body, upstream, chunked, &limits).await {
+            Ok(_) => Ok(()),
+            Err(RelayError::Write(_)) | Err(RelayError::WriteTimeout) => {
+                Err(Attempt::Failed { reason: Reason::UpstreamReset, retryable: false, endpoint_fault: true })
+            }
+            Err(RelayError::TooLarge) => {
+                Err(Attempt::Failed { reason: Reason::BodyTooLarge, retryable: false, endpoint_fault: false })
+            }
+            Err(RelayError::ReadTimeout) => {
+                Err(Attempt::Failed { reason: Reason::ClientBodyTimeout, retryable: false, endpoint_fault: false })
+            }
+            Err(RelayError::Malformed) | Err(RelayError::Read(_)) => {
+                Err(Attempt::Failed { reason: Reason::BadRequest, retryable: false, endpoint_fault: false })
+            }
+        }
+    }
+
+    /// Reads the final response head, skipping interim (1xx) responses.
+    ///
+    /// The error's flag says whether nothing at all was received (a stale pooled connection).
+    async fn read_response_head(
+        &self,
+        upstream: &mut TcpStream,
+        buf: &mut BytesMut,
+        method: &Method,
+    ) -> Result<crate::h1::ResponseHead, (Reason, bool)> {
+        let header_timeout = self.cluster.config.timeouts.response_header.0;
+        let limit = Instant::now() + header_timeout;
+        let deadline = self.deadline.map_or(limit, |d| d.min(limit));
+        let mut received = false;
+        loop {
+            if !buf.is_empty() {
+                match parse_response_head(buf, method, MAX_RESPONSE_HEAD) {
+                    Ok(Some(response)) if response.status.is_informational() => continue,
+                    Ok(Some(response)) => return Ok(response),
+                    Ok(None) => {}
+                    Err(_) => return Err((Reason::UpstreamBadResponse, false)),
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(8192);
+            }
+            match tokio::time::timeout_at(deadline, upstream.read_buf(buf)).await {
+                Err(_) => return Err((Reason::UpstreamTimeout, false)),
+                Ok(Ok(0)) | Ok(Err(_)) => return Err((Reason::UpstreamReset, !received)),
+                Ok(Ok(_)) => received = true,
+            }
+        }
+    }
+
+    /// Sends the response head and streams the body to the client; pools the upstream
+    /// connection when the exchange ended cleanly.
+    async fn relay_response(
+        &self,
+        conn: &mut ClientConn,
+        head: &RequestHead,
+        ctx: &mut RequestCtx,
+        mut upstream: TcpStream,
+        mut buf: BytesMut,
+        response: crate::h1::ResponseHead,
+    ) -> Attempt {
+        let server = &self.snapshot.server;
+        let mut headers = response.headers;
+        if server.via {
+            headers.append(header::VIA, HeaderValue::from_static("1.1 strait"));
+        }
+        run_response_filters(ctx, &self.route.filters, response.status, &mut headers);
+        ctx.status = response.status;
+        let framing = response_framing(head.version, response.body);
+        let keep_client = head.keep_alive && framing != OutFraming::Close;
+        let mut out = BytesMut::with_capacity(512);
+        write_response_head(&mut out, head.version, response.status, &headers, framing, keep_client);
+        let body_in_buffer = matches!(response.body, BodyFraming::Length(n) if buf.len() as u64 == n);
+        if body_in_buffer || !response.body.has_body() {
+            ctx.bytes_sent = buf.len() as u64;
+            out.extend_from_slice(&buf);
+            buf.clear();
+            let written = tokio::time::timeout(server.client_body_timeout, conn.stream.write_all(&out)).await;
+            if response.keep_alive {
+                pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
+            }
+            return Attempt::Done(keep_client && matches!(written, Ok(Ok(()))));
+        }
+        if !matches!(tokio::time::timeout(server.client_body_timeout, conn.stream.write_all(&out)).await, Ok(Ok(()))) {
+            return Attempt::Done(false);
+        }
+        let limits = RelayLimits {
+            read_timeout: self.cluster.config.timeouts.body.0,
+            write_timeout: server.client_body_timeout,
+            max_bytes: 0,
+        };
+        let chunked_out = framing == OutFraming::Chunked;
+        match relay_body(&mut upstream, &mut buf, response.body, &mut conn.stream, chunked_out, &limits).await {
+            Ok(n) => {
+                ctx.bytes_sent = n;
+                if response.keep_alive && buf.is_empty() && response.body != BodyFraming::UntilClose {
+                    pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
+                }
+                Attempt::Done(keep_client)
+            }
+            Err(error) => {
+                ctx.reason = Some(match error {
+                    RelayError::ReadTimeout => Reason::UpstreamTimeout,
+                    RelayError::Write(_) | RelayError::WriteTimeout => Reason::ClientAborted,
+                    _ => Reason::UpstreamReset,
+                });
+                Attempt::Done(false)
+            }
+        }
+    }
+
+    /// Writes the request head as the upstream gets it.
+    fn write_head(&self, out: &mut BytesMut, head: &RequestHead, ctx: &RequestCtx) {
+        let server = &self.snapshot.server;
+        let trusted_peer = server.is_trusted(ctx.peer.ip());
+        out.put_slice(head.method.as_str().as_bytes());
+        out.put_u8(b' ');
+        match self.rewritten {
+            Some(path) => {
+                out.put_slice(path.as_bytes());
+                if let Some(query) = head.query() {
+                    out.put_u8(b'?');
+                    out.put_slice(query.as_bytes());
+                }
+            }
+            None if head.path_and_query().is_empty() => out.put_u8(b'/'),
+            None => out.put_slice(head.path_and_query()),
+        }
+        out.put_slice(b" HTTP/1.1\r\n");
+        let mut forwarded_for: Option<&HeaderValue> = None;
+        for (name, value) in &head.headers {
+            if name == header::HOST {
+                continue;
+            }
+            if server.forwarded_headers {
+                let n = name.as_str();
+                if n == "x-forwarded-for" {
+                    forwarded_for = Some(value);
+                    continue;
+                }
+                if n == "x-real-ip" || (!trusted_peer && (n == "x-forwarded-proto" || n == "x-forwarded-host")) {
+                    continue;
+                }
+            }
+            put_header(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+        out.put_slice(b"host: ");
+        match self.cluster.config.host_header.as_str() {
+            "preserve" => match &head.host {
+                Some(host) => out.put_slice(host.as_bytes()),
+                None => {
+                    let _ = write!(out, "{}", self.endpoint.addr);
+                }
+            },
+            "endpoint" => {
+                let _ = write!(out, "{}", self.endpoint.addr);
+            }
+            literal => out.put_slice(literal.as_bytes()),
+        }
+        out.put_slice(b"\r\n");
+        if server.forwarded_headers {
+            out.put_slice(b"x-forwarded-for: ");
+            if let Some(previous) = forwarded_for {
+                let joined: Vec<&[u8]> = head.headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes()).collect();
+                out.put_slice(&joined.join(&b", "[..]));
+                let _ = previous;
+                out.put_slice(b", ");
+            }
+            let _ = write!(out, "{}\r\nx-real-ip: {}\r\n", ctx.peer.ip(), ctx.client_ip);
+            if !trusted_peer || !head.headers.contains_key("x-forwarded-proto") {
+                out.put_slice(b"x-forwarded-proto: http\r\n");
+            }
+            if !trusted_peer || !head.headers.contains_key("x-forwarded-host") {
+                if let Some(host) = &head.host {
+                    put_header(out, b"x-forwarded-host", host.as_bytes());
+                }
+            }
+        }
+        if server.via {
+            out.put_slice(b"via: 1.1 strait\r\n");
+        }
+        match head.body {
+            BodyFraming::Length(n) => {
+                let _ = write!(out, "content-length: {n}\r\n");
+            }
+            BodyFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
+            BodyFraming::Empty | BodyFraming::UntilClose => {}
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// Writes one `name: value` line.
+fn put_header(out: &mut BytesMut, name: &[u8], value: &[u8]) {
+    out.put_slice(name);
+    out.put_slice(b": ");
+    out.put_slice(value);
+    out.put_slice(b"\r\n");
+}

@@ -1,0 +1,6 @@
+//! The upstream side: per-worker connection pools and the forwarding exchange.
+
+mod forward;
+pub(crate) mod pool;
+
+pub(crate) use forward::forward;
