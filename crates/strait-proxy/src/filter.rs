@@ -72,8 +72,8 @@ pub struct RequestCtx {
     pub listener: std::sync::Arc<str>,
     /// Chosen route's name.
     pub route: Option<std::sync::Arc<str>>,
-    /// Chosen cluster's name.
-    pub cluster: Option<std::sync::Arc<str>>,
+    /// Chosen cluster.
+    pub cluster: Option<std::sync::Arc<strait_cluster::ClusterState>>,
     /// Upstream endpoint of the last attempt.
     pub upstream_addr: Option<SocketAddr>,
     /// Time from sending the request upstream to its response head.

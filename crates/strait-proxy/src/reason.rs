@@ -22,7 +22,7 @@ pub enum Reason {
     HeaderTimeout,
     /// The request uses a transfer coding Strait does not implement (501).
     UnsupportedTransferEncoding,
-    /// The request method is not supported on this listener (405).
+    /// The route does not accept this method, e.g. static files take GET and HEAD only (405).
     MethodNotAllowed,
     /// The route's cluster has no healthy endpoint (503).
     NoHealthyUpstream,
@@ -126,4 +126,20 @@ impl Reason {
         Reason::FileError,
         Reason::ShuttingDown,
     ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_documented_with_their_status() {
+        let doc = include_str!("../../../docs/REASONS.md");
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.code()), "duplicate code {}", reason.code());
+            let row = format!("| `{}` | {} |", reason.code(), reason.status().as_u16());
+            assert!(doc.contains(&row), "docs/REASONS.md lacks `{row}`");
+        }
+    }
 }

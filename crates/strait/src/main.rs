@@ -2,6 +2,7 @@
 
 mod signals;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
@@ -82,7 +83,9 @@ fn main() -> ExitCode {
 fn init_logging(level: &str, format: LogFormat) {
     let filter =
         tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour codes only on a terminal: a log file or journald gets plain text.
+    let ansi = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -111,11 +114,23 @@ fn validate(path: &Path) -> ExitCode {
 }
 
 fn run(path: &Path, watch: bool) -> ExitCode {
+    // Read before loading, so a change made while starting is seen as a change.
+    let mut last_modified = modified(path);
     let config = match strait_config::load_file(path) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    // Installed before any socket is bound: once a listener accepts connections, a SIGHUP or
+    // SIGUSR1 must not kill the process with the default action; signals that arrive while
+    // starting are queued and handled by the loop below.
+    let signals = match signals::Signals::install() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install signal handlers");
+            return ExitCode::from(EXIT_RUNTIME);
         }
     };
     let server = match Server::start(config) {
@@ -126,14 +141,6 @@ fn run(path: &Path, watch: bool) -> ExitCode {
         }
     };
     tracing::info!(config = %path.display(), "strait started");
-    let signals = match signals::Signals::install() {
-        Ok(signals) => signals,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot install signal handlers");
-            return ExitCode::from(EXIT_RUNTIME);
-        }
-    };
-    let mut last_modified = modified(path);
     loop {
         match signals.wait(WATCH_INTERVAL) {
             Some(signals::Event::Stop) => break,

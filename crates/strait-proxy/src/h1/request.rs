@@ -1,5 +1,8 @@
 //! Parsing and checking a client's request head (request smuggling defence lives here).
 
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Version};
@@ -104,9 +107,9 @@ pub fn strip_port(host: &str) -> &str {
 /// bytes from `buf` (the body, or a pipelined request, stays), or the reason to reject it.
 pub fn parse_request_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, Reason> {
     let max_headers = limits.max_headers.min(MAX_HEADER_SLOTS);
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADER_SLOTS];
-    let mut req = httparse::Request::new(&mut slots[..max_headers]);
-    let status = match req.parse(buf) {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut []);
+    let status = match req.parse_with_uninit_headers(buf, &mut slots[..max_headers]) {
         Ok(status) => status,
         Err(httparse::Error::TooManyHeaders) => return Err(Reason::HeaderTooLarge),
         Err(httparse::Error::Token) if req.path.is_some_and(|p| p.len() > limits.max_uri_bytes) => {
@@ -137,18 +140,51 @@ pub fn parse_request_head(buf: &mut BytesMut, limits: &HeadLimits) -> Result<Opt
         _ => return Err(Reason::BadRequest),
     };
     let base = buf.as_ptr() as usize;
-    let offset = |s: &[u8]| s.as_ptr() as usize - base;
-    let target_range = offset(target.as_bytes())..offset(target.as_bytes()) + target.len();
-    let mut ranges = [(0u32, 0u32, 0u32, 0u32); MAX_HEADER_SLOTS];
-    let count = req.headers.len();
-    for (slot, h) in ranges.iter_mut().zip(req.headers.iter()) {
-        let n = offset(h.name.as_bytes());
-        let v = offset(h.value);
-        *slot = (n as u32, (n + h.name.len()) as u32, v as u32, (v + h.value.len()) as u32);
-    }
+    let target_start = target.as_ptr() as usize - base;
+    let target_range = target_start..target_start + target.len();
+    HEADER_RANGES.with(|ranges| {
+        let mut ranges = ranges.borrow_mut();
+        ranges.clear();
+        ranges.extend(req.headers.iter().map(|h| HeaderRange::of(base, h)));
+    });
     let head = buf.split_to(head_len).freeze();
-    build_head(method, version, head.slice(target_range), &head, &ranges[..count])
+    HEADER_RANGES.with(|ranges| build_head(method, version, head.slice(target_range), &head, &ranges.borrow()))
 }
+
+/// Where one header's name and value lie in the head's bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HeaderRange {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl HeaderRange {
+    /// The ranges of a parsed header relative to the buffer starting at `base`.
+    pub(crate) fn of(base: usize, header: &httparse::Header<'_>) -> HeaderRange {
+        let name = header.name.as_ptr() as usize - base;
+        let value = header.value.as_ptr() as usize - base;
+        HeaderRange {
+            name: (name as u32, (name + header.name.len()) as u32),
+            value: (value as u32, (value + header.value.len()) as u32),
+        }
+    }
+
+    /// The header's name bytes within `head`.
+    pub(crate) fn name<'a>(&self, head: &'a [u8]) -> &'a [u8] {
+        &head[self.name.0 as usize..self.name.1 as usize]
+    }
+
+    /// The header's value as a shared slice of `head` (no copy).
+    pub(crate) fn value(&self, head: &Bytes) -> Bytes {
+        head.slice(self.value.0 as usize..self.value.1 as usize)
+    }
+}
+
+thread_local! {
+    /// Header positions of the head being parsed, reused across requests on a thread.
+    pub(crate) static HEADER_RANGES: RefCell<Vec<HeaderRange>> = const { RefCell::new(Vec::new()) };
+}
+
 
 /// Chooses between 414 and 431 for a head that outgrew the buffer limit.
 fn oversized_partial_head(buf: &[u8], limits: &HeadLimits) -> Reason {
@@ -180,14 +216,13 @@ fn build_head(
     version: Version,
     target: Bytes,
     head: &Bytes,
-    ranges: &[(u32, u32, u32, u32)],
+    ranges: &[HeaderRange],
 ) -> Result<Option<RequestHead>, Reason> {
     let mut headers = HeaderMap::with_capacity(ranges.len());
     let mut framing = Framing::default();
-    for &(ns, ne, vs, ve) in ranges {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize]).map_err(|_| Reason::BadRequest)?;
-        let value =
-            HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize)).map_err(|_| Reason::BadRequest)?;
+    for range in ranges {
+        let name = HeaderName::from_bytes(range.name(head)).map_err(|_| Reason::BadRequest)?;
+        let value = HeaderValue::from_maybe_shared(range.value(head)).map_err(|_| Reason::BadRequest)?;
         if value.as_bytes().iter().any(|b| *b < 0x20 && *b != b'\t' || *b == 0x7f) {
             return Err(Reason::BadRequest);
         }

@@ -1,10 +1,13 @@
 //! Parsing an upstream's response head.
 
-use bytes::BytesMut;
+use std::mem::MaybeUninit;
+
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 use super::body::BodyFraming;
+use super::request::{HeaderRange, HEADER_RANGES};
 use super::{is_hop_by_hop, tokens, trim_ows};
 
 /// Most header fields accepted from an upstream.
@@ -37,9 +40,9 @@ pub fn parse_response_head(
     request_method: &Method,
     max_bytes: usize,
 ) -> Result<Option<ResponseHead>, InvalidResponse> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-    let mut res = httparse::Response::new(&mut slots);
-    let head_len = match res.parse(buf) {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_RESPONSE_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let head_len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut res, buf, &mut slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > max_bytes => return Err(InvalidResponse),
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -47,26 +50,45 @@ pub fn parse_response_head(
     };
     let status = StatusCode::from_u16(res.code.unwrap_or(0)).map_err(|_| InvalidResponse)?;
     let version = if res.version == Some(0) { Version::HTTP_10 } else { Version::HTTP_11 };
-    let mut headers = HeaderMap::with_capacity(res.headers.len());
+    let base = buf.as_ptr() as usize;
+    HEADER_RANGES.with(|ranges| {
+        let mut ranges = ranges.borrow_mut();
+        ranges.clear();
+        ranges.extend(res.headers.iter().map(|h| HeaderRange::of(base, h)));
+    });
+    let head = buf.split_to(head_len).freeze();
+    HEADER_RANGES.with(|ranges| build_head(status, version, &head, &ranges.borrow(), request_method))
+}
+
+/// Builds the typed response head from the parsed header positions.
+fn build_head(
+    status: StatusCode,
+    version: Version,
+    head: &Bytes,
+    ranges: &[HeaderRange],
+    request_method: &Method,
+) -> Result<Option<ResponseHead>, InvalidResponse> {
+    let mut headers = HeaderMap::with_capacity(ranges.len());
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut close = version == Version::HTTP_10;
     let mut connection_names: Vec<HeaderName> = Vec::new();
-    for h in res.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| InvalidResponse)?;
+    for range in ranges {
+        let name = HeaderName::from_bytes(range.name(head)).map_err(|_| InvalidResponse)?;
+        let value = range.value(head);
         if name == header::CONTENT_LENGTH {
-            let n = parse_length(h.value).ok_or(InvalidResponse)?;
+            let n = parse_length(&value).ok_or(InvalidResponse)?;
             if content_length.is_some_and(|prev| prev != n) {
                 return Err(InvalidResponse);
             }
             content_length = Some(n);
         } else if name == header::TRANSFER_ENCODING {
-            chunked = tokens(h.value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
+            chunked = tokens(&value).last().is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             if !chunked {
                 close = true;
             }
         } else if name == header::CONNECTION {
-            for token in tokens(h.value) {
+            for token in tokens(&value) {
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
@@ -78,14 +100,13 @@ pub fn parse_response_head(
                 }
             }
         } else if !is_hop_by_hop(&name) {
-            let value = HeaderValue::from_bytes(h.value).map_err(|_| InvalidResponse)?;
+            let value = HeaderValue::from_maybe_shared(value).map_err(|_| InvalidResponse)?;
             headers.append(name, value);
         }
     }
     for named in &connection_names {
         headers.remove(named);
     }
-    let _ = buf.split_to(head_len);
     let no_body = request_method == Method::HEAD
         || status.is_informational()
         || status == StatusCode::NO_CONTENT

@@ -351,7 +351,7 @@ fn log_access(head: &RequestHead, ctx: &RequestCtx, snapshot: &Snapshot) {
         user_agent: header(header::USER_AGENT),
         host: head.host.as_ref().and_then(|h| h.to_str().ok()),
         route: ctx.route.as_deref(),
-        cluster: ctx.cluster.as_deref(),
+        cluster: ctx.cluster.as_ref().map(|c| c.name.as_str()),
         upstream_addr: ctx.upstream_addr,
         upstream_time: ctx.upstream_time,
         total_time: elapsed,

@@ -23,6 +23,11 @@ use crate::server::conn::ClientConn;
 use crate::server::exchange::{body_limits, run_response_filters, send_local};
 use crate::snapshot::{RoutePlan, Snapshot};
 
+/// Most attempts one request makes, whatever the retry policy says.
+const MAX_ATTEMPTS: usize = 16;
+/// Placeholder for unused slots of the tried-endpoints list.
+const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -54,19 +59,19 @@ pub(crate) async fn forward(
     cluster: &Arc<ClusterState>,
     rewritten: Option<&str>,
 ) -> bool {
-    ctx.cluster = Some(cluster.name.as_str().into());
+    ctx.cluster = Some(cluster.clone());
     let replayable = !head.body.has_body();
     let idempotent = is_idempotent(&head.method);
     let hash_key = hash_key(cluster, head);
     let pick = PickContext { client_ip: ctx.client_ip, hash_key: hash_key.as_deref() };
     let deadline = route.timeout.map(|t| Instant::now() + t);
-    let attempts = route.retries.attempts.max(1);
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let attempts = route.retries.attempts.clamp(1, MAX_ATTEMPTS as u32);
+    let mut tried = [UNSPECIFIED; MAX_ATTEMPTS];
     let mut failure = Reason::NoHealthyUpstream;
     let mut body_consumed = false;
     for attempt in 0..attempts {
-        let Some(endpoint) = cluster.pick(&pick, &tried) else { break };
-        tried.push(endpoint.addr);
+        let Some(endpoint) = cluster.pick(&pick, &tried[..attempt as usize]) else { break };
+        tried[attempt as usize] = endpoint.addr;
         ctx.attempts += 1;
         ctx.upstream_addr = Some(endpoint.addr);
         let _in_flight = endpoint.start_request();
