@@ -38,8 +38,8 @@ pub struct ServerSettings {
     pub via: bool,
     /// Add `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP`.
     pub forwarded_headers: bool,
-    /// Peers (addresses or CIDR blocks) whose `X-Forwarded-For` is trusted for the client
-    /// address; from anyone else the header is replaced instead of appended to.
+    /// Proxies in front of Strait (addresses or CIDR blocks): from them the client address is
+    /// the rightmost untrusted `X-Forwarded-For` entry and `X-Forwarded-Proto/Host` are kept.
     pub trusted_proxies: Vec<String>,
     /// Limits that protect the proxy from oversized or slow requests.
     pub limits: Limits,

@@ -30,7 +30,8 @@ listeners:
 "#,
     );
     let addr = proxy.addr("web");
-    let response = request(addr, "GET /a/b.html?x=1&y=%20z HTTP/1.1\r\nHost: Example.com:8080\r\nConnection: close\r\n\r\n");
+    let response =
+        request(addr, "GET /a/b.html?x=1&y=%20z HTTP/1.1\r\nHost: Example.com:8080\r\nConnection: close\r\n\r\n");
     assert_eq!(response.status, 301);
     assert_eq!(response.header("location"), Some("https://Example.com/a/b.html?x=1&y=%20z"), "no port: $host");
     assert_eq!(response.header("x-strait-reason"), None, "a redirect is not an error");
@@ -84,6 +85,8 @@ listeners:
           status: 200
           body: OK
           headers: { content-type: text/plain, cache-control: no-store, x-served-by: strait }
+      - match: { path: { exact: /ping } }
+        direct: { status: 204 }
       - match: { path: { exact: /maintenance } }
         direct: { status: 503, body: "down for maintenance\n", headers: { retry-after: "120" } }
 "#,
@@ -107,6 +110,10 @@ listeners:
     assert_eq!(head.header("content-length"), Some("2"));
     conn.send(b"POST /health HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
     assert_eq!(conn.read_response().expect("POST response").text(), "OK");
+    conn.send(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n");
+    let ping = conn.read_response().expect("204");
+    assert_eq!(ping.status, 204);
+    assert_eq!(ping.header("content-length"), None, "no Content-Length on a 204 (RFC 9110 §8.6)");
     conn.send(b"GET /maintenance HTTP/1.1\r\nHost: t\r\n\r\n");
     let down = conn.read_response().expect("response on the same connection");
     assert_eq!(down.status, 503);

@@ -277,3 +277,17 @@ fn default_retry_policy_retries_502_503_504_but_not_500() {
     assert!(statuses.contains(&500), "500 is not in the default list: {statuses:?}");
     assert!(flaky.count() >= 6);
 }
+
+#[test]
+fn without_retries_an_empty_error_keeps_its_zero_length_and_the_connection() {
+    let down = Backend::start(|_| Reply::status(500).header("x-backend", "down"));
+    let proxy = Proxy::start(&config("", &[down.addr]));
+    let mut conn = RawConn::connect(proxy.addr("web"));
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let r = send(&mut conn, "GET", "/", None);
+        assert_eq!((r.status, r.header("content-length")), (500, Some("0")), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "the client had to wait for the connection to close");
+    }
+    assert_eq!(down.count(), 3, "the keep-alive connection was not reused for every request");
+}

@@ -69,11 +69,9 @@ fn exact_host_beats_wildcard_beats_routes_without_hosts() {
 
 #[test]
 fn longer_wildcard_is_tried_before_shorter_one() {
-    let routes = [
-        named("short", r#"{ hosts: ["*.example.com"] }"#),
-        named("long", r#"{ hosts: ["*.eu.example.com"] }"#),
-    ]
-    .concat();
+    let routes =
+        [named("short", r#"{ hosts: ["*.example.com"] }"#), named("long", r#"{ hosts: ["*.eu.example.com"] }"#)]
+            .concat();
     let proxy = proxy_with_routes(&routes);
     let addr = proxy.addr("web");
     assert_eq!(chosen(addr, "GET", "shop.eu.example.com", "/", &[]), "long");
@@ -103,12 +101,15 @@ fn host_groups_fall_back_to_less_specific_ones_as_documented() {
 
 #[test]
 fn route_listing_several_hosts_serves_each_and_absolute_form_host_counts() {
-    let routes = [named("multi", "{ hosts: [a.test, b.test] }"), named("any", "{}")].concat();
+    let routes =
+        [named("multi", "{ hosts: [a.test, b.test] }"), named("ipv6", r#"{ hosts: ["[::1]"] }"#), named("any", "{}")]
+            .concat();
     let proxy = proxy_with_routes(&routes);
     let addr = proxy.addr("web");
     assert_eq!(chosen(addr, "GET", "a.test", "/", &[]), "multi");
     assert_eq!(chosen(addr, "GET", "b.test", "/", &[]), "multi");
     assert_eq!(chosen(addr, "GET", "c.test", "/", &[]), "any");
+    assert_eq!(chosen(addr, "GET", "[::1]:8080", "/", &[]), "ipv6");
     // An absolute-form target names the host; the Host header is not used then.
     assert_eq!(chosen(addr, "GET", "c.test", "http://a.test/x", &[]), "multi");
 }
@@ -147,11 +148,8 @@ fn exact_path_beats_longest_prefix_beats_regex_beats_no_path() {
 
 #[test]
 fn prefix_matches_whole_segments_only() {
-    let routes = [
-        named("api", "{ path: { prefix: /api } }"),
-        named("static", "{ path: { prefix: /static/ } }"),
-    ]
-    .concat();
+    let routes =
+        [named("api", "{ path: { prefix: /api } }"), named("static", "{ path: { prefix: /static/ } }")].concat();
     let proxy = proxy_with_routes(&routes);
     let addr = proxy.addr("web");
     for target in ["/api", "/api/", "/api/x/y", "/api?x=1"] {
@@ -177,6 +175,18 @@ fn regex_path_is_anchored_and_regexes_keep_file_order() {
     assert_eq!(chosen(addr, "GET", "t", "/item/42", &[]), "digits");
     assert_eq!(chosen(addr, "GET", "t", "/item/42x", &[]), "any-item", "anchored at the end");
     assert_eq!(chosen(addr, "GET", "t", "/x/item/42", &[]), "no_route", "anchored at the start");
+}
+
+#[test]
+fn paths_compare_as_received_still_percent_encoded() {
+    let routes =
+        [named("encoded", "{ path: { exact: /a%2Fb } }"), named("space", "{ path: { prefix: /docs%20v1 } }")].concat();
+    let proxy = proxy_with_routes(&routes);
+    let addr = proxy.addr("web");
+    assert_eq!(chosen(addr, "GET", "t", "/a%2Fb", &[]), "encoded");
+    assert_eq!(chosen(addr, "GET", "t", "/a/b", &[]), "no_route");
+    assert_eq!(chosen(addr, "GET", "t", "/docs%20v1/intro", &[]), "space");
+    assert_eq!(chosen(addr, "GET", "t", "/docs%20V1/intro", &[]), "no_route");
 }
 
 // === methods, headers, query ===
@@ -237,6 +247,7 @@ fn query_conditions_exact_and_present_on_decoded_parameters() {
         named("english", "{ path: { prefix: /q }, query: [{ name: lang, exact: en }] }"),
         named("search", r#"{ path: { prefix: /q }, query: [{ name: q, exact: "a b" }] }"#),
         named("debug", "{ path: { prefix: /q }, query: [{ name: debug, present: true }] }"),
+        named("numeric", r#"{ path: { prefix: /q }, query: [{ name: id, regex: "[0-9]+" }] }"#),
         named("plain", "{ path: { prefix: /q }, query: [{ name: lang, present: false }] }"),
     ]
     .concat();
@@ -251,6 +262,8 @@ fn query_conditions_exact_and_present_on_decoded_parameters() {
         ("/q?q=a%20b&lang=de", "search"),
         ("/q?debug&lang=de", "debug"),
         ("/q?lang=de", "no_route"),
+        ("/q?lang=de&id=42", "numeric"),
+        ("/q?lang=de&id=42a", "no_route"),
         ("/q?langx=en", "plain"),
         ("/q", "plain"),
     ];
@@ -357,7 +370,11 @@ fn ten_thousand_prefix_routes_find_the_right_cluster() {
     let fallback = Backend::named("fallback");
     let mut yaml = String::from("listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n");
     for i in 0..ROUTES {
-        let _ = writeln!(yaml, "      - {{ match: {{ path: {{ prefix: /svc/{i} }} }}, forward: {{ cluster: c{} }} }}", i % 4);
+        let _ = writeln!(
+            yaml,
+            "      - {{ match: {{ path: {{ prefix: /svc/{i} }} }}, forward: {{ cluster: c{} }} }}",
+            i % 4
+        );
     }
     yaml.push_str("      - { match: { path: { prefix: /svc } }, forward: { cluster: fallback } }\nclusters:\n");
     for (i, backend) in backends.iter().enumerate() {

@@ -120,10 +120,7 @@ fn validate_rejects_an_unknown_field_at_the_misspelt_key() {
     let (code, _, stderr) = run_to_end(work.dir.path(), &["validate", "-c", "strait.yaml"], &[]);
     assert_eq!(code, 2);
     let first = stderr.lines().next().unwrap();
-    assert!(
-        first.starts_with("strait.yaml:6:9: listeners[0].routes[0].forwrd: unknown field `forwrd`"),
-        "{stderr}"
-    );
+    assert!(first.starts_with("strait.yaml:6:9: listeners[0].routes[0].forwrd: unknown field `forwrd`"), "{stderr}");
 }
 
 #[test]

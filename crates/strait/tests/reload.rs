@@ -128,7 +128,10 @@ listeners:
     let from = strait.stderr_len();
     strait.signal(libc::SIGHUP);
     let (_, line) = strait.wait_stderr(from, "a rejection naming line 7", |l| l.contains("configuration rejected"));
-    assert!(line.contains("strait.yaml:7:29: listeners[0].routes[0].forward.cluster: unknown cluster `missing`"), "{line}");
+    assert!(
+        line.contains("strait.yaml:7:29: listeners[0].routes[0].forward.cluster: unknown cluster `missing`"),
+        "{line}"
+    );
     strait.wait_stderr(from, "a rejection naming line 10", |l| {
         l.contains("configuration rejected") && l.contains("strait.yaml:10:21: listeners[0].routes[1].match.methods[0]")
     });
@@ -216,4 +219,28 @@ clusters:
     assert_eq!(after.status, 503, "health state was reset by the reload: {}", after.text());
     assert_eq!(after.header("x-strait-reason"), Some("no_healthy_upstream"));
     assert_eq!(probes.load(std::sync::atomic::Ordering::SeqCst), 1, "the unchanged cluster was probed again");
+}
+
+#[test]
+fn sighup_or_sigusr1_sent_as_soon_as_a_listener_is_announced_is_handled_not_fatal() {
+    // The window between binding and installing handlers is short: try several times.
+    for attempt in 0..6 {
+        let work = Workdir::new(BEFORE);
+        let args = ["--log-level", "info", "run", "-c", "strait.yaml", "--no-watch"];
+        let mut strait = Strait::spawn(work.dir.path(), &args, &[]);
+        let (_, line) = strait.wait_stderr(0, "`listening listener=main`", |l| {
+            l.contains(" listening ") && field(l, "listener") == Some("main")
+        });
+        let (signal, handled) = if attempt % 2 == 0 {
+            (libc::SIGHUP, "configuration applied")
+        } else {
+            (libc::SIGUSR1, "reopening access log")
+        };
+        strait.signal(signal);
+        strait.wait_stderr(0, handled, |l| l.contains(handled));
+        assert!(strait.is_running(), "signal {signal} killed the process");
+        let addr = field(&line, "addr").unwrap().parse().unwrap();
+        assert_eq!(get(addr, "/one").text(), "one");
+        assert!(strait.is_running());
+    }
 }

@@ -148,7 +148,11 @@ fn twenty_sighup_reloads_under_continuous_traffic_fail_no_request() {
 
     for (kind, tally) in [("keep-alive", &keep_alive), ("new-connection", &fresh)] {
         let failures = tally.failures.lock().unwrap();
-        assert!(failures.is_empty(), "{kind} client failed after {} good requests: {failures:?}", tally.ok.load(Ordering::SeqCst));
+        assert!(
+            failures.is_empty(),
+            "{kind} client failed after {} good requests: {failures:?}",
+            tally.ok.load(Ordering::SeqCst)
+        );
         // The configurations alternated under the client: it saw the first one and every switch.
         let configs = tally.configs.lock().unwrap();
         assert_eq!(configs.len(), RELOADS as usize + 1, "{kind} client saw only {configs:?}");

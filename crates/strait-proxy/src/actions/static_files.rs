@@ -56,8 +56,10 @@ pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer
         Err(_) => return Answer::Local(LocalResponse::for_reason(Reason::FileNotFound)),
     };
     if meta.is_dir() {
-        if !path.ends_with('/') {
-            return Answer::Local(redirect_to_directory(head, path));
+        // The redirect goes to the URL the client asked for plus `/`: `path` may have been
+        // rewritten (`/assets/dir` read as `/dir`), and the client must stay under its prefix.
+        if !path.ends_with('/') && !head.path().ends_with('/') {
+            return Answer::Local(redirect_to_directory(head));
         }
         full = full.join(&plan.index);
         meta = match tokio::fs::metadata(&full).await {
@@ -218,9 +220,9 @@ async fn stays_under_root(root: &Path, file: &Path) -> bool {
     }
 }
 
-/// A 301 to the directory with a trailing slash (as nginx does).
-fn redirect_to_directory(head: &RequestHead, path: &str) -> LocalResponse {
-    let mut location = format!("{path}/");
+/// A 301 to the requested URL with a trailing slash (as nginx does for directories).
+fn redirect_to_directory(head: &RequestHead) -> LocalResponse {
+    let mut location = format!("{}/", head.path());
     if let Some(query) = head.query() {
         location.push('?');
         location.push_str(query);

@@ -185,7 +185,6 @@ thread_local! {
     pub(crate) static HEADER_RANGES: RefCell<Vec<HeaderRange>> = const { RefCell::new(Vec::new()) };
 }
 
-
 /// Chooses between 414 and 431 for a head that outgrew the buffer limit.
 fn oversized_partial_head(buf: &[u8], limits: &HeadLimits) -> Reason {
     let line_end = buf.iter().position(|b| *b == b'\n').unwrap_or(buf.len());

@@ -6,11 +6,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::time::{timeout, timeout_at, Instant};
+use tokio::sync::watch;
+use tokio::time::{timeout_at, Instant};
 
 use super::exchange;
 use super::Shared;
@@ -38,15 +40,9 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
     let mut drain = shared.drain_signal();
     loop {
         if conn.buf.is_empty() {
-            conn.buf = BytesMut::new();
             let idle = shared.snapshot.load().server.idle_timeout;
-            tokio::select! {
-                ready = timeout(idle, conn.stream.readable()) => {
-                    if !matches!(ready, Ok(Ok(()))) {
-                        return;
-                    }
-                }
-                _ = drain.wait_for(|draining| *draining) => return,
+            if !wait_for_bytes(&mut conn, idle, &mut drain).await {
+                return;
             }
         }
         let snapshot = shared.snapshot.load_full();
@@ -62,6 +58,33 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
         let keep_alive = Box::pin(exchange::handle(&mut conn, head, &snapshot, listener_plan, &listener)).await;
         if !keep_alive || *drain.borrow() {
             return;
+        }
+    }
+}
+
+/// Waits, at most `idle`, until the client sends its first bytes, and reads them into `conn.buf`.
+///
+/// Returns `false` when the connection is to close: idle too long, closed by the peer, or the
+/// server drains. `readable()` may wake up without data (it always does once on a fresh
+/// connection), so readiness is confirmed by a read; the header timer starts only after it.
+async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut watch::Receiver<bool>) -> bool {
+    let deadline = Instant::now() + idle;
+    loop {
+        conn.buf = BytesMut::new();
+        tokio::select! {
+            ready = timeout_at(deadline, conn.stream.readable()) => {
+                if !matches!(ready, Ok(Ok(()))) {
+                    return false;
+                }
+            }
+            _ = drain.wait_for(|draining| *draining) => return false,
+        }
+        conn.buf.reserve(HEAD_READ);
+        match conn.stream.try_read_buf(&mut conn.buf) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return false,
         }
     }
 }

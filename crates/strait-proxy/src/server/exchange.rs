@@ -249,8 +249,12 @@ pub(crate) async fn send_local(
     run_response_filters(ctx, filters, status, &mut headers);
     let keep = head.keep_alive;
     let mut out = BytesMut::with_capacity(256 + body.len());
-    let with_body = head.method != http::Method::HEAD;
-    write_response_head(&mut out, head.version, status, &headers, OutFraming::Length(body.len() as u64), keep);
+    // 1xx, 204 and 304 answers carry no body and no Content-Length (RFC 9110 §8.6): a
+    // `Content-Length: 0` on a 304 would contradict the length of the representation.
+    let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let framing = if bodiless { OutFraming::None } else { OutFraming::Length(body.len() as u64) };
+    let with_body = !bodiless && head.method != http::Method::HEAD;
+    write_response_head(&mut out, head.version, status, &headers, framing, keep);
     if with_body {
         out.extend_from_slice(&body);
         ctx.bytes_sent = body.len() as u64;
@@ -299,7 +303,12 @@ async fn read_small_body(conn: &mut ClientConn, head: &RequestHead, snapshot: &S
         let _ = conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
     let mut body = Vec::new();
-    let limits = body_limits(snapshot, 1 << 20);
+    // `server.limits.max_body_bytes` applies here too: a chunked body is only measured as it is read.
+    let max_bytes = match snapshot.server.max_body_bytes {
+        0 => 1 << 20,
+        limit => limit.min(1 << 20),
+    };
+    let limits = body_limits(snapshot, max_bytes);
     match relay_body(&mut conn.stream, &mut conn.buf, head.body, &mut body, false, &limits).await {
         Ok(_) => Ok(body),
         Err(crate::h1::RelayError::TooLarge) => Err(Reason::BodyTooLarge),

@@ -71,11 +71,18 @@ pub(crate) async fn forward(
     let mut body_consumed = false;
     for attempt in 0..attempts {
         let Some(endpoint) = cluster.pick(&pick, &tried[..attempt as usize]) else { break };
+        if tried[..attempt as usize].contains(&endpoint.addr) {
+            // Every endpoint has been tried (nginx `proxy_next_upstream` semantics): asking
+            // the same endpoint again would only double the wait.
+            break;
+        }
         tried[attempt as usize] = endpoint.addr;
         ctx.attempts += 1;
         ctx.upstream_addr = Some(endpoint.addr);
         let _in_flight = endpoint.start_request();
-        let may_retry_status = attempt + 1 < attempts && idempotent && replayable;
+        let tried_now = &tried[..=attempt as usize];
+        let may_retry_status =
+            attempt + 1 < attempts && idempotent && replayable && has_untried_endpoint(cluster, tried_now);
         let exchange =
             Exchange { snapshot, route, cluster, endpoint: &endpoint, rewritten, deadline, may_retry_status };
         match exchange.run(conn, head, ctx).await {
@@ -101,6 +108,19 @@ pub(crate) async fn forward(
     }
     let keep = send_local(conn, head, ctx, snapshot, &route.filters, LocalResponse::for_reason(failure)).await;
     keep && !body_consumed && !head.body.has_body()
+}
+
+/// Whether a response to `method` with `status` has a body, possibly empty (RFC 9110 §6.4.1).
+fn may_have_body(method: &Method, status: http::StatusCode) -> bool {
+    *method != Method::HEAD
+        && !status.is_informational()
+        && status != http::StatusCode::NO_CONTENT
+        && status != http::StatusCode::NOT_MODIFIED
+}
+
+/// Whether a healthy endpoint remains that this request has not tried.
+fn has_untried_endpoint(cluster: &ClusterState, tried: &[SocketAddr]) -> bool {
+    cluster.endpoints().iter().any(|e| e.is_healthy() && !tried.contains(&e.addr))
 }
 
 /// Methods whose requests may be sent twice.
@@ -281,7 +301,12 @@ impl Exchange<'_> {
         }
         run_response_filters(ctx, &self.route.filters, response.status, &mut headers);
         ctx.status = response.status;
-        let framing = response_framing(head.version, response.body);
+        let mut framing = response_framing(head.version, response.body);
+        if framing == OutFraming::None && may_have_body(&head.method, response.status) {
+            // `Content-Length: 0` upstream: the client still needs the length, or it would
+            // read until the (kept-alive) connection closes.
+            framing = OutFraming::Length(0);
+        }
         let keep_client = head.keep_alive && framing != OutFraming::Close;
         let mut out = BytesMut::with_capacity(512);
         write_response_head(&mut out, head.version, response.status, &headers, framing, keep_client);

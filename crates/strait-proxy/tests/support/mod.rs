@@ -112,7 +112,12 @@ pub enum ReplyBody {
 impl Reply {
     /// 200 with a text body.
     pub fn text(body: &str) -> Reply {
-        Reply { status: 200, headers: Vec::new(), body: ReplyBody::Bytes(Bytes::from(body.to_owned())), delay: Duration::ZERO }
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: ReplyBody::Bytes(Bytes::from(body.to_owned())),
+            delay: Duration::ZERO,
+        }
     }
 
     /// A status with a short body.
@@ -449,7 +454,10 @@ pub fn get(addr: SocketAddr, path: &str) -> RawResponse {
 // === hyper client ===
 
 /// Sends one request with hyper's HTTP/1.1 client and returns the response with its body.
-pub fn hyper_request(addr: SocketAddr, request: hyper::Request<http_body_util::Full<Bytes>>) -> (http::response::Parts, Bytes) {
+pub fn hyper_request(
+    addr: SocketAddr,
+    request: hyper::Request<http_body_util::Full<Bytes>>,
+) -> (http::response::Parts, Bytes) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
         let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
