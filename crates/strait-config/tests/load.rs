@@ -368,3 +368,30 @@ fn action_without_value_is_reported_once() {
     assert_eq!((line, column, path.as_str()), (6, 9, "listeners[0].routes[0].echo"));
     assert_eq!(message, "`echo` has no value; write for example `echo: {}`");
 }
+
+#[test]
+fn edits_of_headers_strait_manages_are_refused_where_written() {
+    let text = "\
+listeners:
+  - name: a
+    bind: 127.0.0.1:0
+    routes:
+      - echo: {}
+        request_headers:
+          set: { host: x, x-ok: y }
+          remove: [connection]
+        response_headers:
+          add: { Transfer-Encoding: chunked }
+";
+    let errors = errors_of(text);
+    let found: Vec<(usize, &str)> = errors.iter().map(|e| (e.line, e.path.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (7, "listeners[0].routes[0].request_headers.set.host"),
+            (8, "listeners[0].routes[0].request_headers.remove[0]"),
+            (10, "listeners[0].routes[0].response_headers.add.Transfer-Encoding"),
+        ]
+    );
+    assert!(errors[0].message.contains("host_header"));
+}

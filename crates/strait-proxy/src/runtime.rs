@@ -166,7 +166,6 @@ impl Server {
     pub fn shutdown(self) {
         let drain = self.shared.snapshot.load().server.drain_timeout;
         let deadline = Instant::now() + drain;
-        self.shared.start_drain();
         for worker in &self.workers {
             let _ = worker.commands.send(WorkerCommand::Stop { deadline });
         }
@@ -310,6 +309,7 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                 for (_, task) in accepting.drain() {
                     task.abort();
                 }
+                crate::server::drain::start();
                 while shared.open_connections() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

@@ -220,8 +220,16 @@ impl Checker<'_> {
     fn header_edits(&mut self, path: &str, edits: &HeaderEdits) {
         self.header_map(&child_path(path, "set"), &edits.set);
         self.header_map(&child_path(path, "add"), &edits.add);
+        for name in edits.set.keys().chain(edits.add.keys()) {
+            let problem = managed_header_problem(name);
+            if let Some(problem) = problem {
+                let section = if edits.set.contains_key(name) { "set" } else { "add" };
+                self.key_error(&child_path(&child_path(path, section), name), problem);
+            }
+        }
         for (position, name) in edits.remove.iter().enumerate() {
-            self.check(&item_path(&child_path(path, "remove"), position), syntax::header_name_problem(name));
+            let item = item_path(&child_path(path, "remove"), position);
+            self.check(&item, syntax::header_name_problem(name).or_else(|| managed_header_problem(name)));
         }
     }
 
@@ -235,4 +243,17 @@ impl Checker<'_> {
             self.check(&header_path, syntax::header_value_problem(value));
         }
     }
+}
+
+/// Headers Strait writes itself (framing, connection management, Host): route edits of them
+/// would desynchronize the connection or silently lose, so they are refused.
+fn managed_header_problem(name: &str) -> Option<String> {
+    const MANAGED: [&str; 9] =
+        ["content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "host", "expect"];
+    let lower = name.to_ascii_lowercase();
+    if MANAGED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
+        let hint = if lower == "host" { "; set the upstream Host with the cluster's `host_header`" } else { "" };
+        return Some(format!("`{name}` is managed by Strait and cannot be edited{hint}"));
+    }
+    None
 }

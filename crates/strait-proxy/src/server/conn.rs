@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{timeout_at, Instant};
 
+use super::drain::{self, DrainWatch};
 use super::exchange;
 use super::Shared;
 use crate::h1::{parse_request_head, RequestHead};
@@ -37,7 +37,7 @@ pub(crate) struct ClientConn {
 pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listener: Arc<str>, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     let mut conn = ClientConn { stream, buf: BytesMut::new(), peer };
-    let mut drain = shared.drain_signal();
+    let mut drain = DrainWatch::default();
     loop {
         if conn.buf.is_empty() {
             let idle = shared.snapshot.load().server.idle_timeout;
@@ -56,7 +56,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
             }
         };
         let keep_alive = Box::pin(exchange::handle(&mut conn, head, &snapshot, listener_plan, &listener)).await;
-        if !keep_alive || *drain.borrow() {
+        if !keep_alive || drain::is_draining() {
             return;
         }
     }
@@ -67,7 +67,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
 /// Returns `false` when the connection is to close: idle too long, closed by the peer, or the
 /// server drains. `readable()` may wake up without data (it always does once on a fresh
 /// connection), so readiness is confirmed by a read; the header timer starts only after it.
-async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut watch::Receiver<bool>) -> bool {
+async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut DrainWatch) -> bool {
     let deadline = Instant::now() + idle;
     loop {
         conn.buf = BytesMut::new();
@@ -77,7 +77,7 @@ async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut watch
                     return false;
                 }
             }
-            _ = drain.wait_for(|draining| *draining) => return false,
+            _ = drain.wait() => return false,
         }
         conn.buf.reserve(HEAD_READ);
         match conn.stream.try_read_buf(&mut conn.buf) {
@@ -93,13 +93,16 @@ async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut watch
 ///
 /// `Ok(None)` means the peer closed (or failed) before sending a complete head.
 async fn read_head(conn: &mut ClientConn, server: &ServerPlan) -> Result<Option<RequestHead>, Reason> {
-    let deadline = Instant::now() + server.client_header_timeout;
+    // The deadline is taken only when a read is needed: usually the whole head came in the
+    // first read, and the clock is not consulted at all.
+    let mut deadline = None;
     loop {
         if !conn.buf.is_empty() {
             if let Some(head) = parse_request_head(&mut conn.buf, &server.head_limits)? {
                 return Ok(Some(head));
             }
         }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + server.client_header_timeout);
         if conn.buf.capacity() - conn.buf.len() < 1024 {
             conn.buf.reserve(HEAD_READ);
         }

@@ -45,7 +45,10 @@ pub(crate) async fn handle(
         headers: &head.headers,
     };
     let Some(found) = listener.routes.find(&view) else {
+        // The body must not be left in the buffer, where it would be read as the next request.
+        close_if_body_stays_unread(&mut head);
         let keep = send_local(conn, &head, &mut ctx, snapshot, &[], LocalResponse::for_reason(Reason::NoRoute)).await;
+        let keep = drain_unread_body(conn, &head, snapshot, keep).await;
         return finish(conn, &head, &ctx, snapshot, &[], keep).await;
     };
     let route: &RoutePlan = found.route;
@@ -54,6 +57,8 @@ pub(crate) async fn handle(
 
     if let BodyFraming::Length(n) = head.body {
         if snapshot.server.max_body_bytes != 0 && n > snapshot.server.max_body_bytes {
+            // The body stays unread, so the connection closes after the answer: say so.
+            head.keep_alive = false;
             let response = LocalResponse::for_reason(Reason::BodyTooLarge);
             send_local(conn, &head, &mut ctx, snapshot, &route.filters, response).await;
             return finish(conn, &head, &ctx, snapshot, &route.filters, false).await;
@@ -69,6 +74,7 @@ pub(crate) async fn handle(
     }
     let keep = match verdict {
         Some(response) => {
+            close_if_body_stays_unread(&mut head);
             let keep = send_local(conn, &head, &mut ctx, snapshot, &route.filters, response).await;
             drain_unread_body(conn, &head, snapshot, keep).await
         }
@@ -100,23 +106,28 @@ async fn run_action(
             let body = match read_small_body(conn, head, snapshot).await {
                 Ok(body) => body,
                 Err(reason) => {
+                    head.keep_alive = false;
                     send_local(conn, head, ctx, snapshot, &route.filters, LocalResponse::for_reason(reason)).await;
                     return false;
                 }
             };
-            actions::echo::answer(plan, head, ctx, &body)
+            let response = actions::echo::answer(plan, head, ctx, &body);
+            // The body has been read whole: nothing is left to drain.
+            return send_local(conn, head, ctx, snapshot, &route.filters, response).await;
         }
         Action::Static(plan) => {
             let path = rewritten.unwrap_or_else(|| head.path());
             match actions::static_files::answer(plan, head, path).await {
                 actions::static_files::Answer::Local(response) => response,
                 actions::static_files::Answer::File(file) => {
+                    close_if_body_stays_unread(head);
                     let keep = actions::static_files::send(conn, head, ctx, &route.filters, file).await;
                     return drain_unread_body(conn, head, snapshot, keep).await;
                 }
             }
         }
     };
+    close_if_body_stays_unread(head);
     let keep = send_local(conn, head, ctx, snapshot, &route.filters, local).await;
     drain_unread_body(conn, head, snapshot, keep).await
 }
@@ -277,21 +288,36 @@ pub(crate) fn run_response_filters(
     }
 }
 
+/// Whether [`drain_unread_body`] reads the body of a request answered locally (or the body is
+/// empty); otherwise the connection closes after the answer.
+fn body_is_drainable(head: &RequestHead) -> bool {
+    match head.body {
+        BodyFraming::Empty => true,
+        BodyFraming::Length(n) => n <= DRAIN_BODY_MAX && !head.expect_continue,
+        BodyFraming::Chunked | BodyFraming::UntilClose => false,
+    }
+}
+
+/// Before a local answer to a request whose body will not be drained: the connection closes
+/// after the answer, and the answer says so.
+fn close_if_body_stays_unread(head: &mut RequestHead) {
+    if !body_is_drainable(head) {
+        head.keep_alive = false;
+    }
+}
+
 /// After a local answer: drains a small unread request body so the connection can be
 /// reused, or gives up the connection.
 async fn drain_unread_body(conn: &mut ClientConn, head: &RequestHead, snapshot: &Snapshot, keep: bool) -> bool {
-    if !keep {
+    if !keep || !body_is_drainable(head) {
         return false;
     }
-    match head.body {
-        BodyFraming::Empty => true,
-        BodyFraming::Length(n) if n <= DRAIN_BODY_MAX && !head.expect_continue => {
-            let limits = body_limits(snapshot, DRAIN_BODY_MAX);
-            let mut sink = tokio::io::sink();
-            relay_body(&mut conn.stream, &mut conn.buf, head.body, &mut sink, false, &limits).await.is_ok()
-        }
-        _ => false,
+    if !head.body.has_body() {
+        return true;
     }
+    let limits = body_limits(snapshot, DRAIN_BODY_MAX);
+    let mut sink = tokio::io::sink();
+    relay_body(&mut conn.stream, &mut conn.buf, head.body, &mut sink, false, &limits).await.is_ok()
 }
 
 /// Reads a request body of at most 1 MiB into memory (for the echo action).

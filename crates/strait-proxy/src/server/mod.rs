@@ -1,22 +1,20 @@
 //! The server side: connections, exchanges, and the state they share across threads.
 
 pub(crate) mod conn;
+pub(crate) mod drain;
 pub(crate) mod exchange;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
 
 use crate::snapshot::Snapshot;
 
-/// State every worker thread reads: the live snapshot and the drain signal.
+/// State every worker thread reads: the live snapshot and the open-connection count.
 #[derive(Debug)]
 pub struct Shared {
     /// The configuration snapshot new requests use.
     pub(crate) snapshot: ArcSwap<Snapshot>,
-    /// Set to `true` when the server drains: connections close after their current request.
-    drain: watch::Sender<bool>,
     /// Open client connections, across all workers.
     connections: AtomicUsize,
 }
@@ -24,21 +22,7 @@ pub struct Shared {
 impl Shared {
     /// Shared state serving `snapshot`.
     pub(crate) fn new(snapshot: Snapshot) -> Shared {
-        Shared {
-            snapshot: ArcSwap::from_pointee(snapshot),
-            drain: watch::Sender::new(false),
-            connections: AtomicUsize::new(0),
-        }
-    }
-
-    /// A receiver that turns `true` when the server starts draining.
-    pub(crate) fn drain_signal(&self) -> watch::Receiver<bool> {
-        self.drain.subscribe()
-    }
-
-    /// Starts draining.
-    pub(crate) fn start_drain(&self) {
-        self.drain.send_replace(true);
+        Shared { snapshot: ArcSwap::from_pointee(snapshot), connections: AtomicUsize::new(0) }
     }
 
     /// Counts a connection as open until the guard drops.

@@ -106,8 +106,12 @@ pub(crate) async fn forward(
             }
         }
     }
-    let keep = send_local(conn, head, ctx, snapshot, &route.filters, LocalResponse::for_reason(failure)).await;
-    keep && !body_consumed && !head.body.has_body()
+    if body_consumed || head.body.has_body() {
+        // The body is unread or partly consumed: the connection cannot carry another request,
+        // and the answer says it closes.
+        head.keep_alive = false;
+    }
+    send_local(conn, head, ctx, snapshot, &route.filters, LocalResponse::for_reason(failure)).await
 }
 
 /// Whether a response to `method` with `status` has a body, possibly empty (RFC 9110 §6.4.1).

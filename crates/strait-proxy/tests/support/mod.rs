@@ -630,3 +630,112 @@ pub fn curl(args: &[&str]) -> RawResponse {
         return RawResponse { status, headers, body: body.to_vec() };
     }
 }
+
+// === closing, and a raw recording upstream ===
+
+impl RawConn {
+    /// Whether the server closes the connection within `limit` without sending anything more:
+    /// end of stream or a reset. A connection still open when `limit` passes is not closed
+    /// (unlike [`RawConn::is_closed`], which cannot tell a timeout from a close).
+    pub fn closes_within(&mut self, limit: Duration) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return false;
+        }
+        self.reader.get_ref().set_read_timeout(Some(limit)).unwrap();
+        let mut byte = [0u8; 1];
+        let closed = match self.reader.get_mut().read(&mut byte) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+        };
+        self.reader.get_ref().set_read_timeout(Some(WAIT)).unwrap();
+        closed
+    }
+}
+
+/// What one connection to a [`RawUpstream`] carried.
+#[derive(Debug, Clone, Default)]
+pub struct CapturedConn {
+    /// Every byte received, in order.
+    pub bytes: Vec<u8>,
+    /// The proxy closed (or reset) the connection.
+    pub closed: bool,
+}
+
+/// A raw TCP upstream on 127.0.0.1 that records every byte of every connection, and answers
+/// each complete request head with fixed bytes (or never answers). Shows exactly what went over
+/// the wire, and sends responses a hyper backend would not (hyper removes some headers itself).
+/// Requests are expected without bodies when answering.
+pub struct RawUpstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    conns: Arc<Mutex<Vec<Arc<Mutex<CapturedConn>>>>>,
+}
+
+impl RawUpstream {
+    /// Answers every request head with `response`, keeping the connection open.
+    pub fn answering(response: &'static [u8]) -> RawUpstream {
+        RawUpstream::start(Some(response))
+    }
+
+    /// Records what arrives and never answers.
+    pub fn silent() -> RawUpstream {
+        RawUpstream::start(None)
+    }
+
+    fn start(response: Option<&'static [u8]>) -> RawUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns: Arc<Mutex<Vec<Arc<Mutex<CapturedConn>>>>> = Arc::default();
+        let accepted = conns.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let captured = Arc::new(Mutex::new(CapturedConn::default()));
+                accepted.lock().unwrap().push(captured.clone());
+                std::thread::spawn(move || {
+                    stream.set_read_timeout(Some(WAIT)).unwrap();
+                    let mut chunk = [0u8; 8192];
+                    let mut answered_heads = 0;
+                    loop {
+                        let n = match stream.read(&mut chunk) {
+                            Ok(0) => 0,
+                            Ok(n) => n,
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) =>
+                            {
+                                return;
+                            }
+                            Err(_) => 0,
+                        };
+                        let mut conn = captured.lock().unwrap();
+                        if n == 0 {
+                            conn.closed = true;
+                            return;
+                        }
+                        conn.bytes.extend_from_slice(&chunk[..n]);
+                        let heads = conn.bytes.windows(4).filter(|w| w == b"\r\n\r\n").count();
+                        drop(conn);
+                        if let Some(response) = response {
+                            while answered_heads < heads {
+                                answered_heads += 1;
+                                if stream.write_all(response).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        RawUpstream { addr, conns }
+    }
+
+    /// What each connection carried so far, in the order they were accepted.
+    pub fn connections(&self) -> Vec<CapturedConn> {
+        self.conns.lock().unwrap().iter().map(|c| c.lock().unwrap().clone()).collect()
+    }
+}
