@@ -80,11 +80,11 @@ pub(crate) async fn forward(
         ctx.attempts += 1;
         ctx.upstream_addr = Some(endpoint.addr);
         let _in_flight = endpoint.start_request();
-        let tried_now = &tried[..=attempt as usize];
         let may_retry_status =
-            attempt + 1 < attempts && idempotent && replayable && has_untried_endpoint(cluster, tried_now);
+            attempt + 1 < attempts && idempotent && replayable && !route.retries.on_status.is_empty();
+        let tried = &tried[..=attempt as usize];
         let exchange =
-            Exchange { snapshot, route, cluster, endpoint: &endpoint, rewritten, deadline, may_retry_status };
+            Exchange { snapshot, route, cluster, endpoint: &endpoint, rewritten, deadline, may_retry_status, tried };
         match exchange.run(conn, head, ctx).await {
             Attempt::Done(keep) => return keep,
             Attempt::RetryStatus => {
@@ -122,6 +122,20 @@ fn may_have_body(method: &Method, status: http::StatusCode) -> bool {
         && status != http::StatusCode::NOT_MODIFIED
 }
 
+/// Writes bytes to the client within `limit`; a write the socket takes at once (the usual
+/// case for a response head and small body) needs no timer.
+async fn write_to_client(conn: &mut ClientConn, bytes: &[u8], limit: std::time::Duration) -> bool {
+    let written = match conn.stream.try_write(bytes) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+        Err(_) => return false,
+    };
+    if written == bytes.len() {
+        return true;
+    }
+    matches!(tokio::time::timeout(limit, conn.stream.write_all(&bytes[written..])).await, Ok(Ok(())))
+}
+
 /// Whether a healthy endpoint remains that this request has not tried.
 fn has_untried_endpoint(cluster: &ClusterState, tried: &[SocketAddr]) -> bool {
     cluster.endpoints().iter().any(|e| e.is_healthy() && !tried.contains(&e.addr))
@@ -155,7 +169,10 @@ struct Exchange<'a> {
     endpoint: &'a Arc<EndpointState>,
     rewritten: Option<&'a str>,
     deadline: Option<Instant>,
+    /// The policy allows retrying this attempt on a status (before checking endpoints left).
     may_retry_status: bool,
+    /// Endpoints tried so far, this one included.
+    tried: &'a [SocketAddr],
 }
 
 impl Exchange<'_> {
@@ -198,7 +215,10 @@ impl Exchange<'_> {
                 }
             };
             ctx.upstream_time = Some(sent_at.elapsed());
-            if self.may_retry_status && self.route.retries.on_status.contains(&response.status) {
+            if self.may_retry_status
+                && self.route.retries.on_status.contains(&response.status)
+                && has_untried_endpoint(self.cluster, self.tried)
+            {
                 return Attempt::RetryStatus;
             }
             self.endpoint.report_success();
@@ -319,13 +339,13 @@ impl Exchange<'_> {
             ctx.bytes_sent = buf.len() as u64;
             out.extend_from_slice(&buf);
             buf.clear();
-            let written = tokio::time::timeout(server.client_body_timeout, conn.stream.write_all(&out)).await;
+            let written = write_to_client(conn, &out, server.client_body_timeout).await;
             if response.keep_alive {
                 pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
             }
-            return Attempt::Done(keep_client && matches!(written, Ok(Ok(()))));
+            return Attempt::Done(keep_client && written);
         }
-        if !matches!(tokio::time::timeout(server.client_body_timeout, conn.stream.write_all(&out)).await, Ok(Ok(()))) {
+        if !write_to_client(conn, &out, server.client_body_timeout).await {
             return Attempt::Done(false);
         }
         let limits = RelayLimits {
