@@ -3,7 +3,8 @@
 # same backend, same wrk settings, one worker each, measured in one run over several rounds.
 #
 # Usage: bench/run.sh [ROUNDS] [DURATION_S] [CONNECTIONS]
-#   ROUNDS=5 DURATION=10 CONNECTIONS=64 by default. Needs nginx, haproxy, wrk, python3
+#   ROUNDS=5 DURATION=10 CONNECTIONS=64 by default. PIN=1 pins every proxy to CPU 1 and
+#   the backend and wrk to CPU 0 (taskset), so all proxies get the same core to themselves. Needs nginx, haproxy, wrk, python3
 #   (scripts/bench-deps.sh installs them). Build first: cargo build --release.
 # Prints every round, then medians and ratios; then idle memory and per-connection memory.
 # Everything listens on 127.0.0.1 only; every load run is bounded by DURATION_S.
@@ -14,6 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 STRAIT=${STRAIT:-$ROOT/target/release/strait}
 W=$(mktemp -d)
 BACK=18080
+if [ "${PIN:-0}" = 1 ]; then PROXY_CPU="taskset -c 1"; LOAD_CPU="taskset -c 0"; else PROXY_CPU=""; LOAD_CPU=""; fi
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
@@ -65,11 +67,11 @@ open(f"{w}/strait-10.yaml", "w").write(config(10, 18083))
 open(f"{w}/strait-10k.yaml", "w").write(config(10000, 18084))
 PY
 
-nginx -c "$W/backend.conf" & 
-nginx -c "$W/nginx.conf" &
-haproxy -f "$W/haproxy.cfg" -q &
-"$STRAIT" run -c "$W/strait-10.yaml" --no-watch --log-level warn & SP=$!
-"$STRAIT" run -c "$W/strait-10k.yaml" --no-watch --log-level warn & SKP=$!
+$LOAD_CPU nginx -c "$W/backend.conf" &
+$PROXY_CPU nginx -c "$W/nginx.conf" &
+$PROXY_CPU haproxy -f "$W/haproxy.cfg" -q &
+$PROXY_CPU "$STRAIT" run -c "$W/strait-10.yaml" --no-watch --log-level warn & SP=$!
+$PROXY_CPU "$STRAIT" run -c "$W/strait-10k.yaml" --no-watch --log-level warn & SKP=$!
 for port in $BACK 18081 18082 18083 18084; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 done
@@ -77,7 +79,7 @@ done
 declare -A ALL
 run() { # name port path
   local out rps p50 p99
-  out=$(wrk -t1 -c"$C" -d"${D}s" --latency "http://127.0.0.1:$2$3" 2>&1)
+  out=$($LOAD_CPU wrk -t1 -c"$C" -d"${D}s" --latency "http://127.0.0.1:$2$3" 2>&1)
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   p99=$(echo "$out" | awk '$1=="99%" {print $2}')
@@ -89,7 +91,7 @@ to_us() { # wrk latency (e.g. 1.08ms, 336.00us, 1.2s) -> microseconds
   awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v+0 }
     else if (v ~ /ms$/) { sub(/ms$/,"",v); print v*1000 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000000 } else print 0 }'
 }
-echo "rounds=$ROUNDS duration=${D}s connections=$C (wrk -t1), one worker per proxy"
+echo "rounds=$ROUNDS duration=${D}s connections=$C (wrk -t1), one worker per proxy, pinned=${PIN:-0}"
 for r in $(seq "$ROUNDS"); do
   echo "round $r"
   run nginx 18081 /r5/x

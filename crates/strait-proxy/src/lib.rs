@@ -11,6 +11,7 @@ pub mod date;
 pub mod filter;
 pub mod h1;
 pub mod reason;
+mod readiness;
 pub mod runtime;
 pub mod server;
 pub mod snapshot;

@@ -17,6 +17,7 @@ use super::drain::{self, DrainWatch};
 use super::exchange;
 use super::Shared;
 use crate::h1::{parse_request_head, RequestHead};
+use crate::readiness;
 use crate::reason::Reason;
 use crate::snapshot::ServerPlan;
 
@@ -80,9 +81,13 @@ async fn wait_for_bytes(conn: &mut ClientConn, idle: Duration, drain: &mut Drain
             _ = drain.wait() => return false,
         }
         conn.buf.reserve(HEAD_READ);
+        let room = conn.buf.capacity() - conn.buf.len();
         match conn.stream.try_read_buf(&mut conn.buf) {
             Ok(0) => return false,
-            Ok(_) => return true,
+            Ok(n) => {
+                readiness::note_read(&conn.stream, n, room);
+                return true;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(_) => return false,
         }
@@ -106,10 +111,11 @@ async fn read_head(conn: &mut ClientConn, server: &ServerPlan) -> Result<Option<
         if conn.buf.capacity() - conn.buf.len() < 1024 {
             conn.buf.reserve(HEAD_READ);
         }
+        let room = conn.buf.capacity() - conn.buf.len();
         match timeout_at(deadline, conn.stream.read_buf(&mut conn.buf)).await {
             Err(_) => return Err(Reason::HeaderTimeout),
             Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) => readiness::note_read(&conn.stream, n, room),
         }
     }
 }

@@ -299,10 +299,14 @@ impl Exchange<'_> {
             if buf.capacity() - buf.len() < 1024 {
                 buf.reserve(8192);
             }
+            let room = buf.capacity() - buf.len();
             match tokio::time::timeout_at(deadline, upstream.read_buf(buf)).await {
                 Err(_) => return Err((Reason::UpstreamTimeout, false)),
                 Ok(Ok(0)) | Ok(Err(_)) => return Err((Reason::UpstreamReset, !received)),
-                Ok(Ok(_)) => received = true,
+                Ok(Ok(n)) => {
+                    crate::readiness::note_read(upstream, n, room);
+                    received = true;
+                }
             }
         }
     }
