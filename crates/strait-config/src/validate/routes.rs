@@ -248,8 +248,17 @@ impl Checker<'_> {
 /// Headers Strait writes itself (framing, connection management, Host): route edits of them
 /// would desynchronize the connection or silently lose, so they are refused.
 fn managed_header_problem(name: &str) -> Option<String> {
-    const MANAGED: [&str; 9] =
-        ["content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "host", "expect"];
+    const MANAGED: [&str; 9] = [
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "expect",
+    ];
     let lower = name.to_ascii_lowercase();
     if MANAGED.contains(&lower.as_str()) || lower.starts_with("proxy-") {
         let hint = if lower == "host" { "; set the upstream Host with the cluster's `host_header`" } else { "" };
