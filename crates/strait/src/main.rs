@@ -10,11 +10,6 @@ use std::time::{Duration, SystemTime};
 use clap::{Parser, Subcommand, ValueEnum};
 use strait_proxy::Server;
 
-// The proxy allocates and frees small buffers per request; mimalloc's per-thread heaps keep
-// that off any shared lock (see docs/BENCHMARKS.md for the measured difference).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code for a configuration that does not validate.
 const EXIT_CONFIG: u8 = 2;
 /// Exit code for a runtime failure (a socket that cannot be bound, for example).
