@@ -283,3 +283,24 @@ clusters:
     assert!(values("cookie").is_empty());
     assert_eq!(values("x-kept"), ["yes"]);
 }
+
+#[test]
+fn redirect_without_any_host_is_refused_instead_of_sending_an_empty_authority() {
+    let proxy = Proxy::start(
+        r#"
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - redirect: { scheme: https }
+"#,
+    );
+    let response = support::raw_request(proxy.addr("web"), b"GET /x?y HTTP/1.0\r\n\r\n").expect("response");
+    assert_eq!(response.status, 400);
+    assert_eq!(response.header("x-strait-reason"), Some("bad_request"));
+    assert_eq!(response.header("location"), None);
+    let with_host =
+        support::raw_request(proxy.addr("web"), b"GET /x?y HTTP/1.0\r\nHost: a.test\r\n\r\n").expect("response");
+    assert_eq!(with_host.status, 301);
+    assert_eq!(with_host.header("location"), Some("https://a.test/x?y"));
+}

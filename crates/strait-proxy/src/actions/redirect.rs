@@ -6,12 +6,17 @@ use http::HeaderMap;
 
 use crate::filter::LocalResponse;
 use crate::h1::RequestHead;
+use crate::reason::Reason;
 use crate::snapshot::RedirectPlan;
 
 /// Builds the redirect for a request: configured parts replace the request's own.
 pub fn answer(plan: &RedirectPlan, head: &RequestHead) -> LocalResponse {
     let scheme = plan.scheme.as_deref().unwrap_or("http");
     let host = plan.host.as_deref().unwrap_or_else(|| head.host_name());
+    if host.is_empty() {
+        // An HTTP/1.0 request without Host, and no host configured: no absolute URL to send.
+        return LocalResponse::for_reason(Reason::BadRequest);
+    }
     let path = plan.path.as_deref().unwrap_or_else(|| head.path());
     let mut location = format!("{scheme}://{host}{path}");
     if let Some(query) = head.query() {

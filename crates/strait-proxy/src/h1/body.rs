@@ -191,6 +191,7 @@ fn unexpected_eof() -> RelayError {
     RelayError::Read(io::Error::new(io::ErrorKind::UnexpectedEof, "body ended early"))
 }
 
+/// Relays exactly `left` bytes of body data.
 async fn relay_exact<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     src: &mut R,
     buf: &mut BytesMut,
@@ -293,16 +294,7 @@ async fn relay_chunked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         if limits.max_bytes != 0 && total > limits.max_bytes {
             return Err(RelayError::TooLarge);
         }
-        let mut left = size;
-        while left > 0 {
-            if buf.is_empty() && fill(src, buf, out, limits).await? == 0 {
-                return Err(unexpected_eof());
-            }
-            let take = (buf.len() as u64).min(left) as usize;
-            out.data(&buf[..take]).await?;
-            buf.advance(take);
-            left -= take as u64;
-        }
+        relay_exact(src, buf, size, out, limits).await?;
         while buf.len() < 2 {
             if fill(src, buf, out, limits).await? == 0 {
                 return Err(unexpected_eof());

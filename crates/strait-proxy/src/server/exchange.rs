@@ -33,6 +33,10 @@ pub(crate) async fn handle(
     listener: &ListenerPlan,
     listener_name: &Arc<str>,
 ) -> bool {
+    if super::drain::is_draining() {
+        // The connection closes after this exchange: tell the client in the response.
+        head.keep_alive = false;
+    }
     let mut ctx = new_ctx(conn, &head, snapshot, listener_name);
     if snapshot.server.request_id {
         ctx.request_id = Some(ensure_request_id(&mut head.headers));
