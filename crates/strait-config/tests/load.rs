@@ -395,3 +395,11 @@ listeners:
     );
     assert!(errors[0].message.contains("host_header"));
 }
+
+#[test]
+fn direct_answers_cannot_use_an_interim_status() {
+    let text = "listeners:\n  - name: a\n    bind: 127.0.0.1:0\n    routes:\n      - direct: { status: 100 }\n";
+    let (line, _, path, message) = single_error(text);
+    assert_eq!((line, path.as_str()), (5, "listeners[0].routes[0].direct.status"));
+    assert!(message.contains("interim"), "{message}");
+}

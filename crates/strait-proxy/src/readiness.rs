@@ -1,9 +1,10 @@
 //! Socket readiness bookkeeping that saves a `recv` call per request.
 //!
-//! Tokio learns that a socket is readable from epoll and forgets it only when a read returns
-//! `WouldBlock`. A read that returned fewer bytes than it had room for already emptied the
-//! receive queue, so the next read would fail with `EAGAIN`: forgetting readiness right away
-//! lets the next wait go straight to epoll instead. New data raises a new epoll event, and a
+//! Tokio learns that a socket is readable from epoll; after a `try_read_buf` it forgets that only
+//! when a read returns `WouldBlock`. A read that returned fewer bytes than it had room for already
+//! emptied the receive queue, so the next read would fail with `EAGAIN`: forgetting readiness
+//! right away lets the next wait go straight to epoll instead (Tokio's own `poll_read` does the
+//! same after a short read; this covers the `try_read_buf` path). New data raises a new epoll event, and a
 //! peer's close stays visible (Tokio never clears the closed state), so nothing is missed.
 
 use std::io;

@@ -589,3 +589,40 @@ fn read_chunked_streaming(reader: &mut impl BufRead, mut sink: impl FnMut(&[u8])
         assert_eq!(&crlf, b"\r\n");
     }
 }
+
+#[test]
+fn a_large_refused_upload_still_gets_its_413_instead_of_a_reset() {
+    let backend = Backend::named("never");
+    let proxy = Proxy::start(&format!(
+        r#"
+server:
+  limits: {{ max_body_bytes: 1KiB }}
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - forward: {{ cluster: app }}
+clusters:
+  - name: app
+    endpoints: [{{ address: "{}" }}]
+"#,
+        backend.addr
+    ));
+    // The client sends the whole 4 MiB body it announced before reading, as a simple client
+    // does without `Expect`: its writes must not be reset, and the answer must be readable.
+    let body_len = 4 << 20;
+    let mut stream = TcpStream::connect(proxy.addr("web")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = format!("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {body_len}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..(body_len / chunk.len()) {
+        stream.write_all(&chunk).expect("the refused body is discarded, not reset");
+    }
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).expect("the 413 is readable");
+    assert!(status_line.starts_with("HTTP/1.1 413"), "got {status_line:?}");
+    assert_eq!(backend.count(), 0);
+}

@@ -38,7 +38,16 @@ impl Checker<'_> {
         }
         if let Some(direct) = &route.direct {
             let direct_path = child_path(path, "direct");
-            self.check_status(&child_path(&direct_path, "status"), direct.status);
+            let status_path = child_path(&direct_path, "status");
+            if (100..=199).contains(&direct.status) {
+                // An interim (1xx) status is not an answer: the client would wait for another.
+                self.error(
+                    &status_path,
+                    format!("{} is an interim status; a direct answer needs 200 to 599", direct.status),
+                );
+            } else {
+                self.check_status(&status_path, direct.status);
+            }
             self.header_map(&child_path(&direct_path, "headers"), &direct.headers);
         }
         if let Some(static_files) = &route.static_files {

@@ -112,6 +112,10 @@ fn build_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    if chunked && content_length.is_some() {
+        // Both framings at once (RFC 9112 §6.3): follow chunked, but never reuse the connection.
+        close = true;
+    }
     let body = if no_body {
         BodyFraming::Empty
     } else if chunked {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
 
@@ -21,6 +21,12 @@ use crate::readiness;
 use crate::reason::Reason;
 use crate::snapshot::ServerPlan;
 
+/// How long a closing connection keeps reading what the client still sends (nginx `lingering_time`).
+const LINGER_TIME: Duration = Duration::from_secs(10);
+/// Longest wait for more bytes while closing (nginx `lingering_timeout`).
+const LINGER_READ: Duration = Duration::from_secs(2);
+/// Most bytes discarded while closing.
+const LINGER_BYTES: usize = 64 << 20;
 /// Bytes reserved for reading a request head.
 const HEAD_READ: usize = 4096;
 
@@ -53,12 +59,34 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
             Ok(None) => return,
             Err(reason) => {
                 exchange::reject_head(&mut conn, &snapshot, &listener, reason).await;
-                return;
+                break;
             }
         };
         let keep_alive = Box::pin(exchange::handle(&mut conn, head, &snapshot, listener_plan, &listener)).await;
         if !keep_alive || drain::is_draining() {
-            return;
+            break;
+        }
+    }
+    // An answer was just written and the client may still be sending (an unread body, a
+    // pipelined request): close gently so the answer is not lost to a reset.
+    Box::pin(linger_close(conn.stream)).await;
+}
+
+/// Closes the way nginx's lingering close does: send FIN, then read and discard what the client
+/// still sends, for a bounded time and size. Closing a socket with unread data makes the kernel
+/// send a reset, which can destroy the response the client has not read yet.
+async fn linger_close(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut sink = vec![0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        let wait = deadline.min(Instant::now() + LINGER_READ);
+        match timeout_at(wait, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
         }
     }
 }

@@ -217,7 +217,7 @@ pub(crate) async fn reject_head(conn: &mut ClientConn, snapshot: &Snapshot, list
     );
     out.extend_from_slice(&response.body);
     let _ = tokio::time::timeout(LOCAL_WRITE_TIMEOUT, conn.stream.write_all(&out)).await;
-    let _ = conn.stream.shutdown().await;
+
     if snapshot.access_log.is_enabled() {
         snapshot.access_log.log(&LogRecord {
             client_addr: conn.peer,

@@ -183,7 +183,13 @@ impl Exchange<'_> {
         let mut out = BytesMut::with_capacity(512);
         self.write_head(&mut out, head, ctx);
         let replayable = !head.body.has_body();
-        let mut pooled = pool::take(addr, cfg.timeouts.idle.0).filter(|s| replayable || pool::is_reusable(s));
+        // A request may go out again only if nothing of it could have been acted on twice:
+        // no body consumed, and a method that is safe to repeat (nginx does not resend POST,
+        // PATCH or LOCK once sent either).
+        let resendable = replayable && is_idempotent(&head.method);
+        // The check costs no system call unless the idle connection became readable (closed
+        // by the upstream, or stray bytes): Tokio knows that from epoll.
+        let mut pooled = pool::take(addr, cfg.timeouts.idle.0).filter(pool::is_reusable);
         loop {
             let reused = pooled.is_some();
             let mut upstream = match pooled.take() {
@@ -194,7 +200,8 @@ impl Exchange<'_> {
                 },
             };
             let sent_at = Instant::now();
-            if upstream.write_all(&out).await.is_err() {
+            let written = tokio::time::timeout(cfg.timeouts.body.0, upstream.write_all(&out)).await;
+            if !matches!(written, Ok(Ok(()))) {
                 if reused {
                     continue;
                 }
@@ -208,10 +215,10 @@ impl Exchange<'_> {
             let mut buf = BytesMut::with_capacity(8192);
             let response = match self.read_response_head(&mut upstream, &mut buf, &head.method).await {
                 Ok(response) => response,
-                Err((Reason::UpstreamReset, true)) if reused && replayable => continue,
+                Err((Reason::UpstreamReset, true)) if reused && resendable => continue,
                 Err((reason, _)) => {
                     let timed_out_route = self.deadline.is_some_and(|d| Instant::now() >= d);
-                    return Attempt::Failed { reason, retryable: replayable && !timed_out_route, endpoint_fault: true };
+                    return Attempt::Failed { reason, retryable: resendable && !timed_out_route, endpoint_fault: true };
                 }
             };
             ctx.upstream_time = Some(sent_at.elapsed());
@@ -268,8 +275,11 @@ impl Exchange<'_> {
             Err(RelayError::ReadTimeout) => {
                 Err(Attempt::Failed { reason: Reason::ClientBodyTimeout, retryable: false, endpoint_fault: false })
             }
-            Err(RelayError::Malformed) | Err(RelayError::Read(_)) => {
+            Err(RelayError::Malformed) => {
                 Err(Attempt::Failed { reason: Reason::BadRequest, retryable: false, endpoint_fault: false })
+            }
+            Err(RelayError::Read(_)) => {
+                Err(Attempt::Failed { reason: Reason::ClientAborted, retryable: false, endpoint_fault: false })
             }
         }
     }
@@ -340,11 +350,15 @@ impl Exchange<'_> {
         write_response_head(&mut out, head.version, response.status, &headers, framing, keep_client);
         let body_in_buffer = matches!(response.body, BodyFraming::Length(n) if buf.len() as u64 == n);
         if body_in_buffer || !response.body.has_body() {
-            ctx.bytes_sent = buf.len() as u64;
-            out.extend_from_slice(&buf);
-            buf.clear();
+            // Bytes after a bodyless response (HEAD, 204, 304) are the upstream's error: they
+            // are neither relayed nor left on a pooled connection.
+            let clean = body_in_buffer || buf.is_empty();
+            if body_in_buffer {
+                ctx.bytes_sent = buf.len() as u64;
+                out.extend_from_slice(&buf);
+            }
             let written = write_to_client(conn, &out, server.client_body_timeout).await;
-            if response.keep_alive {
+            if response.keep_alive && clean {
                 pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
             }
             return Attempt::Done(keep_client && written);
@@ -391,8 +405,14 @@ impl Exchange<'_> {
                     out.put_slice(query.as_bytes());
                 }
             }
-            None if head.path_and_query().is_empty() => out.put_u8(b'/'),
-            None => out.put_slice(head.path_and_query()),
+            None => {
+                let target = head.path_and_query();
+                if !target.starts_with(b"/") {
+                    // `GET http://host?x=1` has an empty path: origin-form needs the `/`.
+                    out.put_u8(b'/');
+                }
+                out.put_slice(target);
+            }
         }
         out.put_slice(b" HTTP/1.1\r\n");
         let mut forwarded_for: Option<&HeaderValue> = None;
