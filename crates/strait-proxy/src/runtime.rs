@@ -28,6 +28,8 @@ use crate::server::conn::serve_connection;
 use crate::server::Shared;
 use crate::snapshot::Snapshot;
 
+/// How often each worker closes expired and upstream-closed idle upstream connections.
+const POOL_SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Listen backlog of every socket.
 const BACKLOG: i32 = 4096;
 
@@ -285,6 +287,13 @@ fn spawn_worker(index: usize, shared: Arc<Shared>) -> Result<Worker, ServerError
 /// A worker's main loop: follow commands, accept connections, drain at the end.
 async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared: Arc<Shared>) {
     let mut accepting: HashMap<Arc<str>, AbortHandle> = HashMap::new();
+    let sweeper = tokio::task::spawn_local(async {
+        let mut every = tokio::time::interval(POOL_SWEEP_INTERVAL);
+        loop {
+            every.tick().await;
+            crate::upstream::sweep_idle_connections();
+        }
+    });
     while let Some(command) = commands.recv().await {
         match command {
             WorkerCommand::Listen { name, socket } => {
@@ -313,6 +322,7 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                 while shared.open_connections() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
+                sweeper.abort();
                 return;
             }
         }

@@ -277,3 +277,31 @@ fn client_header_timer_starts_with_the_first_byte() {
     let mut conn = RawConn::from_stream(stream);
     assert_eq!(send_get(&mut conn).status, 200);
 }
+
+#[test]
+fn idle_upstream_connections_are_closed_after_their_idle_timeout_without_new_requests() {
+    let upstream = support::RawUpstream::answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    let proxy = Proxy::start(&format!(
+        r#"
+workers: 1
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - forward: {{ cluster: app }}
+clusters:
+  - name: app
+    timeouts: {{ idle: 300ms }}
+    endpoints: [{{ address: "{}" }}]
+"#,
+        upstream.addr
+    ));
+    let response = support::get(proxy.addr("web"), "/");
+    assert_eq!(response.status, 200);
+    let started = std::time::Instant::now();
+    // No further request comes: the worker's sweep must close the pooled connection itself.
+    support::wait_until("the idle upstream connection to close", || {
+        upstream.connections().first().is_some_and(|c| c.closed)
+    });
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "closed before its idle timeout");
+}

@@ -189,7 +189,7 @@ impl Exchange<'_> {
         let resendable = replayable && is_idempotent(&head.method);
         // The check costs no system call unless the idle connection became readable (closed
         // by the upstream, or stray bytes): Tokio knows that from epoll.
-        let mut pooled = pool::take(addr, cfg.timeouts.idle.0).filter(pool::is_reusable);
+        let mut pooled = pool::take(addr).filter(pool::is_reusable);
         loop {
             let reused = pooled.is_some();
             let mut upstream = match pooled.take() {
@@ -359,7 +359,12 @@ impl Exchange<'_> {
             }
             let written = write_to_client(conn, &out, server.client_body_timeout).await;
             if response.keep_alive && clean {
-                pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
+                pool::put(
+                    self.endpoint.addr,
+                    upstream,
+                    self.cluster.config.keepalive,
+                    self.cluster.config.timeouts.idle.0,
+                );
             }
             return Attempt::Done(keep_client && written);
         }
@@ -376,7 +381,12 @@ impl Exchange<'_> {
             Ok(n) => {
                 ctx.bytes_sent = n;
                 if response.keep_alive && buf.is_empty() && response.body != BodyFraming::UntilClose {
-                    pool::put(self.endpoint.addr, upstream, self.cluster.config.keepalive);
+                    pool::put(
+                        self.endpoint.addr,
+                        upstream,
+                        self.cluster.config.keepalive,
+                        self.cluster.config.timeouts.idle.0,
+                    );
                 }
                 Attempt::Done(keep_client)
             }

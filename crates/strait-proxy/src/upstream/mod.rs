@@ -4,3 +4,4 @@ mod forward;
 pub(crate) mod pool;
 
 pub(crate) use forward::forward;
+pub(crate) use pool::sweep as sweep_idle_connections;

@@ -2,7 +2,9 @@
 //!
 //! Each worker owns its pool, so taking and returning a connection needs no lock. The most
 //! recently returned connection is reused first (it is the least likely to have been closed
-//! by the upstream); connections idle longer than the cluster's `timeouts.idle` are dropped.
+//! by the upstream); connections idle longer than the cluster's `timeouts.idle` are dropped,
+//! and a per-worker sweep ([`sweep`]) closes expired and upstream-closed ones even when no
+//! request asks for them, so they do not linger in CLOSE_WAIT.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,10 +14,10 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// An idle connection and when it became idle.
+/// An idle connection and when it stops being reusable.
 struct Idle {
     stream: TcpStream,
-    since: Instant,
+    expires: Instant,
 }
 
 thread_local! {
@@ -52,13 +54,14 @@ impl std::hash::Hasher for AddrHasher {
     }
 }
 
-/// Takes an idle connection to `addr` that has been idle less than `max_idle`.
-pub(crate) fn take(addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
+/// Takes the most recently returned idle connection to `addr` that has not expired.
+pub(crate) fn take(addr: SocketAddr) -> Option<TcpStream> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(&addr)?;
+        let now = Instant::now();
         while let Some(conn) = idle.pop() {
-            if conn.since.elapsed() < max_idle {
+            if now < conn.expires {
                 return Some(conn.stream);
             }
         }
@@ -66,8 +69,19 @@ pub(crate) fn take(addr: SocketAddr, max_idle: Duration) -> Option<TcpStream> {
     })
 }
 
-/// Returns a connection for reuse, keeping at most `max_per_endpoint` idle ones.
-pub(crate) fn put(addr: SocketAddr, stream: TcpStream, max_per_endpoint: usize) {
+/// Closes expired connections and those the upstream closed; forgets emptied endpoints.
+pub(crate) fn sweep() {
+    POOL.with(|pool| {
+        let now = Instant::now();
+        pool.borrow_mut().retain(|_, idle| {
+            idle.retain(|conn| now < conn.expires && is_reusable(&conn.stream));
+            !idle.is_empty()
+        });
+    });
+}
+
+/// Returns a connection for reuse for at most `max_idle`, keeping at most `max_per_endpoint`.
+pub(crate) fn put(addr: SocketAddr, stream: TcpStream, max_per_endpoint: usize, max_idle: Duration) {
     if max_per_endpoint == 0 {
         return;
     }
@@ -77,7 +91,7 @@ pub(crate) fn put(addr: SocketAddr, stream: TcpStream, max_per_endpoint: usize) 
         if idle.len() >= max_per_endpoint {
             idle.remove(0);
         }
-        idle.push(Idle { stream, since: Instant::now() });
+        idle.push(Idle { stream, expires: Instant::now() + max_idle });
     });
 }
 
