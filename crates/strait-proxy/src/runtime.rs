@@ -123,10 +123,13 @@ impl Server {
             AccessLog::open(&config.access_log)
                 .map_err(|e| ServerError(format!("access_log.path `{}`: {e}", config.access_log.path)))?
         };
+        // Fallible steps run in this order so that a failure leaves everything as it was: new
+        // sockets are only dropped, and the cluster registry (which keeps its old states when
+        // its own update fails) is touched only once the listeners are in hand.
+        let new_sockets = self.bind_new_listeners(&config)?;
         let clusters = self.control.block_on(self.registry.update(&config.clusters)).map_err(ServerError)?;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
         let snapshot = Snapshot::compile(generation, &config, clusters, access_log).map_err(ServerError)?;
-        let new_sockets = self.bind_new_listeners(&config)?;
         self.shared.snapshot.store(Arc::new(snapshot));
         self.generation.store(generation, Ordering::Relaxed);
         self.switch_listeners(&config, new_sockets);
