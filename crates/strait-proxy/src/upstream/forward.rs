@@ -224,7 +224,7 @@ impl Exchange<'_> {
             ctx.upstream_time = Some(sent_at.elapsed());
             if self.may_retry_status
                 && self.route.retries.on_status.contains(&response.status)
-                && !self.deadline.is_some_and(|d| Instant::now() >= d)
+                && self.deadline.is_none_or(|d| Instant::now() < d)
                 && has_untried_endpoint(self.cluster, self.tried)
             {
                 return Attempt::RetryStatus;
