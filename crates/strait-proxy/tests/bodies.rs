@@ -626,3 +626,54 @@ clusters:
     assert!(status_line.starts_with("HTTP/1.1 413"), "got {status_line:?}");
     assert_eq!(backend.count(), 0);
 }
+
+#[test]
+fn an_upstream_refusing_an_upload_early_is_answered_with_its_own_status_not_502() {
+    // An upstream that reads the head, answers 413 at once and closes without reading the body
+    // (as many application servers do for an upload they refuse).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let upstream_addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else { return };
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).map_or(false, |n| n == 1) {
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\n\r\ntoo big");
+    });
+    let proxy = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - forward: {{ cluster: app }}
+clusters:
+  - name: app
+    endpoints: [{{ address: "{upstream_addr}" }}]
+    health:
+      passive: {{ max_fails: 1, fail_timeout: 30s }}
+"#
+    ));
+    let body_len = 8 << 20;
+    let stream = TcpStream::connect(proxy.addr("web")).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let head = format!("POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: {body_len}\r\n\r\n");
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = vec![b'x'; 64 * 1024];
+        for _ in 0..(body_len / chunk.len()) {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut conn = RawConn::from_stream(stream);
+    let response = conn.read_response().expect("an answer");
+    assert_eq!(response.status, 413, "the upstream's refusal reaches the client");
+    assert_eq!(response.text(), "too big");
+    assert_eq!(response.header("x-strait-reason"), None);
+    let _ = sender.join();
+}

@@ -28,6 +28,9 @@ const MAX_ATTEMPTS: usize = 16;
 /// Placeholder for unused slots of the tried-endpoints list.
 const UNSPECIFIED: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
+/// How long an upstream that stopped reading a request body gets to show its early answer.
+const EARLY_RESPONSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Largest upstream response head accepted.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
@@ -209,6 +212,11 @@ impl Exchange<'_> {
             }
             if head.body.has_body() {
                 if let Err(attempt) = self.send_body(conn, head, &mut upstream).await {
+                    if let Attempt::Failed { reason: Reason::UpstreamReset, .. } = attempt {
+                        if let Some(done) = self.early_response(conn, head, ctx, upstream, sent_at).await {
+                            return done;
+                        }
+                    }
                     return attempt;
                 }
             }
@@ -232,6 +240,26 @@ impl Exchange<'_> {
             self.endpoint.report_success();
             return self.relay_response(conn, head, ctx, upstream, buf, response).await;
         }
+    }
+
+    /// After the upstream stopped taking the request body: relays the response it sent
+    /// early, if any (a 401 or 413 refusing an upload), and closes both connections after it.
+    async fn early_response(
+        &self,
+        conn: &mut ClientConn,
+        head: &mut RequestHead,
+        ctx: &mut RequestCtx,
+        mut upstream: TcpStream,
+        sent_at: Instant,
+    ) -> Option<Attempt> {
+        let mut buf = BytesMut::with_capacity(8192);
+        let read = self.read_response_head(&mut upstream, &mut buf, &head.method);
+        let Ok(Ok(mut response)) = tokio::time::timeout(EARLY_RESPONSE_WAIT, read).await else { return None };
+        ctx.upstream_time = Some(sent_at.elapsed());
+        response.keep_alive = false;
+        // The rest of the client's body stays unread: the connection closes after the answer.
+        head.keep_alive = false;
+        Some(self.relay_response(conn, head, ctx, upstream, buf, response).await)
     }
 
     /// Connects to the endpoint within the connect timeout (and the route deadline).
