@@ -637,7 +637,7 @@ fn an_upstream_refusing_an_upload_early_is_answered_with_its_own_status_not_502(
         let Ok((mut stream, _)) = listener.accept() else { return };
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).map_or(false, |n| n == 1) {
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
             head.push(byte[0]);
         }
         let _ = stream.write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 7\r\n\r\ntoo big");
