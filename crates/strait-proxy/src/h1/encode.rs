@@ -1,7 +1,7 @@
 //! Serializing heads onto the wire, straight into a byte buffer.
 
 use bytes::{BufMut, BytesMut};
-use http::{HeaderMap, Method, StatusCode, Version};
+use http::{HeaderMap, StatusCode, Version};
 
 use super::body::BodyFraming;
 
@@ -16,28 +16,6 @@ pub enum OutFraming {
     Chunked,
     /// No framing header; the body ends when the connection closes.
     Close,
-}
-
-/// Writes a request line and headers for an upstream.
-pub fn write_request_head(
-    out: &mut BytesMut,
-    method: &Method,
-    path_and_query: &[u8],
-    headers: &HeaderMap,
-    framing: OutFraming,
-) {
-    out.reserve(256);
-    out.put_slice(method.as_str().as_bytes());
-    out.put_u8(b' ');
-    if path_and_query.is_empty() {
-        out.put_u8(b'/');
-    } else {
-        out.put_slice(path_and_query);
-    }
-    out.put_slice(b" HTTP/1.1\r\n");
-    write_headers(out, headers);
-    write_framing(out, framing);
-    out.put_slice(b"\r\n");
 }
 
 /// Writes a status line and headers for a client.
@@ -92,14 +70,13 @@ fn write_headers(out: &mut BytesMut, headers: &HeaderMap) {
     }
 }
 
-fn write_framing(out: &mut BytesMut, framing: OutFraming) {
+/// Writes the header that announces a body's framing, if it needs one.
+pub(crate) fn write_framing(out: &mut BytesMut, framing: OutFraming) {
     match framing {
         OutFraming::None | OutFraming::Close => {}
         OutFraming::Length(n) => {
             out.put_slice(b"content-length: ");
-            let mut digits = itoa_buf(n);
-            out.put_slice(digits.as_bytes());
-            digits.clear();
+            out.put_slice(itoa_buf(n).as_bytes());
             out.put_slice(b"\r\n");
         }
         OutFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
@@ -129,10 +106,6 @@ impl DigitBuf {
     fn as_bytes(&self) -> &[u8] {
         &self.bytes[self.start..]
     }
-
-    fn clear(&mut self) {
-        self.start = 20;
-    }
 }
 
 #[cfg(test)]
@@ -147,12 +120,5 @@ mod tests {
         let mut out = BytesMut::new();
         write_response_head(&mut out, Version::HTTP_10, StatusCode::OK, &headers, OutFraming::Length(12), true);
         assert_eq!(&out[..], b"HTTP/1.0 200 OK\r\nx-a: 1\r\ncontent-length: 12\r\nconnection: keep-alive\r\n\r\n");
-    }
-
-    #[test]
-    fn request_head_with_chunked_body() {
-        let mut out = BytesMut::new();
-        write_request_head(&mut out, &Method::POST, b"/up?x=1", &HeaderMap::new(), OutFraming::Chunked);
-        assert_eq!(&out[..], b"POST /up?x=1 HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n");
     }
 }

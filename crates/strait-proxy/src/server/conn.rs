@@ -58,7 +58,7 @@ pub(crate) async fn serve_connection(stream: TcpStream, peer: SocketAddr, listen
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(reason) => {
-                exchange::reject_head(&mut conn, &snapshot, &listener, reason).await;
+                exchange::reject_head(&mut conn, &snapshot, reason).await;
                 break;
             }
         };

@@ -53,7 +53,7 @@ pub(crate) async fn handle(
         close_if_body_stays_unread(&mut head);
         let keep = send_local(conn, &head, &mut ctx, snapshot, &[], LocalResponse::for_reason(Reason::NoRoute)).await;
         let keep = drain_unread_body(conn, &head, snapshot, keep).await;
-        return finish(conn, &head, &ctx, snapshot, &[], keep).await;
+        return finish(&head, &ctx, snapshot, &[], keep);
     };
     let route: &RoutePlan = found.route;
     ctx.route = Some(route.name.clone());
@@ -65,7 +65,7 @@ pub(crate) async fn handle(
             head.keep_alive = false;
             let response = LocalResponse::for_reason(Reason::BodyTooLarge);
             send_local(conn, &head, &mut ctx, snapshot, &route.filters, response).await;
-            return finish(conn, &head, &ctx, snapshot, &route.filters, false).await;
+            return finish(&head, &ctx, snapshot, &route.filters, false);
         }
     }
 
@@ -84,7 +84,7 @@ pub(crate) async fn handle(
         }
         None => run_action(conn, &mut head, &mut ctx, snapshot, route, rewritten.as_deref()).await,
     };
-    finish(conn, &head, &ctx, snapshot, &route.filters, keep).await
+    finish(&head, &ctx, snapshot, &route.filters, keep)
 }
 
 /// Performs the route's action; returns whether the connection may be kept.
@@ -199,7 +199,7 @@ fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
 }
 
 /// Answers a request whose head could not be accepted, then the connection closes.
-pub(crate) async fn reject_head(conn: &mut ClientConn, snapshot: &Snapshot, listener: &Arc<str>, reason: Reason) {
+pub(crate) async fn reject_head(conn: &mut ClientConn, snapshot: &Snapshot, reason: Reason) {
     let response = LocalResponse::for_reason(reason);
     let mut out = BytesMut::new();
     let mut headers = response.headers.clone();
@@ -239,7 +239,6 @@ pub(crate) async fn reject_head(conn: &mut ClientConn, snapshot: &Snapshot, list
             request_id: None,
         });
     }
-    let _ = listener;
 }
 
 /// Sends a response Strait generated; returns whether the connection may be kept.
@@ -357,8 +356,7 @@ pub(crate) fn body_limits(snapshot: &Snapshot, max_bytes: u64) -> RelayLimits {
 }
 
 /// Log phase: filters, then the access log.
-async fn finish(
-    _conn: &mut ClientConn,
+fn finish(
     head: &RequestHead,
     ctx: &RequestCtx,
     snapshot: &Snapshot,

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::pool;
 use crate::filter::{LocalResponse, RequestCtx};
-use crate::h1::encode::{response_framing, write_response_head, OutFraming};
+use crate::h1::encode::{response_framing, write_framing, write_response_head, OutFraming};
 use crate::h1::response::parse_response_head;
 use crate::h1::{relay_body, BodyFraming, RelayError, RelayLimits, RequestHead};
 use crate::reason::Reason;
@@ -454,18 +454,16 @@ impl Exchange<'_> {
             }
         }
         out.put_slice(b" HTTP/1.1\r\n");
-        let mut forwarded_for: Option<&HeaderValue> = None;
         for (name, value) in &head.headers {
             if name == header::HOST {
                 continue;
             }
             if server.forwarded_headers {
                 let n = name.as_str();
-                if n == "x-forwarded-for" {
-                    forwarded_for = Some(value);
-                    continue;
-                }
-                if n == "x-real-ip" || (!trusted_peer && (n == "x-forwarded-proto" || n == "x-forwarded-host")) {
+                let replaced = n == "x-forwarded-for"
+                    || n == "x-real-ip"
+                    || (!trusted_peer && (n == "x-forwarded-proto" || n == "x-forwarded-host"));
+                if replaced {
                     continue;
                 }
             }
@@ -487,10 +485,8 @@ impl Exchange<'_> {
         out.put_slice(b"\r\n");
         if server.forwarded_headers {
             out.put_slice(b"x-forwarded-for: ");
-            if let Some(previous) = forwarded_for {
-                let joined: Vec<&[u8]> = head.headers.get_all("x-forwarded-for").iter().map(|v| v.as_bytes()).collect();
-                out.put_slice(&joined.join(&b", "[..]));
-                let _ = previous;
+            for previous in head.headers.get_all("x-forwarded-for") {
+                out.put_slice(previous.as_bytes());
                 out.put_slice(b", ");
             }
             let _ = write!(out, "{}\r\nx-real-ip: {}\r\n", ctx.peer.ip(), ctx.client_ip);
@@ -506,13 +502,12 @@ impl Exchange<'_> {
         if server.via {
             out.put_slice(b"via: 1.1 strait\r\n");
         }
-        match head.body {
-            BodyFraming::Length(n) => {
-                let _ = write!(out, "content-length: {n}\r\n");
-            }
-            BodyFraming::Chunked => out.put_slice(b"transfer-encoding: chunked\r\n"),
-            BodyFraming::Empty | BodyFraming::UntilClose => {}
-        }
+        let framing = match head.body {
+            BodyFraming::Length(n) => OutFraming::Length(n),
+            BodyFraming::Chunked => OutFraming::Chunked,
+            BodyFraming::Empty | BodyFraming::UntilClose => OutFraming::None,
+        };
+        write_framing(out, framing);
         out.put_slice(b"\r\n");
     }
 }
