@@ -4,16 +4,8 @@
 # must be zero. Usage: bench/reload.sh [DURATION_S] [CONNECTIONS]   (needs nginx, wrk, curl)
 set -u
 D=${1:-10}; C=${2:-64}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STRAIT=${STRAIT:-$ROOT/target/release/strait}
-W=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
-cat > "$W/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:18080; location / { return 200 "hello, world\n"; } } }
-CONF
+source "$(dirname "$0")/common.sh"
+write_backend_conf
 config() { # $1: extra route name
   cat <<CONF
 workers: 1
@@ -33,7 +25,7 @@ CONF
 config a > "$W/strait.yaml"
 nginx -c "$W/backend.conf" &
 "$STRAIT" run -c "$W/strait.yaml" --no-watch --log-level warn & SP=$!
-for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:18085/ && break; sleep 0.1; done
+wait_ready 18085
 wrk -t1 -c"$C" -d"${D}s" http://127.0.0.1:18085/ > "$W/wrk.txt" 2>&1 & WP=$!
 reloads=0
 end=$((SECONDS + D))

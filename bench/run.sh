@@ -11,45 +11,11 @@
 set -u
 ROUNDS=${1:-5}; D=${2:-10}; C=${3:-64}
 IDLE_CONNS=${IDLE_CONNS:-8000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-STRAIT=${STRAIT:-$ROOT/target/release/strait}
-W=$(mktemp -d)
-BACK=18080
+source "$(dirname "$0")/common.sh"
 if [ "${PIN:-0}" = 1 ]; then PROXY_CPU="taskset -c 1"; LOAD_CPU="taskset -c 0"; else PROXY_CPU=""; LOAD_CPU=""; fi
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-cat > "$W/backend.conf" <<CONF
-worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$BACK; location / { return 200 "hello, world\n"; } } }
-CONF
-cat > "$W/nginx.conf" <<CONF
-worker_processes 1; daemon off; pid $W/nginx.pid; error_log $W/nginx.err;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
-http { access_log off; keepalive_requests 1000000;
-  upstream b { server 127.0.0.1:$BACK; keepalive 64; }
-  server { listen 127.0.0.1:18081; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
-CONF
-cat > "$W/haproxy.cfg" <<CONF
-global
-  nbthread 1
-  maxconn 9500
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 30s
-  timeout server 30s
-frontend f
-  bind 127.0.0.1:18082
-  default_backend b
-backend b
-  http-reuse always
-  server s1 127.0.0.1:$BACK
-CONF
+write_backend_conf
+write_peer_confs
 # Strait with 10 routes, and with 10,000 routes; the request path matches route number 5 / 5000.
 python3 - "$W" <<'PY'
 import sys
@@ -72,9 +38,7 @@ $PROXY_CPU nginx -c "$W/nginx.conf" &
 $PROXY_CPU haproxy -f "$W/haproxy.cfg" -q &
 $PROXY_CPU "$STRAIT" run -c "$W/strait-10.yaml" --no-watch --log-level warn & SP=$!
 $PROXY_CPU "$STRAIT" run -c "$W/strait-10k.yaml" --no-watch --log-level warn & SKP=$!
-for port in $BACK 18081 18082 18083 18084; do
-  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
-done
+wait_ready $BACK 18081 18082 18083 18084
 
 declare -A ALL
 run() { # name port path
@@ -99,7 +63,6 @@ for r in $(seq "$ROUNDS"); do
   run strait 18083 /r5/x
   run strait-10k 18084 /r5000/x
 done
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 field() { echo "${ALL[$1]}" | tr ' ' '\n' | grep -v '^$' | cut -d: -f"$2" | median; }
 echo "medians"
 for n in nginx haproxy strait strait-10k; do

@@ -1,0 +1,56 @@
+# Shared by the benchmark scripts (sourced, not run): a work directory cleaned up on exit, the
+# peers' configurations, readiness polling and medians. Everything listens on 127.0.0.1 only.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STRAIT=${STRAIT:-$ROOT/target/release/strait}
+BACK=18080
+W=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$W"' EXIT
+
+# The backend: one NGINX worker answering 13 bytes on $BACK.
+write_backend_conf() {
+  cat > "$W/backend.conf" <<CONF
+worker_processes 1; daemon off; pid $W/backend.pid; error_log $W/backend.err;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$BACK; location / { return 200 "hello, world\n"; } } }
+CONF
+}
+
+# The peers: NGINX on 18081 and HAProxy on 18082, one worker each, both reusing connections.
+write_peer_confs() {
+  cat > "$W/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $W/nginx.pid; error_log $W/nginx.err;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http { access_log off; keepalive_requests 1000000;
+  upstream b { server 127.0.0.1:$BACK; keepalive 64; }
+  server { listen 127.0.0.1:18081; location / { proxy_pass http://b; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+CONF
+  cat > "$W/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 9500
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend f
+  bind 127.0.0.1:18082
+  default_backend b
+backend b
+  http-reuse always
+  server s1 127.0.0.1:$BACK
+CONF
+}
+
+# Polls each port until it answers (at most 10 s each).
+wait_ready() {
+  for port in "$@"; do
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  done
+}
+
+# Median of the whitespace-separated numbers on standard input.
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
