@@ -37,6 +37,13 @@ pub struct RelayLimits {
     pub max_bytes: u64,
 }
 
+impl RelayLimits {
+    /// Whether a body of `total` bytes is over `max_bytes` (never when there is no limit).
+    fn exceeded_by(&self, total: u64) -> bool {
+        self.max_bytes != 0 && total > self.max_bytes
+    }
+}
+
 /// Why relaying a body stopped early.
 #[derive(Debug)]
 pub enum RelayError {
@@ -84,7 +91,7 @@ where
     let total = match framing {
         BodyFraming::Empty => 0,
         BodyFraming::Length(n) => {
-            if limits.max_bytes != 0 && n > limits.max_bytes {
+            if limits.exceeded_by(n) {
                 return Err(RelayError::TooLarge);
             }
             relay_exact(src, buf, n, &mut out, limits).await?;
@@ -223,7 +230,7 @@ async fn relay_until_close<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             return Ok(total);
         }
         total += buf.len() as u64;
-        if limits.max_bytes != 0 && total > limits.max_bytes {
+        if limits.exceeded_by(total) {
             return Err(RelayError::TooLarge);
         }
         out.data(&buf[..]).await?;
@@ -291,7 +298,7 @@ async fn relay_chunked<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
             return Ok(total);
         }
         total = total.checked_add(size).ok_or(RelayError::Malformed)?;
-        if limits.max_bytes != 0 && total > limits.max_bytes {
+        if limits.exceeded_by(total) {
             return Err(RelayError::TooLarge);
         }
         relay_exact(src, buf, size, out, limits).await?;
