@@ -72,6 +72,11 @@ impl ClusterState {
         state
     }
 
+    /// The cluster's name as a shared string (for logs and request contexts, without copying).
+    pub fn shared_name(&self) -> &Arc<str> {
+        &self.shared_name
+    }
+
     /// Chooses an endpoint for a request.
     ///
     /// Healthy endpoints not in `tried` come first: primaries, or backups when no such primary
@@ -222,6 +227,7 @@ mod tests {
             keepalive: 0,
             timeouts: ClusterTimeouts::default(),
             health: Health::default(),
+            tls: None,
         };
         let state = ClusterState::start(config, &resolved(&[1, 2]), Handle::current(), Arc::default());
         let before = state.endpoints();

@@ -173,6 +173,7 @@ mod tests {
             keepalive: 0,
             timeouts: Default::default(),
             health: Default::default(),
+            tls: None,
         };
         let cache = DnsCache::default();
         assert!(resolve(&cluster, &cache, true).await.is_err());

@@ -27,7 +27,7 @@ fn path_string(path: &serde_path_to_error::Path) -> String {
 }
 
 /// Builds the error for `message` at `path`: unknown keys point at the key itself.
-fn locate(index: &PathIndex, file: &str, path: String, message: String) -> ConfigError {
+pub(crate) fn locate(index: &PathIndex, file: &str, path: String, message: String) -> ConfigError {
     for prefix in ["unknown field `", "unknown variant `"] {
         if let Some(name) = message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()) {
             // The path may or may not already end with the unknown key.

@@ -9,6 +9,8 @@ pub mod model;
 mod path_index;
 mod report;
 mod source;
+mod source_map;
+pub mod tls;
 pub mod units;
 mod validate;
 
@@ -16,7 +18,9 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::*;
-pub use validate::MAX_WORKERS;
+pub use source_map::SourceMap;
+pub use tls::*;
+pub use validate::{header_edit_problems, MAX_WORKERS};
 
 use report::Reporter;
 
@@ -47,8 +51,9 @@ pub fn load_str_with_env(
     let mut reporter = Reporter::new(file_name);
     let (value, index) = convert::to_json(&documents, lookup, &mut reporter);
     reporter.finish(())?;
-    let config = deserialize::to_config(value, &index, file_name).map_err(ConfigErrors::single)?;
+    let mut config = deserialize::to_config(value, &index, file_name).map_err(ConfigErrors::single)?;
     let mut reporter = Reporter::new(file_name);
     validate::validate(&config, &index, &mut reporter);
+    config.source = SourceMap::new(file_name, index);
     reporter.finish(config)
 }

@@ -24,6 +24,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Upstream pools that routes forward to.
     pub clusters: Vec<Cluster>,
+    /// Where each field came from (not part of the file's content).
+    #[serde(skip)]
+    pub source: crate::SourceMap,
 }
 
 /// Process-wide settings for accepting and answering HTTP requests.
@@ -41,6 +44,10 @@ pub struct ServerSettings {
     /// Proxies in front of Strait (addresses or CIDR blocks): from them the client address is
     /// the rightmost untrusted `X-Forwarded-For` entry and `X-Forwarded-Proto/Host` are kept.
     pub trusted_proxies: Vec<String>,
+    /// Request trailer fields passed on to upstreams (`[x-checksum]`); every other trailer
+    /// field is dropped, so trailers cannot carry `Authorization` or `X-Forwarded-For` past
+    /// the checks that headers get. Empty by default.
+    pub request_trailers: Vec<String>,
     /// Limits that protect the proxy from oversized or slow requests.
     pub limits: Limits,
     /// Client-side timeouts.
@@ -57,6 +64,7 @@ impl Default for ServerSettings {
             via: false,
             forwarded_headers: true,
             trusted_proxies: Vec::new(),
+            request_trailers: Vec::new(),
             limits: Limits::default(),
             timeouts: ServerTimeouts::default(),
             drain_timeout: Dur::secs(30),
@@ -141,9 +149,27 @@ pub struct Listener {
     pub name: String,
     /// Address to bind, `IP:PORT` (`0.0.0.0:80`, `[::]:8080`, `127.0.0.1:0`).
     pub bind: String,
+    /// Accept TLS connections with these settings; plain TCP when absent.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ListenerTls>,
     /// Routes, matched by the precedence documented in `docs/CONFIG.md`.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Filters run on every request of this listener, before routing (also on 404s and
+    /// refused requests), in list order.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
+}
+
+/// One filter (plugin) and its configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// The plugin's name (`request_headers`, `response_headers`, `compression`...).
+    pub name: String,
+    /// The plugin's own settings; each plugin documents and checks its fields.
+    #[serde(default)]
+    pub config: serde_json::Value,
 }
 
 /// One route: what it matches and what it does.
@@ -170,6 +196,8 @@ pub struct Route {
     pub echo: Option<Echo>,
     /// How the path is rewritten before forwarding.
     pub rewrite: Option<Rewrite>,
+    /// Filters run on this route's requests after the listener's, in list order.
+    pub filters: Vec<FilterSpec>,
     /// Headers changed on the request before forwarding.
     pub request_headers: HeaderEdits,
     /// Headers changed on every response of this route, including Strait's own.
@@ -385,6 +413,9 @@ pub struct Cluster {
     /// Health checking.
     #[serde(default)]
     pub health: Health,
+    /// Connect to the endpoints with TLS using these settings; plain TCP when absent.
+    #[serde(default)]
+    pub tls: Option<crate::tls::ClusterTls>,
 }
 
 fn default_dns_refresh() -> Dur {

@@ -1,21 +1,39 @@
-//! Strait's data path: listeners, the HTTP/1.1 codec, routing, forwarding, actions.
+//! Strait's data path: listeners, connection drivers, the protocol-neutral exchange, routing,
+//! forwarding, actions.
 //!
-//! The request path, in module order: [`runtime`] (workers, listeners, reload) →
-//! `server::conn` (one client connection) → [`h1`] (heads and bodies on the wire) →
-//! `server::exchange` (route lookup, [`filter`] phases, action) → `upstream` (pools,
-//! forwarding, retries) or [`actions`] (redirect, static files, echo) → access log.
+//! The request path, in module order: [`runtime`] (workers, listeners, reload) → `driver`
+//! (one client connection in one protocol over one [`transport`]) → `exchange` (filters
+//! ([`chain`]), route, action, answer through the driver's response sink, log) → `upstream`
+//! (client, pools, forwarding, retries) or [`actions`] (redirect, static files, echo).
 #![forbid(unsafe_code)]
 
-pub mod actions;
+mod actions;
+mod body;
+pub mod chain;
 pub mod date;
-pub mod filter;
+mod driver;
+mod exchange;
 pub mod h1;
 mod readiness;
-pub mod reason;
 pub mod runtime;
-pub mod server;
+mod shared;
 pub mod snapshot;
+mod transport;
 mod upstream;
 
-pub use reason::Reason;
 pub use runtime::{Server, ServerError};
+pub use strait_http::Reason;
+
+/// Checks what only the data path can check in a configuration that loaded: every filter's
+/// own settings, with the built-in plugins. Errors carry file, line and field like the loader's.
+pub fn check(config: &strait_config::Config) -> Result<(), strait_config::ConfigErrors> {
+    check_with(config, &strait_plugins::builtin())
+}
+
+/// [`check`] with the plugins of `registry`.
+pub fn check_with(
+    config: &strait_config::Config,
+    registry: &strait_http::Registry,
+) -> Result<(), strait_config::ConfigErrors> {
+    snapshot::compile_filters(config, registry).map(|_| ())
+}

@@ -20,12 +20,13 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use strait_cluster::ClusterRegistry;
 use strait_config::Config;
+use strait_http::Registry;
 use strait_observe::AccessLog;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, LocalSet};
 
-use crate::server::conn::serve_connection;
-use crate::server::Shared;
+use crate::driver::serve_tcp;
+use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 
 /// How often each worker closes expired and upstream-closed idle upstream connections.
@@ -76,11 +77,18 @@ pub struct Server {
     bound: Mutex<HashMap<Arc<str>, BoundListener>>,
     generation: AtomicU64,
     current: Mutex<Config>,
+    plugins: Registry,
 }
 
 impl Server {
-    /// Starts workers and listeners for a validated configuration.
+    /// Starts workers and listeners for a validated configuration, with the built-in plugins.
     pub fn start(config: Config) -> Result<Server, ServerError> {
+        Server::start_with(config, strait_plugins::builtin())
+    }
+
+    /// Starts workers and listeners for a validated configuration; filters are built by name
+    /// from `registry`.
+    pub fn start_with(config: Config, plugins: Registry) -> Result<Server, ServerError> {
         let control = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("strait-control")
@@ -91,7 +99,7 @@ impl Server {
         let access_log = AccessLog::open(&config.access_log)
             .map_err(|e| ServerError(format!("access_log.path `{}`: {e}", config.access_log.path)))?;
         let clusters = control.block_on(registry.update(&config.clusters)).map_err(ServerError)?;
-        let snapshot = Snapshot::compile(1, &config, clusters, access_log).map_err(ServerError)?;
+        let snapshot = Snapshot::compile(1, &config, clusters, access_log, &plugins).map_err(ServerError)?;
         let shared = Arc::new(Shared::new(snapshot));
         let count = worker_count(&config);
         let workers = (0..count).map(|i| spawn_worker(i, shared.clone())).collect::<Result<Vec<_>, _>>()?;
@@ -103,6 +111,7 @@ impl Server {
             bound: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
             current: Mutex::new(Config::default()),
+            plugins,
         };
         server.apply_listeners(&config)?;
         *server.current.lock().expect("config lock") = config;
@@ -129,7 +138,8 @@ impl Server {
         let new_sockets = self.bind_new_listeners(&config)?;
         let clusters = self.control.block_on(self.registry.update(&config.clusters)).map_err(ServerError)?;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
-        let snapshot = Snapshot::compile(generation, &config, clusters, access_log).map_err(ServerError)?;
+        let snapshot =
+            Snapshot::compile(generation, &config, clusters, access_log, &self.plugins).map_err(ServerError)?;
         self.shared.snapshot.store(Arc::new(snapshot));
         self.generation.store(generation, Ordering::Relaxed);
         self.switch_listeners(&config, new_sockets);
@@ -321,7 +331,7 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                 for (_, task) in accepting.drain() {
                     task.abort();
                 }
-                crate::server::drain::start();
+                crate::driver::drain::start();
                 while shared.open_connections() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -341,7 +351,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                 let name = name.clone();
                 tokio::task::spawn_local(async move {
                     let _open = shared.track_connection();
-                    serve_connection(stream, peer, name, shared.clone()).await;
+                    serve_tcp(stream, peer, name, shared.clone()).await;
                 });
             }
             Err(e) => {

@@ -19,7 +19,12 @@ use strait_config::{Config, Route};
 use strait_observe::AccessLog;
 use strait_router::{PathRewrite, RouteTable};
 
-use crate::filter::{HeaderEdits, HttpFilter, LocalResponse, RequestHeadersFilter, ResponseHeadersFilter};
+use strait_config::FilterSpec;
+use strait_http::registry::BuildEnv;
+use strait_http::{FilterFactory, LocalResponse, Registry};
+use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
+
+use crate::chain::FilterList;
 use crate::h1::HeadLimits;
 
 /// A compiled configuration.
@@ -38,25 +43,35 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Compiles a validated configuration against the current cluster states.
+    /// Compiles a validated configuration against the current cluster states, building its
+    /// filters with `registry`.
     pub fn compile(
         generation: u64,
         config: &Config,
         clusters: HashMap<String, Arc<ClusterState>>,
         access_log: AccessLog,
+        registry: &Registry,
     ) -> Result<Snapshot, String> {
         let server = ServerPlan::compile(config)?;
+        let filters = compile_filters(config, registry).map_err(|errors| errors.to_string())?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
+        let mut filters = filters.into_iter();
         for listener in &config.listeners {
             let bind: SocketAddr =
                 listener.bind.parse().map_err(|_| format!("listener `{}`: invalid bind address", listener.name))?;
+            let (listener_filters, route_filters) = filters.next().unwrap_or_default();
             let mut routes = Vec::with_capacity(listener.routes.len());
-            for (index, route) in listener.routes.iter().enumerate() {
-                let plan = RoutePlan::compile(&listener.name, index, route, &clusters)?;
+            for ((index, route), route_filters) in listener.routes.iter().enumerate().zip(route_filters) {
+                let plan = RoutePlan::compile(&listener.name, index, route, &clusters, route_filters)?;
                 routes.push((route.matches.clone(), plan));
             }
             let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
-            listeners.push(ListenerPlan { name: listener.name.as_str().into(), bind, routes: table });
+            listeners.push(ListenerPlan {
+                name: listener.name.as_str().into(),
+                bind,
+                routes: table,
+                filters: listener_filters,
+            });
         }
         Ok(Snapshot { generation, server, listeners, clusters, access_log })
     }
@@ -64,6 +79,56 @@ impl Snapshot {
     /// The listener plan with this name.
     pub fn listener(&self, name: &str) -> Option<&ListenerPlan> {
         self.listeners.iter().find(|l| &*l.name == name)
+    }
+}
+
+/// The filters of each listener, and of each of its routes, in configuration order.
+type CompiledFilters = Vec<(FilterList, Vec<FilterList>)>;
+
+/// Builds every configured filter; each error names the file, line and field.
+pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledFilters, strait_config::ConfigErrors> {
+    let env = BuildEnv { config };
+    let errors = std::cell::RefCell::new(Vec::new());
+    let build = |specs: &[FilterSpec], path: &str| -> Vec<Arc<dyn FilterFactory>> {
+        let mut built = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            match registry.build(spec, &format!("{path}.filters[{index}]"), &env) {
+                Ok(factory) => built.push(factory),
+                Err(error) => errors.borrow_mut().push(error),
+            }
+        }
+        built
+    };
+    let mut compiled = Vec::with_capacity(config.listeners.len());
+    for (l, listener) in config.listeners.iter().enumerate() {
+        let listener_path = format!("listeners[{l}]");
+        let listener_filters = FilterList::new(build(&listener.filters, &listener_path));
+        let mut routes = Vec::with_capacity(listener.routes.len());
+        for (r, route) in listener.routes.iter().enumerate() {
+            let mut factories = build(&route.filters, &format!("{listener_path}.routes[{r}]"));
+            // The `request_headers` / `response_headers` shorthands run after the route's list.
+            let shorthand = [(&route.request_headers, true), (&route.response_headers, false)];
+            for (edits, request_side) in shorthand {
+                match HeaderEdits::compile(edits) {
+                    Ok(edits) if edits.is_empty() => {}
+                    Ok(edits) if request_side => factories.push(Arc::new(HeaderEditsFactory::request(edits))),
+                    Ok(edits) => factories.push(Arc::new(HeaderEditsFactory::response(edits))),
+                    Err(error) => {
+                        let field = if request_side { "request_headers" } else { "response_headers" };
+                        let path = format!("{listener_path}.routes[{r}].{field}.{}", error.path);
+                        errors.borrow_mut().push(config.source.error(&path, error.message));
+                    }
+                }
+            }
+            routes.push(FilterList::new(factories));
+        }
+        compiled.push((listener_filters, routes));
+    }
+    let errors = errors.into_inner();
+    if errors.is_empty() {
+        Ok(compiled)
+    } else {
+        Err(strait_config::ConfigErrors(errors).sorted())
     }
 }
 
@@ -90,6 +155,8 @@ pub struct ServerPlan {
     pub forwarded_headers: bool,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Request trailer fields passed on to upstreams.
+    pub request_trailers: Vec<HeaderName>,
     /// Deadline for in-flight requests at shutdown.
     pub drain_timeout: Duration,
 }
@@ -121,6 +188,11 @@ impl ServerPlan {
             via: s.via,
             forwarded_headers: s.forwarded_headers,
             trusted_proxies,
+            request_trailers: s
+                .request_trailers
+                .iter()
+                .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("invalid trailer name `{n}`")))
+                .collect::<Result<_, _>>()?,
             drain_timeout: s.drain_timeout.0,
         })
     }
@@ -140,6 +212,8 @@ pub struct ListenerPlan {
     pub bind: SocketAddr,
     /// Route table.
     pub routes: RouteTable<RoutePlan>,
+    /// Filters run on every request before routing.
+    pub filters: FilterList,
 }
 
 /// A compiled route: its action and everything around it.
@@ -151,8 +225,8 @@ pub struct RoutePlan {
     pub action: Action,
     /// Path rewrite before the action.
     pub rewrite: Option<PathRewrite>,
-    /// Filters in order.
-    pub filters: Vec<Arc<dyn HttpFilter>>,
+    /// Filters in order (the route's list, then its header-edit shorthands).
+    pub filters: FilterList,
     /// Total time for the upstream exchange.
     pub timeout: Option<Duration>,
     /// Retry policy.
@@ -165,6 +239,7 @@ impl RoutePlan {
         index: usize,
         route: &Route,
         clusters: &HashMap<String, Arc<ClusterState>>,
+        filters: FilterList,
     ) -> Result<RoutePlan, String> {
         let name: Arc<str> = match &route.name {
             Some(n) => n.as_str().into(),
@@ -211,15 +286,6 @@ impl RoutePlan {
             return Err(format!("route `{name}` has no action"));
         };
         let rewrite = route.rewrite.as_ref().map(PathRewrite::compile).transpose()?;
-        let mut filters: Vec<Arc<dyn HttpFilter>> = Vec::new();
-        let request_edits = HeaderEdits::compile(&route.request_headers)?;
-        if !request_edits.is_empty() {
-            filters.push(Arc::new(RequestHeadersFilter(request_edits)));
-        }
-        let response_edits = HeaderEdits::compile(&route.response_headers)?;
-        if !response_edits.is_empty() {
-            filters.push(Arc::new(ResponseHeadersFilter(response_edits)));
-        }
         let retries = match &route.retries {
             Some(r) => RetryPolicy {
                 attempts: r.attempts.max(1),

@@ -74,9 +74,9 @@ fn content_length_upload_arrives_byte_exact() {
 }
 
 #[test]
-fn chunked_upload_arrives_byte_exact_with_trailers_passed_on() {
+fn chunked_upload_arrives_byte_exact_with_allowed_trailers_passed_on() {
     let backend = Backend::start(|_| Reply::text("stored"));
-    let proxy = forwarding_proxy(&backend, "");
+    let proxy = forwarding_proxy(&backend, "server: { request_trailers: [x-checksum, x-trace] }");
     let mut conn = RawConn::connect(proxy.addr("web"));
     conn.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTrailer: x-checksum\r\n\r\n");
     let sizes = [1usize, 15, 4096, 65_536, 100_000, 7];
@@ -314,6 +314,30 @@ fn large_chunked_download_streams_through_byte_exact() {
     let received = read_chunked_streaming(&mut reader, |data| hasher.update(data));
     assert_eq!(received, LARGE);
     assert_eq!(hex(&hasher.finalize()), pattern_sha256_fast(LARGE));
+}
+
+#[test]
+fn request_trailers_are_dropped_unless_allowed() {
+    let backend = Backend::start(|_| Reply::text("stored"));
+    // `authorization` is allowed here, and still never travels as a trailer.
+    let proxy = forwarding_proxy(&backend, "server: { request_trailers: [x-checksum, authorization] }");
+    let mut conn = RawConn::connect(proxy.addr("web"));
+    conn.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    conn.send(b"0\r\nx-checksum: abc\r\nx-forwarded-for: 6.6.6.6\r\nauthorization: Bearer x\r\nhost: evil\r\n\r\n");
+    assert_eq!(conn.read_response().expect("response").status, 200);
+    let trailers = backend.requests()[0].trailers.clone().expect("the allowed trailer arrived");
+    let names: Vec<&str> = trailers.keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["x-checksum"]);
+
+    // Without an allow list, no trailer reaches the backend at all.
+    let proxy = forwarding_proxy(&backend, "");
+    let mut conn = RawConn::connect(proxy.addr("web"));
+    conn.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    conn.send(b"0\r\nx-checksum: abc\r\nx-forwarded-for: 6.6.6.6\r\n\r\n");
+    assert_eq!(conn.read_response().expect("response").status, 200);
+    let recorded = &backend.requests()[1];
+    assert_eq!(recorded.body_len, 5);
+    assert!(recorded.trailers.as_ref().is_none_or(|t| t.is_empty()), "{:?}", recorded.trailers);
 }
 
 // === bodiless responses ===

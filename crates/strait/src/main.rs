@@ -87,8 +87,15 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
+/// Loads a configuration file and checks what only the data path can (filter settings).
+fn load(path: &Path) -> Result<strait_config::Config, strait_config::ConfigErrors> {
+    let config = strait_config::load_file(path)?;
+    strait_proxy::check(&config)?;
+    Ok(config)
+}
+
 fn validate(path: &Path) -> ExitCode {
-    match strait_config::load_file(path) {
+    match load(path) {
         Ok(config) => {
             let routes: usize = config.listeners.iter().map(|l| l.routes.len()).sum();
             println!(
@@ -111,7 +118,7 @@ fn validate(path: &Path) -> ExitCode {
 fn run(path: &Path, watch: bool) -> ExitCode {
     // Read before loading, so a change made while starting is seen as a change.
     let mut last_modified = modified(path);
-    let config = match strait_config::load_file(path) {
+    let config = match load(path) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
@@ -163,7 +170,7 @@ fn run(path: &Path, watch: bool) -> ExitCode {
 
 /// Reloads from the file; on any error the running configuration stays.
 fn reload(server: &Server, path: &Path) {
-    let config = match strait_config::load_file(path) {
+    let config = match load(path) {
         Ok(config) => config,
         Err(errors) => {
             for error in &errors.0 {

@@ -26,6 +26,7 @@ pub fn cluster(name: &str, balancer: Balancer, endpoints: &[(&str, u32, bool)]) 
         keepalive: 64,
         timeouts: ClusterTimeouts::default(),
         health: Health::default(),
+        tls: None,
     }
 }
 

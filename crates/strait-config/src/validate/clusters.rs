@@ -1,4 +1,4 @@
-//! Checks of clusters: unique names, endpoints, balancer options and health checks.
+//! Checks of clusters: unique names, endpoints, balancer options, health checks and TLS.
 
 use std::collections::HashMap;
 
@@ -66,6 +66,9 @@ impl Checker<'_> {
             self.check_positive(&child_path(&child_path(path, "timeouts"), name), duration);
         }
         self.health(&child_path(path, "health"), &cluster.health);
+        if let Some(tls) = &cluster.tls {
+            self.cluster_tls(&child_path(path, "tls"), tls);
+        }
     }
 
     fn health(&mut self, path: &str, health: &Health) {

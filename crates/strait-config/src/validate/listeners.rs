@@ -1,4 +1,4 @@
-//! Checks of listeners: unique names and bind addresses.
+//! Checks of listeners: unique names, bind addresses, TLS settings.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -37,6 +37,9 @@ impl Checker<'_> {
                     &bind_path,
                     format!("`{}` is not an `IP:PORT` address (such as `0.0.0.0:80` or `[::]:8080`)", listener.bind),
                 ),
+            }
+            if let Some(tls) = &listener.tls {
+                self.listener_tls(&child_path(&path, "tls"), tls);
             }
             for (route_position, route) in listener.routes.iter().enumerate() {
                 self.route(&item_path(&child_path(&path, "routes"), route_position), route, cluster_names);

@@ -3,7 +3,9 @@
 mod clusters;
 mod listeners;
 mod routes;
+pub use routes::header_edit_problems;
 mod syntax;
+mod tls;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -85,6 +87,10 @@ impl Checker<'_> {
         for (position, entry) in server.trusted_proxies.iter().enumerate() {
             let path = item_path("server.trusted_proxies", position);
             self.check(&path, syntax::ip_or_cidr_problem(entry));
+        }
+        for (position, name) in server.request_trailers.iter().enumerate() {
+            let path = item_path("server.request_trailers", position);
+            self.check(&path, syntax::header_name_problem(name));
         }
         let limits = &server.limits;
         if limits.max_header_bytes.0 == 0 {

@@ -275,3 +275,23 @@ fn managed_header_problem(name: &str) -> Option<String> {
     }
     None
 }
+
+/// Every problem of a set of header edits, as (path inside the edits, message): for plugins
+/// that take [`HeaderEdits`] in their own `config:` block.
+pub fn header_edit_problems(edits: &HeaderEdits) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (section, map) in [("set", &edits.set), ("add", &edits.add)] {
+        for (name, value) in map {
+            let path = child_path(section, name);
+            let problem = syntax::header_name_problem(name)
+                .or_else(|| managed_header_problem(name))
+                .or_else(|| syntax::header_value_problem(value));
+            problems.extend(problem.map(|p| (path, p)));
+        }
+    }
+    for (position, name) in edits.remove.iter().enumerate() {
+        let problem = syntax::header_name_problem(name).or_else(|| managed_header_problem(name));
+        problems.extend(problem.map(|p| (item_path("remove", position), p)));
+    }
+    problems
+}

@@ -4,19 +4,18 @@ use std::fmt::Write as _;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, StatusCode};
+use http::{request, HeaderMap, StatusCode};
+use strait_http::{LocalResponse, RequestCtx};
 
-use crate::filter::{LocalResponse, RequestCtx};
-use crate::h1::RequestHead;
 use crate::snapshot::EchoPlan;
 
 /// Describes the request: echo name, request line, headers and body size.
-pub fn answer(plan: &EchoPlan, head: &RequestHead, ctx: &RequestCtx, body: &[u8]) -> LocalResponse {
+pub fn answer(plan: &EchoPlan, request: &request::Parts, ctx: &RequestCtx, body: &[u8]) -> LocalResponse {
     let mut text = String::with_capacity(256);
     let _ = writeln!(text, "echo: {}", plan.name);
     let _ = writeln!(text, "client: {}", ctx.client_ip);
-    let _ = writeln!(text, "{} {} {:?}", head.method, head.target_str(), head.version);
-    for (name, value) in &head.headers {
+    let _ = writeln!(text, "{} {} {:?}", request.method, request.uri, request.version);
+    for (name, value) in &request.headers {
         let _ = writeln!(text, "{}: {}", name, String::from_utf8_lossy(value.as_bytes()));
     }
     let _ = writeln!(text, "body-bytes: {}", body.len());

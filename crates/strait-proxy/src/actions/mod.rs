@@ -1,4 +1,5 @@
 //! Route actions that Strait answers itself: redirects, the echo demo upstream, static files.
+//! They build answers and never write to a connection; the exchange sends what they return.
 //! (Forwarding lives in [`crate::upstream`]; fixed responses need no code of their own.)
 
 pub mod echo;

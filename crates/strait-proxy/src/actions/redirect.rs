@@ -2,24 +2,29 @@
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::HeaderMap;
+use http::{request, HeaderMap};
+use strait_http::{LocalResponse, Reason};
 
-use crate::filter::LocalResponse;
-use crate::h1::RequestHead;
-use crate::reason::Reason;
 use crate::snapshot::RedirectPlan;
 
-/// Builds the redirect for a request: configured parts replace the request's own.
-pub fn answer(plan: &RedirectPlan, head: &RequestHead) -> LocalResponse {
+/// Builds the redirect for a request: configured parts replace the request's own. When the
+/// scheme stays, the request's port stays too (`Host: a:8080` → `http://a:8080/new`); a new
+/// scheme gets the host name alone, as nginx's `$host` does.
+pub fn answer(plan: &RedirectPlan, request: &request::Parts) -> LocalResponse {
     let scheme = plan.scheme.as_deref().unwrap_or("http");
-    let host = plan.host.as_deref().unwrap_or_else(|| head.host_name());
+    let request_host = request.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = match (&plan.host, &plan.scheme) {
+        (Some(host), _) => host.as_str(),
+        (None, Some(_)) => crate::h1::request::strip_port(request_host),
+        (None, None) => request_host,
+    };
     if host.is_empty() {
         // An HTTP/1.0 request without Host, and no host configured: no absolute URL to send.
         return LocalResponse::for_reason(Reason::BadRequest);
     }
-    let path = plan.path.as_deref().unwrap_or_else(|| head.path());
+    let path = plan.path.as_deref().unwrap_or_else(|| request.uri.path());
     let mut location = format!("{scheme}://{host}{path}");
-    if let Some(query) = head.query() {
+    if let Some(query) = request.uri.query() {
         location.push('?');
         location.push_str(query);
     }

@@ -2,47 +2,37 @@
 //! single byte ranges, cache lifetime, and no way out of the root.
 
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, StatusCode};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use http::{request, response, HeaderMap, Method, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use strait_http::{LocalResponse, Reason};
+use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 
-use crate::filter::{HttpFilter, LocalResponse, RequestCtx};
-use crate::h1::encode::{write_response_head, OutFraming};
-use crate::h1::RequestHead;
-use crate::reason::Reason;
-use crate::server::conn::ClientConn;
-use crate::server::exchange::run_response_filters;
+use crate::body::BodyError;
 use crate::snapshot::StaticPlan;
 
-/// Time allowed for the client to accept each piece of a file.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes read from a file at a time.
 const FILE_CHUNK: usize = 64 * 1024;
 
 /// What to send for a static-file request.
-pub enum Answer {
+pub(crate) enum Answer {
     /// A small answer built in memory (errors, 304, redirects to the directory).
     Local(LocalResponse),
-    /// A file (or part of it) to stream.
-    File(FileAnswer),
+    /// A file (or part of it) to stream, with the head to send before it.
+    File(response::Parts, FileBody),
 }
 
-/// A file to stream and the head to send before it.
-pub struct FileAnswer {
-    status: StatusCode,
-    headers: HeaderMap,
-    file: tokio::fs::File,
-    offset: u64,
-    len: u64,
-}
-
-/// Resolves a request to a file under the plan's root.
-pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer {
-    if head.method != Method::GET && head.method != Method::HEAD {
+/// Resolves a request to a file under the plan's root. `request.uri`'s path is the one after
+/// any rewrite; `asked` is the path the client asked for (directory redirects keep it).
+pub(crate) async fn answer(plan: &StaticPlan, request: &request::Parts, asked: &str) -> Answer {
+    let path = request.uri.path();
+    if request.method != Method::GET && request.method != Method::HEAD {
         let mut response = LocalResponse::for_reason(Reason::MethodNotAllowed);
         response.headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return Answer::Local(response);
@@ -56,10 +46,8 @@ pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer
         Err(_) => return Answer::Local(LocalResponse::for_reason(Reason::FileNotFound)),
     };
     if meta.is_dir() {
-        // The redirect goes to the URL the client asked for plus `/`: `path` may have been
-        // rewritten (`/assets/dir` read as `/dir`), and the client must stay under its prefix.
-        if !path.ends_with('/') && !head.path().ends_with('/') {
-            return Answer::Local(redirect_to_directory(head));
+        if !path.ends_with('/') && !asked.ends_with('/') {
+            return Answer::Local(redirect_to_directory(asked, request.uri.query()));
         }
         full = full.join(&plan.index);
         meta = match tokio::fs::metadata(&full).await {
@@ -88,7 +76,7 @@ pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer
         }
     }
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    if not_modified(head, &etag, mtime) {
+    if not_modified(&request.headers, &etag, mtime) {
         return Answer::Local(LocalResponse {
             status: StatusCode::NOT_MODIFIED,
             headers,
@@ -100,7 +88,7 @@ pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer
     if let Ok(v) = HeaderValue::from_str(mime.as_ref()) {
         headers.insert(header::CONTENT_TYPE, v);
     }
-    let (status, offset, len) = match requested_range(head, &etag, mtime, size) {
+    let (status, offset, len) = match requested_range(&request.headers, &etag, mtime, size) {
         RangeRequest::Full => (StatusCode::OK, 0, size),
         RangeRequest::Part(start, end) => {
             let v = format!("bytes {start}-{end}/{size}");
@@ -114,57 +102,62 @@ pub async fn answer(plan: &StaticPlan, head: &RequestHead, path: &str) -> Answer
             return Answer::Local(response);
         }
     };
-    match tokio::fs::File::open(&full).await {
-        Ok(file) => Answer::File(FileAnswer { status, headers, file, offset, len }),
-        Err(_) => Answer::Local(LocalResponse::for_reason(Reason::FileError)),
+    let mut file = match tokio::fs::File::open(&full).await {
+        Ok(file) => file,
+        Err(_) => return Answer::Local(LocalResponse::for_reason(Reason::FileError)),
+    };
+    if offset > 0 && file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+        return Answer::Local(LocalResponse::for_reason(Reason::FileError));
     }
+    let mut head = response::Response::new(()).into_parts().0;
+    head.status = status;
+    head.headers = headers;
+    Answer::File(head, FileBody { file, left: len, buf: BytesMut::new() })
 }
 
-/// Streams a file answer to the client; returns whether the connection may be kept.
-pub(crate) async fn send(
-    conn: &mut ClientConn,
-    head: &RequestHead,
-    ctx: &mut RequestCtx,
-    filters: &[Arc<dyn HttpFilter>],
-    mut answer: FileAnswer,
-) -> bool {
-    ctx.status = answer.status;
-    answer.headers.insert(header::DATE, crate::date::now());
-    if let Some(id) = &ctx.request_id {
-        answer.headers.insert("x-request-id", id.clone());
-    }
-    run_response_filters(ctx, filters, answer.status, &mut answer.headers);
-    let mut out = BytesMut::with_capacity(512);
-    let framing = OutFraming::Length(answer.len);
-    write_response_head(&mut out, head.version, answer.status, &answer.headers, framing, head.keep_alive);
-    if !write(conn, &out).await {
-        return false;
-    }
-    if head.method == Method::HEAD {
-        return head.keep_alive;
-    }
-    if answer.offset > 0 && answer.file.seek(std::io::SeekFrom::Start(answer.offset)).await.is_err() {
-        return false;
-    }
-    let mut left = answer.len;
-    let mut chunk = vec![0u8; FILE_CHUNK.min(left as usize).max(1)];
-    while left > 0 {
-        let want = chunk.len().min(left as usize);
-        let n = match answer.file.read(&mut chunk[..want]).await {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => n,
-        };
-        if !write(conn, &chunk[..n]).await {
-            return false;
+/// A file's bytes as a body of known length.
+pub(crate) struct FileBody {
+    file: tokio::fs::File,
+    left: u64,
+    buf: BytesMut,
+}
+
+impl Body for FileBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        if this.left == 0 {
+            return Poll::Ready(None);
         }
-        left -= n as u64;
-        ctx.bytes_sent += n as u64;
+        let want = FILE_CHUNK.min(this.left as usize);
+        this.buf.resize(want, 0);
+        let mut read_buf = ReadBuf::new(&mut this.buf[..]);
+        match Pin::new(&mut this.file).poll_read(cx, &mut read_buf) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(_)) => Poll::Ready(Some(Err(BodyError(Reason::FileError)))),
+            Poll::Ready(Ok(())) => {
+                let n = read_buf.filled().len();
+                if n == 0 {
+                    // The file shrank under us: the promised length cannot be kept.
+                    return Poll::Ready(Some(Err(BodyError(Reason::FileError))));
+                }
+                let chunk = this.buf.split_to(n).freeze();
+                this.buf.clear();
+                this.left -= n as u64;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+        }
     }
-    head.keep_alive
-}
 
-async fn write(conn: &mut ClientConn, bytes: &[u8]) -> bool {
-    matches!(tokio::time::timeout(WRITE_TIMEOUT, conn.stream.write_all(bytes)).await, Ok(Ok(())))
+    fn is_end_stream(&self) -> bool {
+        self.left == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.left)
+    }
 }
 
 /// Decodes the URL path and keeps only normal segments; `None` for anything that could
@@ -221,9 +214,9 @@ async fn stays_under_root(root: &Path, file: &Path) -> bool {
 }
 
 /// A 301 to the requested URL with a trailing slash (as nginx does for directories).
-fn redirect_to_directory(head: &RequestHead) -> LocalResponse {
-    let mut location = format!("{}/", head.path());
-    if let Some(query) = head.query() {
+fn redirect_to_directory(asked: &str, query: Option<&str>) -> LocalResponse {
+    let mut location = format!("{asked}/");
+    if let Some(query) = query {
         location.push('?');
         location.push_str(query);
     }
@@ -235,14 +228,14 @@ fn redirect_to_directory(head: &RequestHead) -> LocalResponse {
 }
 
 /// Whether `If-None-Match` / `If-Modified-Since` let the client keep its copy.
-fn not_modified(head: &RequestHead, etag: &str, mtime: u64) -> bool {
-    if let Some(inm) = head.headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+fn not_modified(headers: &HeaderMap, etag: &str, mtime: u64) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         return inm.split(',').any(|t| {
             let t = t.trim();
             t == "*" || t == etag || t.strip_prefix("W/") == Some(etag)
         });
     }
-    if let Some(ims) = head.headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
+    if let Some(ims) = headers.get(header::IF_MODIFIED_SINCE).and_then(|v| v.to_str().ok()) {
         if let Ok(since) = httpdate::parse_http_date(ims) {
             let since = since.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             return mtime <= since;
@@ -263,11 +256,11 @@ enum RangeRequest {
 }
 
 /// Reads a single `Range: bytes=...` request; several ranges are answered with the whole file.
-fn requested_range(head: &RequestHead, etag: &str, mtime: u64, size: u64) -> RangeRequest {
-    let Some(range) = head.headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+fn requested_range(headers: &HeaderMap, etag: &str, mtime: u64, size: u64) -> RangeRequest {
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
         return RangeRequest::Full;
     };
-    if let Some(if_range) = head.headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+    if let Some(if_range) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
         let fresh = if_range == etag
             || httpdate::parse_http_date(if_range)
                 .ok()

@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 use http::{HeaderMap, StatusCode, Version};
 
-use super::body::BodyFraming;
+use super::decode::BodyFraming;
 
 /// How a serialized message announces its body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,15 @@
-//! HTTP/1.x wire format: request and response heads, body framing, chunked coding.
+//! HTTP/1.x wire format: request and response heads, body framing and decoding, encoding.
 //!
-//! Heads are parsed with `httparse` into `http` types so that later protocols (HTTP/2 via
-//! `h2`) share one request model. Hop-by-hop headers never enter that model: the parser
-//! removes them and records what they meant (framing, keep-alive, `Expect`) in typed fields.
+//! Heads are parsed with `httparse` into `http` types so that HTTP/2 shares one request model.
+//! Hop-by-hop headers never enter that model: the parser removes them and records what they
+//! meant (framing, keep-alive, `Expect`, `Upgrade`) in typed fields.
 
-pub mod body;
+pub mod decode;
 pub mod encode;
 pub mod request;
 pub mod response;
 
-pub use body::{relay_body, BodyFraming, RelayError, RelayLimits};
+pub use decode::BodyFraming;
 pub use request::{parse_request_head, HeadLimits, RequestHead};
 pub use response::{parse_response_head, ResponseHead};
 
@@ -25,6 +25,12 @@ pub(crate) fn is_hop_by_hop(name: &http::HeaderName) -> bool {
         || name == header::PROXY_AUTHENTICATE
         || name.as_str() == "keep-alive"
         || name.as_str().starts_with("proxy-")
+}
+
+/// Fields that describe a connection or a message's framing rather than its content: never
+/// copied from the neutral model onto the wire, whoever put them there.
+pub(crate) fn is_framing(name: &http::HeaderName) -> bool {
+    name == http::header::CONTENT_LENGTH || is_hop_by_hop(name)
 }
 
 /// Splits a comma-separated header value into trimmed, non-empty tokens.

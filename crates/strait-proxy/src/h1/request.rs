@@ -7,9 +7,9 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Version};
 
-use super::body::BodyFraming;
+use super::decode::BodyFraming;
 use super::{is_hop_by_hop, tokens, trim_ows};
-use crate::reason::Reason;
+use strait_http::Reason;
 
 /// Most header slots the parser offers; `limits.max_headers` is capped by it.
 const MAX_HEADER_SLOTS: usize = 256;

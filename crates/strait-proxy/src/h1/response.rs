@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
-use super::body::BodyFraming;
+use super::decode::BodyFraming;
 use super::request::{HeaderRange, HEADER_RANGES};
 use super::{is_hop_by_hop, tokens, trim_ows};
 

@@ -1,8 +1,4 @@
-//! The server side: connections, exchanges, and the state they share across threads.
-
-pub(crate) mod conn;
-pub(crate) mod drain;
-pub(crate) mod exchange;
+//! The state every worker thread reads: the live snapshot and the open-connection count.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,0 +1,104 @@
+//! What is known about one request as it moves through the phases.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::HeaderValue;
+use http::{Extensions, StatusCode, Version};
+
+use crate::reason::Reason;
+use crate::subrequest::Subrequests;
+
+/// The connection a request arrived on, as the exchange sees it.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The transport peer.
+    pub peer: SocketAddr,
+    /// The listener's name.
+    pub listener: Arc<str>,
+    /// `https` on TLS listeners, `http` otherwise.
+    pub scheme: &'static str,
+    /// The protocol: HTTP/1.0, HTTP/1.1 or HTTP/2.
+    pub version: Version,
+}
+
+/// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
+#[derive(Debug, Clone)]
+pub struct OriginalUri(pub http::Uri);
+
+/// Everything known about one request; filters read it and leave typed values for later
+/// phases in [`RequestCtx::extensions`] (an authenticated consumer, a rate-limit key...).
+pub struct RequestCtx {
+    /// When the request head was complete.
+    pub start: Instant,
+    /// The connection.
+    pub conn: Rc<ConnInfo>,
+    /// The client address (from `X-Forwarded-For` when the peer is a trusted proxy).
+    pub client_ip: IpAddr,
+    /// Chosen route's name.
+    pub route: Option<Arc<str>>,
+    /// Chosen cluster's name.
+    pub cluster: Option<Arc<str>>,
+    /// Upstream endpoint of the last attempt.
+    pub upstream_addr: Option<SocketAddr>,
+    /// Time from sending the request upstream to its response head.
+    pub upstream_time: Option<Duration>,
+    /// Status sent to the client.
+    pub status: StatusCode,
+    /// Response body bytes sent to the client.
+    pub bytes_sent: u64,
+    /// Why Strait answered itself (or why the exchange failed), if it did.
+    pub reason: Option<Reason>,
+    /// Request id (received or generated).
+    pub request_id: Option<HeaderValue>,
+    /// Upstream attempts made.
+    pub attempts: u32,
+    /// Typed values filters hand to later phases and other filters.
+    pub extensions: Extensions,
+    /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
+    pub subrequests: Option<Rc<dyn Subrequests>>,
+}
+
+impl RequestCtx {
+    /// A context for a request that just arrived on `conn` from `client_ip`.
+    pub fn new(conn: Rc<ConnInfo>, client_ip: IpAddr) -> RequestCtx {
+        RequestCtx {
+            start: Instant::now(),
+            conn,
+            client_ip,
+            route: None,
+            cluster: None,
+            upstream_addr: None,
+            upstream_time: None,
+            status: StatusCode::OK,
+            bytes_sent: 0,
+            reason: None,
+            request_id: None,
+            attempts: 0,
+            extensions: Extensions::new(),
+            subrequests: None,
+        }
+    }
+
+    /// The transport peer.
+    pub fn peer(&self) -> SocketAddr {
+        self.conn.peer
+    }
+}
+
+impl fmt::Debug for RequestCtx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestCtx")
+            .field("peer", &self.conn.peer)
+            .field("listener", &self.conn.listener)
+            .field("client_ip", &self.client_ip)
+            .field("route", &self.route)
+            .field("cluster", &self.cluster)
+            .field("status", &self.status)
+            .field("reason", &self.reason)
+            .finish_non_exhaustive()
+    }
+}

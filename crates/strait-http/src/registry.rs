@@ -1,0 +1,140 @@
+//! Building filters by name from configuration: `filters: [{ name: ..., config: ... }]`.
+//!
+//! A plugin is registered once under its name; it turns its `config:` block into a
+//! [`FilterFactory`]. A plugin with a typed configuration is one call to [`typed`]: the block is
+//! deserialized into the plugin's own struct, and every error is reported with the file, line
+//! and field path of the offending value, as the rest of the configuration is.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use strait_config::{Config, ConfigError, FilterSpec};
+
+use crate::filter::FilterFactory;
+
+/// What a plugin may look at while building: the whole configuration being applied.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildEnv<'a> {
+    /// The configuration the filter belongs to (cluster names, for instance).
+    pub config: &'a Config,
+}
+
+/// A problem in a plugin's `config:` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError {
+    /// Field path inside the block (`set.x-a`); empty for the block itself.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl PluginError {
+    /// An error about the field at `path` inside the block.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> PluginError {
+        PluginError { path: path.into(), message: message.into() }
+    }
+}
+
+/// A kind of filter that can be built from configuration.
+pub trait Plugin: Send + Sync {
+    /// The name configurations use.
+    fn name(&self) -> &'static str;
+
+    /// Builds a factory from the `config:` block (`Value::Null` when it is absent).
+    fn build(&self, config: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError>;
+}
+
+/// The plugins a Strait binary knows, by name.
+#[derive(Clone, Default)]
+pub struct Registry {
+    plugins: BTreeMap<&'static str, Arc<dyn Plugin>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    /// Adds a plugin; a later plugin with the same name replaces the earlier one.
+    pub fn register(&mut self, plugin: impl Plugin + 'static) -> &mut Registry {
+        self.plugins.insert(plugin.name(), Arc::new(plugin));
+        self
+    }
+
+    /// The names of every registered plugin, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.plugins.keys().copied()
+    }
+
+    /// Builds the filter configured by `spec`, found at `path` (`listeners[0].filters[1]`).
+    pub fn build(
+        &self,
+        spec: &FilterSpec,
+        path: &str,
+        env: &BuildEnv<'_>,
+    ) -> Result<Arc<dyn FilterFactory>, ConfigError> {
+        let source = &env.config.source;
+        let Some(plugin) = self.plugins.get(spec.name.as_str()) else {
+            let known: Vec<&str> = self.names().collect();
+            return Err(source.error(
+                &format!("{path}.name"),
+                format!("unknown filter `{}`; known filters: {}", spec.name, known.join(", ")),
+            ));
+        };
+        plugin.build(&spec.config, env).map_err(|error| {
+            let config_path = format!("{path}.config");
+            let field = if error.path.is_empty() { config_path } else { format!("{config_path}.{}", error.path) };
+            source.locate(&field, error.message)
+        })
+    }
+}
+
+impl fmt::Debug for Registry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.plugins.keys()).finish()
+    }
+}
+
+/// A plugin whose `config:` block is the typed struct `C`; `build` turns a valid one into a
+/// factory. An absent block is read as `{}`, so `C`'s defaults apply.
+pub fn typed<C, B>(name: &'static str, build: B) -> impl Plugin
+where
+    C: DeserializeOwned + 'static,
+    B: Fn(C, &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> + Send + Sync + 'static,
+{
+    TypedPlugin { name, build, config: std::marker::PhantomData::<fn() -> C> }
+}
+
+/// See [`typed`].
+struct TypedPlugin<C, B> {
+    name: &'static str,
+    build: B,
+    config: std::marker::PhantomData<fn() -> C>,
+}
+
+impl<C, B> Plugin for TypedPlugin<C, B>
+where
+    C: DeserializeOwned + 'static,
+    B: Fn(C, &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> + Send + Sync + 'static,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn build(&self, config: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> {
+        let value = match config {
+            Value::Null => Value::Object(Default::default()),
+            other => other.clone(),
+        };
+        let typed: C = serde_path_to_error::deserialize(value).map_err(|error| {
+            let path = error.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            PluginError::at(path, error.inner().to_string())
+        })?;
+        (self.build)(typed, env)
+    }
+}

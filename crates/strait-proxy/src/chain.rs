@@ -1,0 +1,278 @@
+//! Running filter phases: the listener chain and the route chain of one request, in the
+//! order `strait_http::filter` documents, and bodies passed through body filters.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{request, response, HeaderMap};
+use http_body::{Body, Frame, SizeHint};
+use strait_http::filter::UpstreamTarget;
+use strait_http::{BodyFilter, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
+
+use crate::body::BodyError;
+
+/// Configured filters of one scope (a listener or a route), compiled once per snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct FilterList {
+    factories: Vec<Arc<dyn FilterFactory>>,
+    phases: Phases,
+}
+
+impl FilterList {
+    /// A list of these factories, in order.
+    pub fn new(factories: Vec<Arc<dyn FilterFactory>>) -> FilterList {
+        let phases = factories.iter().fold(Phases::NONE, |all, f| all | f.phases());
+        FilterList { factories, phases }
+    }
+
+    /// Whether the list has no filter.
+    pub fn is_empty(&self) -> bool {
+        self.factories.is_empty()
+    }
+
+    /// The factories in order.
+    pub fn factories(&self) -> &[Arc<dyn FilterFactory>] {
+        &self.factories
+    }
+}
+
+/// One filter instance and the phases it takes part in.
+struct Member {
+    phases: Phases,
+    filter: Box<dyn Filter>,
+}
+
+/// The filter instances of one request: the listener chain, then the route chain.
+#[derive(Default)]
+pub(crate) struct Chain {
+    members: Vec<Member>,
+    phases: Phases,
+}
+
+impl Chain {
+    /// Creates this request's instances of `list` and appends them (the listener list first,
+    /// then the route's). An empty list costs nothing.
+    pub(crate) fn extend(&mut self, list: &FilterList) {
+        if list.is_empty() {
+            return;
+        }
+        self.phases |= list.phases;
+        self.members.extend(list.factories.iter().map(|f| Member { phases: f.phases(), filter: f.create() }));
+    }
+
+    /// Whether the request has no filter at all.
+    pub(crate) fn members_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Number of filter instances (the start index of the next list appended).
+    pub(crate) fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether any member takes part in `phase`.
+    pub(crate) fn has(&self, phase: Phases) -> bool {
+        self.phases.contains(phase)
+    }
+
+    /// Request-header phase of the members from index `from` on; a filter's answer stops it.
+    pub(crate) async fn request_headers(
+        &mut self,
+        from: usize,
+        request: &mut request::Parts,
+        ctx: &mut RequestCtx,
+    ) -> Option<LocalResponse> {
+        if !self.has(Phases::REQUEST_HEADERS) {
+            return None;
+        }
+        for member in self.members[from..].iter_mut().filter(|m| m.phases.contains(Phases::REQUEST_HEADERS)) {
+            if let Flow::Respond(answer) = member.filter.request_headers(request, ctx).resolve().await {
+                return Some(answer);
+            }
+        }
+        None
+    }
+
+    /// The request-body filters of every member, in request order.
+    pub(crate) fn request_body(&mut self, ctx: &RequestCtx) -> Vec<Box<dyn BodyFilter>> {
+        if !self.has(Phases::REQUEST_BODY) {
+            return Vec::new();
+        }
+        let members = self.members.iter_mut().filter(|m| m.phases.contains(Phases::REQUEST_BODY));
+        members.filter_map(|m| m.filter.request_body(ctx)).collect()
+    }
+
+    /// Upstream-request phase for one attempt; a filter's answer stops it.
+    pub(crate) async fn upstream_request(
+        &mut self,
+        request: &mut request::Parts,
+        target: UpstreamTarget<'_>,
+        ctx: &mut RequestCtx,
+    ) -> Option<LocalResponse> {
+        if !self.has(Phases::UPSTREAM_REQUEST) {
+            return None;
+        }
+        for member in self.members.iter_mut().filter(|m| m.phases.contains(Phases::UPSTREAM_REQUEST)) {
+            if let Flow::Respond(answer) = member.filter.upstream_request(request, target, ctx).resolve().await {
+                return Some(answer);
+            }
+        }
+        None
+    }
+
+    /// Response-header phase, last member first.
+    pub(crate) async fn response_headers(&mut self, response: &mut response::Parts, ctx: &mut RequestCtx) {
+        if !self.has(Phases::RESPONSE_HEADERS) {
+            return;
+        }
+        for member in self.members.iter_mut().rev().filter(|m| m.phases.contains(Phases::RESPONSE_HEADERS)) {
+            member.filter.response_headers(response, ctx).resolve().await;
+        }
+    }
+
+    /// The response-body filters of every member, in response order (last member first).
+    pub(crate) fn response_body(&mut self, response: &response::Parts, ctx: &RequestCtx) -> Vec<Box<dyn BodyFilter>> {
+        if !self.has(Phases::RESPONSE_BODY) {
+            return Vec::new();
+        }
+        let members = self.members.iter_mut().rev().filter(|m| m.phases.contains(Phases::RESPONSE_BODY));
+        members.filter_map(|m| m.filter.response_body(response, ctx)).collect()
+    }
+
+    /// Local-reply phase, last member first.
+    pub(crate) async fn local_reply(&mut self, reply: &mut LocalResponse, ctx: &mut RequestCtx) {
+        if !self.has(Phases::LOCAL_REPLY) {
+            return;
+        }
+        for member in self.members.iter_mut().rev().filter(|m| m.phases.contains(Phases::LOCAL_REPLY)) {
+            member.filter.local_reply(reply, ctx).resolve().await;
+        }
+    }
+
+    /// Log phase, in request order.
+    pub(crate) async fn log(&mut self, ctx: &RequestCtx, error: Option<Reason>) {
+        if !self.has(Phases::LOG) {
+            return;
+        }
+        for member in self.members.iter_mut().filter(|m| m.phases.contains(Phases::LOG)) {
+            member.filter.log(ctx, error).resolve().await;
+        }
+    }
+}
+
+/// Passes one chunk through `filters` in order; hands the filters back with the result.
+pub(crate) async fn filter_chunk(
+    filters: Vec<Box<dyn BodyFilter>>,
+    mut chunk: Bytes,
+    end: bool,
+) -> (Vec<Box<dyn BodyFilter>>, Result<Bytes, Reason>) {
+    let mut done = Vec::with_capacity(filters.len());
+    let mut failure = None;
+    for filter in filters {
+        if failure.is_some() {
+            done.push(filter);
+            continue;
+        }
+        let (filter, result) = filter.chunk(chunk, end).resolve().await;
+        done.push(filter);
+        match result {
+            Ok(out) => chunk = out,
+            Err(reason) => {
+                failure = Some(reason);
+                chunk = Bytes::new();
+            }
+        }
+    }
+    (done, failure.map_or(Ok(chunk), Err))
+}
+
+/// The future of one chunk through the request-body filters.
+type ChunkFuture = Pin<Box<dyn Future<Output = (Vec<Box<dyn BodyFilter>>, Result<Bytes, Reason>)>>>;
+
+/// A request body passed through request-body filters on its way upstream. Its length is
+/// unknown (filters may change it), so it is sent chunked.
+pub(crate) struct FilteredBody<B> {
+    inner: B,
+    state: FilterState,
+    /// The inner body ended (its last chunk went, or goes, to the filters with `end`).
+    inner_ended: bool,
+    trailers: Option<HeaderMap>,
+}
+
+enum FilterState {
+    Idle(Vec<Box<dyn BodyFilter>>),
+    Busy(ChunkFuture),
+    Done,
+}
+
+impl<B> FilteredBody<B> {
+    /// `inner` through `filters` (at least one).
+    pub(crate) fn new(inner: B, filters: Vec<Box<dyn BodyFilter>>) -> FilteredBody<B> {
+        FilteredBody { inner, state: FilterState::Idle(filters), inner_ended: false, trailers: None }
+    }
+}
+
+impl<B> Body for FilteredBody<B>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                FilterState::Done => return Poll::Ready(this.trailers.take().map(|t| Ok(Frame::trailers(t)))),
+                FilterState::Busy(future) => {
+                    let (filters, result) = match future.as_mut().poll(cx) {
+                        Poll::Ready(done) => done,
+                        Poll::Pending => return Poll::Pending,
+                    };
+                    this.state = if this.inner_ended { FilterState::Done } else { FilterState::Idle(filters) };
+                    match result {
+                        Err(reason) => {
+                            this.state = FilterState::Done;
+                            return Poll::Ready(Some(Err(BodyError(reason))));
+                        }
+                        Ok(bytes) if !bytes.is_empty() => return Poll::Ready(Some(Ok(Frame::data(bytes)))),
+                        Ok(_) => {}
+                    }
+                }
+                FilterState::Idle(_) => {
+                    let (chunk, end) = match Pin::new(&mut this.inner).poll_frame(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                        Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                            Ok(data) => {
+                                let end = this.inner.is_end_stream();
+                                (data, end)
+                            }
+                            Err(frame) => {
+                                this.trailers = frame.into_trailers().ok();
+                                continue;
+                            }
+                        },
+                        Poll::Ready(None) => (Bytes::new(), true),
+                    };
+                    this.inner_ended = end;
+                    let FilterState::Idle(filters) = std::mem::replace(&mut this.state, FilterState::Done) else {
+                        unreachable!("state checked above")
+                    };
+                    this.state = FilterState::Busy(Box::pin(filter_chunk(filters, chunk, end)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, FilterState::Done) && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

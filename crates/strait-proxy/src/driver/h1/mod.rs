@@ -1,0 +1,299 @@
+//! The HTTP/1.x connection driver: read request heads, hand each request to the exchange with
+//! its body ([`RequestBody`]) and a response sink ([`H1Sink`]), keep alive, close gently.
+//!
+//! While a connection is idle it holds no buffer: the read buffer is released after every
+//! request and allocated again when the next bytes arrive, so thousands of idle keep-alive
+//! connections cost little memory. The body and the sink of one exchange share the connection
+//! through a `RefCell` borrowed only inside each poll, so the request body can stream upstream
+//! while the response streams back (full duplex) on one single-threaded task.
+
+mod body;
+mod sink;
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::header;
+use http::{request, Request, Uri};
+use strait_http::context::ConnInfo;
+use strait_http::Reason;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::time::{timeout_at, Instant};
+
+use super::drain::{self, DrainWatch};
+use crate::exchange::{self, Inbound};
+use crate::h1::decode::Decoder;
+use crate::h1::{parse_request_head, BodyFraming, RequestHead};
+use crate::shared::Shared;
+use crate::snapshot::ServerPlan;
+use crate::transport::Transport;
+use body::RequestBody;
+use sink::H1Sink;
+
+/// How long a closing connection keeps reading what the client still sends (nginx `lingering_time`).
+const LINGER_TIME: Duration = Duration::from_secs(10);
+/// Longest wait for more bytes while closing (nginx `lingering_timeout`).
+const LINGER_READ: Duration = Duration::from_secs(2);
+/// Most bytes discarded while closing.
+const LINGER_BYTES: usize = 64 << 20;
+/// Bytes reserved for reading a request head.
+const HEAD_READ: usize = 4096;
+/// Longest unread request body drained (instead of closing) after an answer.
+const DRAIN_BODY_MAX: u64 = 64 * 1024;
+
+/// The client connection, shared by the current exchange's body and sink.
+struct Conn<T> {
+    /// The transport.
+    io: T,
+    /// Bytes read but not consumed yet (empty and unallocated while idle).
+    buf: BytesMut,
+    /// The current request's body decoder.
+    decoder: Decoder,
+    /// The client asked for `100 Continue` and has not been answered yet.
+    expect_continue: bool,
+    /// Longest unread body drained after an answer (never more than the body limit).
+    drain_limit: u64,
+}
+
+impl<T: Transport> Conn<T> {
+    /// Whether the rest of the request body will be read (it is complete, or small enough to
+    /// drain after the answer): if not, the connection closes after the answer.
+    fn body_settles(&self) -> bool {
+        if self.decoder.is_done() {
+            return true;
+        }
+        !self.expect_continue && self.decoder.remaining().is_some_and(|n| n <= self.drain_limit)
+    }
+}
+
+/// Serves one connection until it closes, idles out or the server drains.
+pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Shared>) {
+    let listener = info.listener.clone();
+    let info = Rc::new(info);
+    let conn = RefCell::new(Conn {
+        io,
+        buf: BytesMut::new(),
+        decoder: Decoder::new(BodyFraming::Empty),
+        expect_continue: false,
+        drain_limit: DRAIN_BODY_MAX,
+    });
+    let mut drain = DrainWatch::default();
+    loop {
+        if conn.borrow().buf.is_empty() {
+            let idle = shared.snapshot.load().server.idle_timeout;
+            if !wait_for_bytes(&conn, idle, &mut drain).await {
+                return;
+            }
+        }
+        let snapshot = shared.snapshot.load_full();
+        let Some(listener_plan) = snapshot.listener(&listener) else { return };
+        let inbound = Inbound { snapshot: &snapshot, listener: listener_plan, conn: &info };
+        let head = match read_head(&conn, &snapshot.server).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(reason) => {
+                let mut sink = H1Sink::new(&conn, http::Version::HTTP_11, false, false, &snapshot.server);
+                Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+                break;
+            }
+        };
+        let keep_alive = head.keep_alive && !drain::is_draining();
+        let version = head.version;
+        let head_request = head.method == http::Method::HEAD;
+        let (parts, framing, expect_continue) = match into_parts(head) {
+            Ok(split) => split,
+            Err(reason) => {
+                let mut sink = H1Sink::new(&conn, version, false, false, &snapshot.server);
+                Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+                break;
+            }
+        };
+        {
+            let mut c = conn.borrow_mut();
+            c.decoder = Decoder::new(framing);
+            c.expect_continue = expect_continue && framing.has_body();
+            c.drain_limit = match snapshot.server.max_body_bytes {
+                0 => DRAIN_BODY_MAX,
+                max => max.min(DRAIN_BODY_MAX),
+            };
+        }
+        let body = RequestBody::new(&conn, &snapshot.server);
+        let mut sink = H1Sink::new(&conn, version, keep_alive, head_request, &snapshot.server);
+        let complete = Box::pin(exchange::handle(&inbound, parts, body, &mut sink)).await;
+        let keep = complete && sink.keeps_alive() && Box::pin(finish_body(&conn, &snapshot.server)).await;
+        if !keep || drain::is_draining() {
+            break;
+        }
+    }
+    // An answer was just written and the client may still be sending (an unread body, a
+    // pipelined request): close gently so the answer is not lost to a reset.
+    Box::pin(linger_close(conn.into_inner().io)).await;
+}
+
+/// Turns a parsed head into neutral request parts, its body framing and `Expect: 100-continue`.
+///
+/// The `Host` field becomes the request's authority: from an absolute-form target it replaces
+/// whatever `Host` said (RFC 9112 §3.2.2), so routing and the upstream see the same host.
+fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), Reason> {
+    let RequestHead { method, version, target, path_start, host, mut headers, body, expect_continue, .. } = head;
+    if target.contains(&b'#') {
+        return Err(Reason::BadRequest);
+    }
+    let uri = Uri::from_maybe_shared(target).map_err(|_| Reason::BadRequest)?;
+    if path_start > 0 {
+        if let Some(host) = host {
+            headers.insert(header::HOST, host);
+        }
+    }
+    let mut parts = Request::new(()).into_parts().0;
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok((parts, body, expect_continue))
+}
+
+/// After the exchange: reads what is left of a small request body so the connection can be
+/// reused; `false` when the connection is to close instead.
+async fn finish_body<T: Transport>(conn: &RefCell<Conn<T>>, server: &ServerPlan) -> bool {
+    if conn.borrow().decoder.is_done() {
+        return true;
+    }
+    if !conn.borrow().body_settles() {
+        return false;
+    }
+    let mut body = RequestBody::new(conn, server);
+    while let Some(frame) = crate::body::next_frame(&mut body).await {
+        if frame.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Closes the way nginx's lingering close does: send FIN, then read and discard what the client
+/// still sends, for a bounded time and size. Closing a socket with unread data makes the kernel
+/// send a reset, which can destroy the response the client has not read yet.
+async fn linger_close<T: Transport>(mut io: T) {
+    if io.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER_TIME;
+    let mut sink = vec![0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        let wait = deadline.min(Instant::now() + LINGER_READ);
+        match timeout_at(wait, io.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => return,
+        }
+    }
+}
+
+/// Waits, at most `idle`, until the client sends its first bytes, and reads them into the buffer.
+///
+/// Returns `false` when the connection is to close: idle too long, closed by the peer, or the
+/// server drains. `readable()` may wake up without data (it always does once on a fresh
+/// connection), so readiness is confirmed by a read; the header timer starts only after it.
+// Between exchanges the driver is the connection's only user: the borrow cannot conflict.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn wait_for_bytes<T: Transport>(conn: &RefCell<Conn<T>>, idle: Duration, drain: &mut DrainWatch) -> bool {
+    let deadline = Instant::now() + idle;
+    let mut conn = conn.borrow_mut();
+    let conn = &mut *conn;
+    loop {
+        conn.buf = BytesMut::new();
+        tokio::select! {
+            ready = timeout_at(deadline, conn.io.readable()) => {
+                if !matches!(ready, Ok(Ok(()))) {
+                    return false;
+                }
+            }
+            _ = drain.wait() => return false,
+        }
+        conn.buf.reserve(HEAD_READ);
+        let room = conn.buf.capacity() - conn.buf.len();
+        match conn.io.try_read_buf(&mut conn.buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                conn.io.note_read(n, room);
+                return true;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Reads until a complete request head is parsed, the peer closes, or a limit is hit.
+///
+/// `Ok(None)` means the peer closed (or failed) before sending a complete head.
+// Between exchanges the driver is the connection's only user: the borrow cannot conflict.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn read_head<T: Transport>(conn: &RefCell<Conn<T>>, server: &ServerPlan) -> Result<Option<RequestHead>, Reason> {
+    let mut conn = conn.borrow_mut();
+    let conn = &mut *conn;
+    // The deadline is taken only when a read is needed: usually the whole head came in the
+    // first read, and the clock is not consulted at all.
+    let mut deadline = None;
+    loop {
+        if !conn.buf.is_empty() {
+            if let Some(head) = parse_request_head(&mut conn.buf, &server.head_limits)? {
+                return Ok(Some(head));
+            }
+        }
+        let deadline = *deadline.get_or_insert_with(|| Instant::now() + server.client_header_timeout);
+        if conn.buf.capacity() - conn.buf.len() < 1024 {
+            conn.buf.reserve(HEAD_READ);
+        }
+        let room = conn.buf.capacity() - conn.buf.len();
+        match timeout_at(deadline, conn.io.read_buf(&mut conn.buf)).await {
+            Err(_) => return Err(Reason::HeaderTimeout),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+            Ok(Ok(n)) => conn.io.note_read(n, room),
+        }
+    }
+}
+
+/// Reads what the transport has into `buf` (used inside polls, with the borrow held only for it).
+fn poll_read_into<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buf: &mut BytesMut,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < 4096 {
+        buf.reserve(64 * 1024);
+    }
+    std::future::Future::poll(std::pin::pin!(io.read_buf(buf)), cx)
+}
+
+/// Writes all of `bytes` within `limit`; a write the socket takes at once (the usual case for
+/// a response head and small body) needs no timer.
+async fn write_all<T: Transport>(conn: &RefCell<Conn<T>>, mut bytes: &[u8], limit: Duration) -> bool {
+    let write = |cx: &mut std::task::Context<'_>, bytes: &mut &[u8]| -> std::task::Poll<bool> {
+        let mut conn = conn.borrow_mut();
+        while !bytes.is_empty() {
+            match Pin::new(&mut conn.io).poll_write(cx, bytes) {
+                std::task::Poll::Ready(Ok(n)) if n > 0 => *bytes = &bytes[n..],
+                std::task::Poll::Ready(_) => return std::task::Poll::Ready(false),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+        std::task::Poll::Ready(true)
+    };
+    let first = poll_fn(|cx| std::task::Poll::Ready(write(cx, &mut bytes))).await;
+    match first {
+        std::task::Poll::Ready(done) => done,
+        std::task::Poll::Pending => {
+            matches!(tokio::time::timeout(limit, poll_fn(|cx| write(cx, &mut bytes))).await, Ok(true))
+        }
+    }
+}
+
+/// `100 Continue`, sent before the first read of a body whose client asked for it.
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";

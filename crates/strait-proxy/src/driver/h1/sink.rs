@@ -1,0 +1,187 @@
+//! The HTTP/1 response sink: status line, headers, framing, `connection`, chunked coding.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{self, HeaderMap};
+use http::{response, Version};
+
+use super::{write_all, Conn};
+use crate::exchange::respond::is_bodiless;
+use crate::exchange::{BodySize, ResponseSink, SinkClosed};
+use crate::h1::encode::{write_framing, OutFraming};
+use crate::snapshot::ServerPlan;
+use crate::transport::Transport;
+
+/// Output is written once this much is pending; larger data chunks are written directly.
+const FLUSH_AT: usize = 32 * 1024;
+
+/// Writes one response on an HTTP/1 connection. Small heads and bodies are held back and go
+/// out in one write at [`ResponseSink::finish`] or [`ResponseSink::flush`].
+pub(super) struct H1Sink<'c, T> {
+    conn: &'c RefCell<Conn<T>>,
+    version: Version,
+    /// The connection may serve another request after this one (decided with the head).
+    keep_alive: bool,
+    head_request: bool,
+    out: BytesMut,
+    chunked: bool,
+    /// The chunked body's last chunk (and trailers) are written.
+    terminated: bool,
+    write_timeout: Duration,
+}
+
+impl<'c, T: Transport> H1Sink<'c, T> {
+    /// A sink answering a request of `version`; `keep_alive` is what client and server allow.
+    pub(super) fn new(
+        conn: &'c RefCell<Conn<T>>,
+        version: Version,
+        keep_alive: bool,
+        head_request: bool,
+        server: &ServerPlan,
+    ) -> H1Sink<'c, T> {
+        H1Sink {
+            conn,
+            version,
+            keep_alive,
+            head_request,
+            out: BytesMut::new(),
+            chunked: false,
+            terminated: false,
+            write_timeout: server.client_body_timeout,
+        }
+    }
+
+    /// Whether the connection may serve another request after this response.
+    pub(super) fn keeps_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    async fn write_out(&mut self) -> Result<(), SinkClosed> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let written = write_all(self.conn, &self.out, self.write_timeout).await;
+        self.out.clear();
+        if written {
+            Ok(())
+        } else {
+            self.keep_alive = false;
+            Err(SinkClosed)
+        }
+    }
+
+    async fn write_direct(&mut self, data: &[u8]) -> Result<(), SinkClosed> {
+        self.write_out().await?;
+        if write_all(self.conn, data, self.write_timeout).await {
+            Ok(())
+        } else {
+            self.keep_alive = false;
+            Err(SinkClosed)
+        }
+    }
+}
+
+impl<T: Transport> ResponseSink for H1Sink<'_, T> {
+    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+        let framing = match size {
+            _ if is_bodiless(head.status) => OutFraming::None,
+            // A HEAD answer keeps the length the upstream announced (in the headers).
+            BodySize::Empty if self.head_request => OutFraming::None,
+            BodySize::Empty => OutFraming::Length(0),
+            BodySize::Exact(n) => OutFraming::Length(n),
+            BodySize::Unknown if self.version == Version::HTTP_11 => OutFraming::Chunked,
+            BodySize::Unknown => OutFraming::Close,
+        };
+        if framing == OutFraming::Close || !self.conn.borrow().body_settles() {
+            // The body ends with the connection, or the request body stays unread: say so.
+            self.keep_alive = false;
+        }
+        self.chunked = framing == OutFraming::Chunked && !self.head_request;
+        let keep_length = self.head_request && framing == OutFraming::None;
+        let out = &mut self.out;
+        out.reserve(256);
+        out.put_slice(if self.version == Version::HTTP_10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        out.put_slice(head.status.as_str().as_bytes());
+        out.put_u8(b' ');
+        out.put_slice(head.status.canonical_reason().unwrap_or("Unknown").as_bytes());
+        out.put_slice(b"\r\n");
+        for (name, value) in &head.headers {
+            let framing_field =
+                if name == header::CONTENT_LENGTH { !keep_length } else { crate::h1::is_hop_by_hop(name) };
+            if framing_field {
+                continue;
+            }
+            out.put_slice(name.as_str().as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(value.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        write_framing(out, framing);
+        match (self.version, self.keep_alive) {
+            (Version::HTTP_10, true) => out.put_slice(b"connection: keep-alive\r\n"),
+            (Version::HTTP_10, false) => {}
+            (_, false) => out.put_slice(b"connection: close\r\n"),
+            (_, true) => {}
+        }
+        out.put_slice(b"\r\n");
+        Ok(())
+    }
+
+    async fn data(&mut self, data: Bytes) -> Result<(), SinkClosed> {
+        if self.head_request || data.is_empty() {
+            return Ok(());
+        }
+        if self.chunked {
+            self.out.put_slice(format!("{:x}\r\n", data.len()).as_bytes());
+        }
+        if data.len() >= FLUSH_AT {
+            self.write_direct(&data).await?;
+        } else {
+            self.out.put_slice(&data);
+        }
+        if self.chunked {
+            self.out.put_slice(b"\r\n");
+        }
+        if self.out.len() >= FLUSH_AT {
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
+    async fn trailers(&mut self, trailers: HeaderMap) -> Result<(), SinkClosed> {
+        if !self.chunked || self.terminated {
+            return Ok(());
+        }
+        self.out.put_slice(b"0\r\n");
+        for (name, value) in &trailers {
+            if crate::h1::is_framing(name) {
+                continue;
+            }
+            self.out.put_slice(name.as_str().as_bytes());
+            self.out.put_slice(b": ");
+            self.out.put_slice(value.as_bytes());
+            self.out.put_slice(b"\r\n");
+        }
+        self.out.put_slice(b"\r\n");
+        self.terminated = true;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkClosed> {
+        self.write_out().await
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkClosed> {
+        if self.chunked && !self.terminated {
+            self.out.put_slice(b"0\r\n\r\n");
+            self.terminated = true;
+        }
+        self.write_out().await
+    }
+
+    fn sends_body(&self) -> bool {
+        !self.head_request
+    }
+}

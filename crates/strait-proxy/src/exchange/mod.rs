@@ -1,0 +1,305 @@
+//! One request/response exchange, the same for every protocol: filters, route, action, answer,
+//! log. A connection driver hands in the request as `http::request::Parts` plus a body, and a
+//! [`ResponseSink`] to answer through; nothing here knows how either travels on the wire.
+
+mod log;
+pub(crate) mod respond;
+pub(crate) mod sink;
+
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{request, HeaderMap, Uri};
+use http_body::Body;
+use strait_http::context::{ConnInfo, OriginalUri};
+use strait_http::{LocalResponse, Phases, Reason, RequestCtx};
+use strait_router::RequestView;
+
+use crate::actions;
+use crate::body::{BodyError, Either};
+use crate::chain::{Chain, FilteredBody};
+use crate::snapshot::{Action, ListenerPlan, RoutePlan, ServerPlan, Snapshot};
+use crate::upstream;
+pub(crate) use sink::{BodySize, ResponseSink, SinkClosed};
+
+/// Largest request body the echo action reads.
+const ECHO_BODY_MAX: u64 = 1 << 20;
+
+/// What an exchange runs against: the snapshot it started with, its listener, its connection.
+pub(crate) struct Inbound<'s> {
+    /// The configuration snapshot, fixed for the whole exchange.
+    pub snapshot: &'s Arc<Snapshot>,
+    /// The listener the request came in on.
+    pub listener: &'s ListenerPlan,
+    /// The connection.
+    pub conn: &'s Rc<ConnInfo>,
+}
+
+/// Handles one request; returns whether the whole response was sent (the connection driver
+/// decides on keep-alive from that and from what it knows of the request body).
+///
+/// Forwarding, the path nearly every proxied request takes, runs inline; everything else
+/// (local answers, static files, echo) runs in boxed futures of its own, so the state every
+/// forwarded request carries (and moves between futures) stays small.
+pub(crate) async fn handle<B, S>(inbound: &Inbound<'_>, mut parts: request::Parts, body: B, sink: &mut S) -> bool
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+    S: ResponseSink,
+{
+    let snapshot = inbound.snapshot;
+    let mut ctx =
+        RequestCtx::new(inbound.conn.clone(), client_ip(&parts.headers, &snapshot.server, inbound.conn.peer.ip()));
+    if snapshot.server.request_id {
+        ctx.request_id = Some(ensure_request_id(&mut parts.headers));
+    }
+    let logged_target = snapshot.access_log.is_enabled().then(|| parts.uri.clone());
+    let mut chain = Chain::default();
+    chain.extend(&inbound.listener.filters);
+    let sent = match route_request(inbound, &mut parts, &body, &mut ctx, &mut chain).await {
+        Ok((route, cluster)) => {
+            let body = with_body_filters(body, &mut chain, &ctx);
+            match upstream::forward(snapshot, route, cluster, &mut parts, body, &mut ctx, &mut chain).await {
+                Ok(response) => respond::send(sink, &mut chain, &mut ctx, response).await,
+                Err(upstream::Refusal::Reason(reason)) => {
+                    local(sink, &mut chain, &mut ctx, snapshot, LocalResponse::for_reason(reason)).await
+                }
+                Err(upstream::Refusal::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
+            }
+        }
+        Err(Routed::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
+        Err(Routed::Act(route)) => {
+            let body = with_body_filters(body, &mut chain, &ctx);
+            Box::pin(answer_locally(inbound, route, &mut parts, body, sink, &mut ctx, &mut chain)).await
+        }
+    };
+    if chain.has(Phases::LOG) {
+        chain.log(&ctx, ctx.reason).await;
+    }
+    if let Some(target) = logged_target {
+        log::log_exchange(snapshot, &ctx, &parts, &target.to_string());
+    }
+    sent
+}
+
+/// Where a request goes when it is not forwarded.
+enum Routed<'s> {
+    /// Answer with this now (a filter's answer, no route, a refused body).
+    Local(LocalResponse),
+    /// The route's action answers locally (direct, redirect, echo, static files).
+    Act(&'s RoutePlan),
+}
+
+/// Request-header phases and routing: the route and cluster to forward to, or why not.
+async fn route_request<'s, B>(
+    inbound: &Inbound<'s>,
+    parts: &mut request::Parts,
+    body: &B,
+    ctx: &mut RequestCtx,
+    chain: &mut Chain,
+) -> Result<(&'s RoutePlan, &'s Arc<strait_cluster::ClusterState>), Routed<'s>>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    let snapshot = inbound.snapshot;
+    if !chain.members_empty() {
+        ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
+        if let Some(answer) = chain.request_headers(0, parts, ctx).await {
+            return Err(Routed::Local(answer));
+        }
+    }
+    let listener: &'s ListenerPlan = inbound.listener;
+    let view = RequestView {
+        host: host_name(&parts.headers),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        method: &parts.method,
+        headers: &parts.headers,
+    };
+    let Some(found) = listener.routes.find(&view) else {
+        return Err(Routed::Local(LocalResponse::for_reason(Reason::NoRoute)));
+    };
+    let route: &'s RoutePlan = found.route;
+    let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
+    ctx.route = Some(route.name.clone());
+    if !route.filters.is_empty() {
+        let route_start = chain.len();
+        chain.extend(&route.filters);
+        if ctx.subrequests.is_none() {
+            ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
+        }
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx).await {
+            return Err(Routed::Local(answer));
+        }
+    }
+    if let Some(path) = rewritten {
+        ctx.extensions.insert(OriginalUri(parts.uri.clone()));
+        if !set_path(&mut parts.uri, &path) {
+            return Err(Routed::Local(LocalResponse::for_reason(Reason::BadRequest)));
+        }
+    }
+    let max_body = snapshot.server.max_body_bytes;
+    if max_body != 0 && body.size_hint().lower() > max_body {
+        return Err(Routed::Local(LocalResponse::for_reason(Reason::BodyTooLarge)));
+    }
+    match &route.action {
+        Action::Forward(cluster) => Ok((route, cluster)),
+        Action::Split(split) => Ok((route, split.pick())),
+        _ => Err(Routed::Act(route)),
+    }
+}
+
+/// The request body, through the request-body filters when the chain has any.
+fn with_body_filters<B>(body: B, chain: &mut Chain, ctx: &RequestCtx) -> Either<B, Box<FilteredBody<B>>>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    if !chain.has(Phases::REQUEST_BODY) {
+        return Either::Left(body);
+    }
+    match chain.request_body(ctx) {
+        filters if filters.is_empty() => Either::Left(body),
+        filters => Either::Right(Box::new(FilteredBody::new(body, filters))),
+    }
+}
+
+/// Performs an action Strait answers itself (direct, redirect, echo, static files).
+async fn answer_locally<B, S>(
+    inbound: &Inbound<'_>,
+    route: &RoutePlan,
+    parts: &mut request::Parts,
+    mut body: B,
+    sink: &mut S,
+    ctx: &mut RequestCtx,
+    chain: &mut Chain,
+) -> bool
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+    S: ResponseSink,
+{
+    let snapshot = inbound.snapshot;
+    let local = match &route.action {
+        // Forwarding never comes here (see `route_request`).
+        Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
+        Action::Direct(response) => response.clone(),
+        Action::Redirect(plan) => actions::redirect::answer(plan, parts),
+        Action::Echo(plan) => {
+            let max = match snapshot.server.max_body_bytes {
+                0 => ECHO_BODY_MAX,
+                limit => limit.min(ECHO_BODY_MAX),
+            };
+            match crate::body::collect(&mut body, max).await {
+                Ok((data, _)) => actions::echo::answer(plan, parts, ctx, &data),
+                Err(BodyError(reason)) => LocalResponse::for_reason(reason),
+            }
+        }
+        Action::Static(plan) => {
+            let asked = ctx.extensions.get::<OriginalUri>().map_or(parts.uri.path(), |o| o.0.path()).to_owned();
+            match actions::static_files::answer(plan, parts, &asked).await {
+                actions::static_files::Answer::Local(response) => response,
+                actions::static_files::Answer::File(head, file) => {
+                    let mut head = head;
+                    head.headers.insert(header::DATE, crate::date::now());
+                    if let Some(id) = &ctx.request_id {
+                        head.headers.insert(HeaderName::from_static("x-request-id"), id.clone());
+                    }
+                    return respond::send(sink, chain, ctx, http::Response::from_parts(head, file)).await;
+                }
+            }
+        }
+    };
+    respond::send_local(sink, chain, ctx, snapshot, local).await
+}
+
+/// Sends a local answer in its own boxed future (see [`handle`]).
+async fn local<S: ResponseSink>(
+    sink: &mut S,
+    chain: &mut Chain,
+    ctx: &mut RequestCtx,
+    snapshot: &Snapshot,
+    answer: LocalResponse,
+) -> bool {
+    Box::pin(respond::send_local(sink, chain, ctx, snapshot, answer)).await
+}
+
+/// Answers a request whose head could not be accepted: the listener's filters see the answer
+/// (local-reply, response and log phases), then the access log.
+pub(crate) async fn refuse<S: ResponseSink>(inbound: &Inbound<'_>, reason: Reason, sink: &mut S) {
+    let snapshot = inbound.snapshot;
+    let mut ctx = RequestCtx::new(inbound.conn.clone(), inbound.conn.peer.ip());
+    let mut chain = Chain::default();
+    chain.extend(&inbound.listener.filters);
+    respond::send_local(sink, &mut chain, &mut ctx, snapshot, LocalResponse::for_reason(reason)).await;
+    chain.log(&ctx, ctx.reason).await;
+    if snapshot.access_log.is_enabled() {
+        log::log_refused(snapshot, &ctx);
+    }
+}
+
+/// The host name routing uses: the `Host` field (the connection driver made it the request's
+/// authority) without its port.
+fn host_name(headers: &HeaderMap) -> &str {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return "" };
+    crate::h1::request::strip_port(host)
+}
+
+/// Replaces the path of `uri`, keeping its query; `false` when the result is not a valid URI.
+fn set_path(uri: &mut Uri, path: &str) -> bool {
+    let target = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    };
+    let Ok(path_and_query) = http::uri::PathAndQuery::try_from(target) else { return false };
+    let mut uri_parts = std::mem::take(uri).into_parts();
+    uri_parts.path_and_query = Some(path_and_query);
+    match Uri::from_parts(uri_parts) {
+        Ok(new) => {
+            *uri = new;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// The client address: the peer, or from a trusted peer the rightmost `X-Forwarded-For`
+/// address that is not a trusted proxy.
+fn client_ip(headers: &HeaderMap, server: &ServerPlan, peer: IpAddr) -> IpAddr {
+    if !server.is_trusted(peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let values: Vec<&HeaderValue> = headers.get_all("x-forwarded-for").iter().collect();
+    for value in values.iter().rev() {
+        let Ok(text) = value.to_str() else { break };
+        for part in text.rsplit(',') {
+            match part.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !server.is_trusted(ip) {
+                        return ip;
+                    }
+                }
+                Err(_) => return client,
+            }
+        }
+    }
+    client
+}
+
+/// Returns the request's `x-request-id`, generating and inserting one when missing.
+fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get("x-request-id") {
+        return id.clone();
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let random = fastrand::u128(..);
+    let mut text = [0u8; 32];
+    for (i, byte) in text.iter_mut().enumerate() {
+        *byte = HEX[((random >> (i * 4)) & 0xf) as usize];
+    }
+    let id = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&text)).expect("hex is a valid header value");
+    headers.insert(HeaderName::from_static("x-request-id"), id.clone());
+    id
+}

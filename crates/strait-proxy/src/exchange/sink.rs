@@ -1,0 +1,46 @@
+//! Where an exchange writes its answer: the response sink each connection driver implements.
+
+use bytes::Bytes;
+use http::{response, HeaderMap};
+
+/// How much body follows a response head, as far as is known when the head is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodySize {
+    /// No body (204, 304, or an empty body).
+    Empty,
+    /// Exactly this many bytes.
+    Exact(u64),
+    /// Streamed; the end is told by [`ResponseSink::finish`].
+    Unknown,
+}
+
+/// The client went away or stopped reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SinkClosed;
+
+/// One response on its way to the client: a head, data chunks, trailers, the end.
+///
+/// Implementations own the framing: an HTTP/1 sink writes status line, `content-length` or
+/// chunked coding and `connection`; an HTTP/2 sink sends HEADERS and DATA frames. The
+/// exchange never writes protocol bytes itself. A sink may hold small writes back until
+/// [`ResponseSink::flush`] or [`ResponseSink::finish`], so that a head and a small body go out
+/// in one write.
+pub(crate) trait ResponseSink {
+    /// Sends the head; its headers are end-to-end only (framing is the sink's business).
+    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed>;
+
+    /// Sends a piece of the body.
+    async fn data(&mut self, data: Bytes) -> Result<(), SinkClosed>;
+
+    /// Sends trailers (ignored where the protocol cannot carry them); the body ends after them.
+    async fn trailers(&mut self, trailers: HeaderMap) -> Result<(), SinkClosed>;
+
+    /// Writes out what is held back (before waiting for more body data).
+    async fn flush(&mut self) -> Result<(), SinkClosed>;
+
+    /// Ends the response and writes out everything.
+    async fn finish(&mut self) -> Result<(), SinkClosed>;
+
+    /// Whether the body of this response is sent at all (not for HEAD requests).
+    fn sends_body(&self) -> bool;
+}
