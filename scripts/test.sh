@@ -5,11 +5,19 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# Frame-level HTTP/2 probes use the h2 module from PyPI.
+if ! python3 -c "import h2" >/dev/null 2>&1; then
+  echo "installing: h2 (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check h2 || python3 -m pip install --quiet --break-system-packages h2
 fi
 
 cargo fmt --all -- --check

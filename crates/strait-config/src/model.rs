@@ -52,6 +52,8 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// Client-side timeouts.
     pub timeouts: ServerTimeouts,
+    /// HTTP/2 limits (connections negotiated by ALPN, or cleartext with `listeners[].http2`).
+    pub http2: Http2Settings,
     /// How long in-flight requests may take to finish on SIGTERM/SIGINT.
     pub drain_timeout: Dur,
 }
@@ -67,7 +69,43 @@ impl Default for ServerSettings {
             request_trailers: Vec::new(),
             limits: Limits::default(),
             timeouts: ServerTimeouts::default(),
+            http2: Http2Settings::default(),
             drain_timeout: Dur::secs(30),
+        }
+    }
+}
+
+/// HTTP/2 limits: each one bounds what a client can make the proxy hold or do.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http2Settings {
+    /// Streams a client may have open at once (nginx `http2_max_concurrent_streams`).
+    pub max_concurrent_streams: u32,
+    /// Flow-control window of each stream: how much request body a client may send ahead.
+    pub initial_stream_window: ByteSize,
+    /// Flow-control window of the whole connection.
+    pub initial_connection_window: ByteSize,
+    /// Largest frame payload accepted (16 KiB to 16 MiB).
+    pub max_frame_size: ByteSize,
+    /// Largest decoded header list of a request (HPACK bombs and CONTINUATION floods stop here).
+    pub max_header_list_size: ByteSize,
+    /// Streams a client may open and reset before they are served (Rapid Reset, CVE-2023-44487);
+    /// beyond it the connection ends with GOAWAY `ENHANCE_YOUR_CALM`.
+    pub max_pending_reset_streams: usize,
+    /// Malformed streams a client may cause before the connection ends with GOAWAY.
+    pub max_error_resets: usize,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: 128,
+            initial_stream_window: ByteSize(1 << 20),
+            initial_connection_window: ByteSize(2 << 20),
+            max_frame_size: ByteSize(16 * 1024),
+            max_header_list_size: ByteSize(32 * 1024),
+            max_pending_reset_streams: 20,
+            max_error_resets: 64,
         }
     }
 }
@@ -152,6 +190,10 @@ pub struct Listener {
     /// Accept TLS connections with these settings; plain TCP when absent.
     #[serde(default)]
     pub tls: Option<crate::tls::ListenerTls>,
+    /// Accept cleartext HTTP/2 with prior knowledge (h2c) beside HTTP/1.1, told apart by the
+    /// connection preface. TLS listeners offer HTTP/2 by ALPN instead (`tls.alpn`).
+    #[serde(default)]
+    pub http2: bool,
     /// Routes, matched by the precedence documented in `docs/CONFIG.md`.
     #[serde(default)]
     pub routes: Vec<Route>,

@@ -80,6 +80,24 @@ pub struct ClientAuth {
     pub mode: ClientAuthMode,
     /// PEM file with the certificate authorities client certificates must chain to.
     pub ca: String,
+    /// Request headers that carry the verified identity to routes and upstreams; a client's
+    /// own fields of these names are always removed first, so routes may match on them.
+    #[serde(default)]
+    pub headers: ClientCertHeaders,
+}
+
+/// Names of the request headers set from a verified client certificate (none by default).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientCertHeaders {
+    /// Header for the certificate's subject (`CN=client,O=Example`).
+    pub subject: Option<String>,
+    /// Header for its DNS subject alternative names, comma-separated.
+    pub dns: Option<String>,
+    /// Header for its URI subject alternative names (SPIFFE ids), comma-separated.
+    pub uri: Option<String>,
+    /// Header for the SHA-256 fingerprint of the certificate, lowercase hex.
+    pub fingerprint: Option<String>,
 }
 
 /// Whether a client certificate is required.

@@ -23,7 +23,39 @@ pub struct ConnInfo {
     pub scheme: &'static str,
     /// The protocol: HTTP/1.0, HTTP/1.1 or HTTP/2.
     pub version: Version,
+    /// What the TLS handshake established, on TLS listeners.
+    pub tls: Option<TlsInfo>,
 }
+
+/// The TLS session of a connection.
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// The server name the client asked for (SNI).
+    pub server_name: Option<String>,
+    /// The application protocol agreed by ALPN.
+    pub alpn: Option<Vec<u8>>,
+    /// The verified client certificate, with mutual TLS.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// Who a verified client certificate says the peer is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    /// Subject distinguished name.
+    pub subject: String,
+    /// DNS subject alternative names.
+    pub dns_names: Vec<String>,
+    /// URI subject alternative names (SPIFFE ids).
+    pub uris: Vec<String>,
+    /// SHA-256 fingerprint of the certificate, lowercase hex.
+    pub fingerprint_sha256: String,
+}
+
+/// The length of a response body, when it is known before the body is sent; the exchange puts
+/// it in the response's extensions for the response phases (framing fields are not in the
+/// headers filters see).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseLength(pub u64);
 
 /// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
 #[derive(Debug, Clone)]

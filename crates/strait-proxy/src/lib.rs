@@ -14,6 +14,7 @@ pub mod date;
 mod driver;
 mod exchange;
 pub mod h1;
+pub mod listener_tls;
 mod readiness;
 pub mod runtime;
 mod shared;
@@ -25,7 +26,8 @@ pub use runtime::{Server, ServerError};
 pub use strait_http::Reason;
 
 /// Checks what only the data path can check in a configuration that loaded: every filter's
-/// own settings, with the built-in plugins. Errors carry file, line and field like the loader's.
+/// own settings and the TLS files (certificates that parse, keys that match, dates that hold),
+/// with the built-in plugins. Errors carry file, line and field like the loader's.
 pub fn check(config: &strait_config::Config) -> Result<(), strait_config::ConfigErrors> {
     check_with(config, &strait_plugins::builtin())
 }
@@ -35,5 +37,14 @@ pub fn check_with(
     config: &strait_config::Config,
     registry: &strait_http::Registry,
 ) -> Result<(), strait_config::ConfigErrors> {
-    snapshot::compile_filters(config, registry).map(|_| ())
+    let filters = snapshot::compile_filters(config, registry);
+    let tls = listener_tls::TlsCache::default().plans(config);
+    match (filters, tls) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (filters, tls) => {
+            let mut errors = filters.err().map(|e| e.0).unwrap_or_default();
+            errors.extend(tls.err().unwrap_or_default());
+            Err(strait_config::ConfigErrors(errors).sorted())
+        }
+    }
 }

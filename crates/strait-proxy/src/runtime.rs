@@ -25,7 +25,8 @@ use strait_observe::AccessLog;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, LocalSet};
 
-use crate::driver::serve_tcp;
+use crate::driver::{serve_tcp, serve_tls};
+use crate::listener_tls::TlsCache;
 use crate::shared::Shared;
 use crate::snapshot::Snapshot;
 
@@ -78,6 +79,7 @@ pub struct Server {
     generation: AtomicU64,
     current: Mutex<Config>,
     plugins: Registry,
+    tls: TlsCache,
 }
 
 impl Server {
@@ -99,7 +101,8 @@ impl Server {
         let access_log = AccessLog::open(&config.access_log)
             .map_err(|e| ServerError(format!("access_log.path `{}`: {e}", config.access_log.path)))?;
         let clusters = control.block_on(registry.update(&config.clusters)).map_err(ServerError)?;
-        let snapshot = Snapshot::compile(1, &config, clusters, access_log, &plugins).map_err(ServerError)?;
+        let tls = TlsCache::default();
+        let snapshot = Snapshot::compile(1, &config, clusters, access_log, &plugins, &tls).map_err(ServerError)?;
         let shared = Arc::new(Shared::new(snapshot));
         let count = worker_count(&config);
         let workers = (0..count).map(|i| spawn_worker(i, shared.clone())).collect::<Result<Vec<_>, _>>()?;
@@ -112,6 +115,7 @@ impl Server {
             generation: AtomicU64::new(1),
             current: Mutex::new(Config::default()),
             plugins,
+            tls,
         };
         server.apply_listeners(&config)?;
         *server.current.lock().expect("config lock") = config;
@@ -138,8 +142,8 @@ impl Server {
         let new_sockets = self.bind_new_listeners(&config)?;
         let clusters = self.control.block_on(self.registry.update(&config.clusters)).map_err(ServerError)?;
         let generation = self.generation.load(Ordering::Relaxed) + 1;
-        let snapshot =
-            Snapshot::compile(generation, &config, clusters, access_log, &self.plugins).map_err(ServerError)?;
+        let snapshot = Snapshot::compile(generation, &config, clusters, access_log, &self.plugins, &self.tls)
+            .map_err(ServerError)?;
         self.shared.snapshot.store(Arc::new(snapshot));
         self.generation.store(generation, Ordering::Relaxed);
         self.switch_listeners(&config, new_sockets);
@@ -164,6 +168,11 @@ impl Server {
     /// The bound address of one listener.
     pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
         self.bound.lock().expect("listener lock").get(name).map(|b| b.local)
+    }
+
+    /// Files besides the configuration whose change should reload it (certificates, keys).
+    pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        self.tls.files()
     }
 
     /// Reopens the access log file (after log rotation).
@@ -349,9 +358,16 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
             Ok((stream, peer)) => {
                 let shared = shared.clone();
                 let name = name.clone();
+                let (tls, http2) = match shared.snapshot.load().listener(&name) {
+                    Some(plan) => (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2),
+                    None => (None, false),
+                };
                 tokio::task::spawn_local(async move {
                     let _open = shared.track_connection();
-                    serve_tcp(stream, peer, name, shared.clone()).await;
+                    match tls {
+                        None => serve_tcp(stream, peer, name, shared.clone(), http2).await,
+                        Some(acceptor) => serve_tls(stream, peer, name, shared.clone(), acceptor).await,
+                    }
                 });
             }
             Err(e) => {

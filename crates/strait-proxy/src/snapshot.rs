@@ -26,6 +26,7 @@ use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
 
 use crate::chain::FilterList;
 use crate::h1::HeadLimits;
+use crate::listener_tls::{ListenerTlsPlan, TlsCache};
 
 /// A compiled configuration.
 #[derive(Debug)]
@@ -51,12 +52,14 @@ impl Snapshot {
         clusters: HashMap<String, Arc<ClusterState>>,
         access_log: AccessLog,
         registry: &Registry,
+        tls: &TlsCache,
     ) -> Result<Snapshot, String> {
         let server = ServerPlan::compile(config)?;
         let filters = compile_filters(config, registry).map_err(|errors| errors.to_string())?;
+        let tls_plans = tls.plans(config).map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let mut listeners = Vec::with_capacity(config.listeners.len());
         let mut filters = filters.into_iter();
-        for listener in &config.listeners {
+        for (listener, tls) in config.listeners.iter().zip(tls_plans) {
             let bind: SocketAddr =
                 listener.bind.parse().map_err(|_| format!("listener `{}`: invalid bind address", listener.name))?;
             let (listener_filters, route_filters) = filters.next().unwrap_or_default();
@@ -71,6 +74,8 @@ impl Snapshot {
                 bind,
                 routes: table,
                 filters: listener_filters,
+                tls,
+                http2: listener.http2,
             });
         }
         Ok(Snapshot { generation, server, listeners, clusters, access_log })
@@ -159,6 +164,8 @@ pub struct ServerPlan {
     pub request_trailers: Vec<HeaderName>,
     /// Deadline for in-flight requests at shutdown.
     pub drain_timeout: Duration,
+    /// HTTP/2 limits.
+    pub http2: strait_config::Http2Settings,
 }
 
 impl ServerPlan {
@@ -194,6 +201,7 @@ impl ServerPlan {
                 .map(|n| HeaderName::from_bytes(n.as_bytes()).map_err(|_| format!("invalid trailer name `{n}`")))
                 .collect::<Result<_, _>>()?,
             drain_timeout: s.drain_timeout.0,
+            http2: s.http2.clone(),
         })
     }
 
@@ -214,6 +222,10 @@ pub struct ListenerPlan {
     pub routes: RouteTable<RoutePlan>,
     /// Filters run on every request before routing.
     pub filters: FilterList,
+    /// TLS, on TLS listeners.
+    pub tls: Option<Arc<ListenerTlsPlan>>,
+    /// Cleartext HTTP/2 with prior knowledge is accepted beside HTTP/1.1.
+    pub http2: bool,
 }
 
 /// A compiled route: its action and everything around it.

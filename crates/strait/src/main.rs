@@ -143,6 +143,7 @@ fn run(path: &Path, watch: bool) -> ExitCode {
         }
     };
     tracing::info!(config = %path.display(), "strait started");
+    let mut watched = file_stamps(&server.watched_files());
     loop {
         match signals.wait(WATCH_INTERVAL) {
             Some(signals::Event::Stop) => break,
@@ -155,9 +156,15 @@ fn run(path: &Path, watch: bool) -> ExitCode {
         }
         if watch {
             let now = modified(path);
+            let files_now = file_stamps(&server.watched_files());
             if now != last_modified {
                 last_modified = now;
                 tracing::info!(config = %path.display(), "configuration file changed");
+                reload(&server, path);
+                watched = file_stamps(&server.watched_files());
+            } else if files_now != watched {
+                watched = files_now;
+                tracing::info!("a certificate or key changed");
                 reload(&server, path);
             }
         }
@@ -182,6 +189,11 @@ fn reload(server: &Server, path: &Path) {
     if let Err(e) = server.reload(config) {
         tracing::error!(error = %e, "configuration rejected; keeping the running one");
     }
+}
+
+/// When each file changed last, for the files besides the configuration that a change reloads.
+fn file_stamps(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    files.iter().map(|file| modified(file)).collect()
 }
 
 fn modified(path: &Path) -> Option<(SystemTime, u64)> {

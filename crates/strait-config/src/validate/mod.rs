@@ -92,6 +92,22 @@ impl Checker<'_> {
             let path = item_path("server.request_trailers", position);
             self.check(&path, syntax::header_name_problem(name));
         }
+        let h2 = &server.http2;
+        if h2.max_concurrent_streams == 0 {
+            self.error("server.http2.max_concurrent_streams", "must be at least 1");
+        }
+        if !(65_535..=(1u64 << 31) - 1).contains(&h2.initial_stream_window.0) {
+            self.error("server.http2.initial_stream_window", "must be between 65535 bytes and 2 GiB - 1");
+        }
+        if !(65_535..=(1u64 << 31) - 1).contains(&h2.initial_connection_window.0) {
+            self.error("server.http2.initial_connection_window", "must be between 65535 bytes and 2 GiB - 1");
+        }
+        if !(16_384..=16_777_215).contains(&h2.max_frame_size.0) {
+            self.error("server.http2.max_frame_size", "must be between 16 KiB and 16 MiB - 1");
+        }
+        if h2.max_header_list_size.0 < 1024 || h2.max_header_list_size.0 > u64::from(u32::MAX) {
+            self.error("server.http2.max_header_list_size", "must be between 1 KiB and 4 GiB - 1");
+        }
         let limits = &server.limits;
         if limits.max_header_bytes.0 == 0 {
             self.error("server.limits.max_header_bytes", "must be greater than zero");

@@ -53,6 +53,14 @@ impl Checker<'_> {
         self.alpn(&child_path(path, "alpn"), &tls.alpn);
         if let Some(client_auth) = &tls.client_auth {
             self.check_file(&child_path(path, "client_auth.ca"), &client_auth.ca);
+            let headers = &client_auth.headers;
+            let named = [("subject", &headers.subject), ("dns", &headers.dns), ("uri", &headers.uri)];
+            for (field, name) in named.into_iter().chain([("fingerprint", &headers.fingerprint)]) {
+                if let Some(name) = name {
+                    let field_path = child_path(path, &format!("client_auth.headers.{field}"));
+                    self.check(&field_path, syntax::header_name_problem(name));
+                }
+            }
         }
     }
 

@@ -55,6 +55,12 @@ where
     if snapshot.server.request_id {
         ctx.request_id = Some(ensure_request_id(&mut parts.headers));
     }
+    if let Some(tls) = &inbound.listener.tls {
+        if !tls.identity.is_empty() {
+            let cert = inbound.conn.tls.as_ref().and_then(|t| t.client_cert.as_ref());
+            tls.identity.apply(&mut parts.headers, cert);
+        }
+    }
     let logged_target = snapshot.access_log.is_enabled().then(|| parts.uri.clone());
     let mut chain = Chain::default();
     chain.extend(&inbound.listener.filters);

@@ -62,6 +62,9 @@ where
 {
     let (mut head, mut body) = response.into_parts();
     if chain.has(Phases::RESPONSE_HEADERS) {
+        if let Some(length) = body.size_hint().exact() {
+            head.extensions.insert(strait_http::context::ResponseLength(length));
+        }
         chain.response_headers(&mut head, ctx).await;
         remove_framing(&mut head.headers);
     }

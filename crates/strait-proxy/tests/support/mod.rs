@@ -2,6 +2,8 @@
 //! hyper, curl), all on loopback with ports chosen by the kernel.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -39,6 +41,13 @@ impl Proxy {
     /// The bound address of a listener.
     pub fn addr(&self, listener: &str) -> SocketAddr {
         self.server().listener_addr(listener).unwrap_or_else(|| panic!("no listener `{listener}`"))
+    }
+
+    /// Starts Strait with this configuration and the plugins of `registry`.
+    pub fn start_with(yaml: &str, registry: strait_http::Registry) -> Proxy {
+        let config = strait_config::load_str(yaml, "test.yaml").unwrap_or_else(|e| panic!("invalid test config:\n{e}"));
+        let server = Server::start_with(config, registry).unwrap_or_else(|e| panic!("cannot start: {e}"));
+        Proxy { server: Some(server) }
     }
 
     /// Applies new YAML; validation and apply errors come back as text.

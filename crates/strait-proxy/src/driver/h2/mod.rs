@@ -1,0 +1,145 @@
+//! The HTTP/2 connection driver (the `h2` crate): one task drives the connection, each stream
+//! is an exchange on a task of its own, with [`RequestBody`] and [`H2Sink`] as its body and sink.
+//!
+//! Limits come from `server.http2`: concurrent streams, windows, frame and header-list sizes,
+//! and the reset budgets that end Rapid Reset and malformed-stream floods with GOAWAY. Requests
+//! RFC 9113 §8.2.2 calls malformed never reach the exchange: `h2` refuses connection-specific
+//! fields, `te` other than `trailers`, invalid names and values, misplaced pseudo-headers and
+//! lengths that do not match the DATA, and this driver refuses requests without an authority.
+
+mod body;
+mod sink;
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Version};
+use strait_http::context::ConnInfo;
+use strait_http::Reason;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+
+use super::drain::DrainWatch;
+use crate::exchange::{self, Inbound};
+use crate::shared::Shared;
+use body::RequestBody;
+use sink::H2Sink;
+
+/// How long a draining connection waits for its streams after GOAWAY.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves one HTTP/2 connection until the client closes it, it idles out or the server drains.
+pub(crate) async fn serve<T>(io: T, mut info: ConnInfo, shared: Arc<Shared>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let (settings, handshake_timeout, idle) = {
+        let snapshot = shared.snapshot.load();
+        let server = &snapshot.server;
+        (server.http2.clone(), server.client_header_timeout, server.idle_timeout)
+    };
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .initial_window_size(settings.initial_stream_window.0 as u32)
+        .initial_connection_window_size(settings.initial_connection_window.0 as u32)
+        .max_frame_size(settings.max_frame_size.0 as u32)
+        .max_header_list_size(settings.max_header_list_size.0 as u32)
+        .max_pending_accept_reset_streams(settings.max_pending_reset_streams)
+        .max_local_error_reset_streams(Some(settings.max_error_resets))
+        .max_concurrent_reset_streams(settings.max_concurrent_streams as usize * 2);
+    let mut conn = match tokio::time::timeout(handshake_timeout, builder.handshake::<_, Bytes>(io)).await {
+        Ok(Ok(conn)) => conn,
+        _ => return,
+    };
+    info.version = Version::HTTP_2;
+    let info = Rc::new(info);
+    let mut drain = DrainWatch::default();
+    // Last time the connection had a stream; it closes after `idle` without one.
+    let mut last_active = Instant::now();
+    let mut shutting_down: Option<Instant> = None;
+    loop {
+        if conn.has_streams() {
+            last_active = Instant::now();
+        }
+        let deadline = shutting_down.unwrap_or(last_active + idle);
+        tokio::select! {
+            accepted = conn.accept() => match accepted {
+                Some(Ok((request, respond))) => {
+                    last_active = Instant::now();
+                    let shared = shared.clone();
+                    let info = info.clone();
+                    tokio::task::spawn_local(async move { serve_stream(request, respond, info, shared).await });
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(peer = %info.peer, %error, "HTTP/2 connection error");
+                    break;
+                }
+                // Closed by the client, or every stream done after GOAWAY.
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline), if shutting_down.is_some() || !conn.has_streams() => {
+                if shutting_down.is_some() {
+                    break;
+                }
+                if !conn.has_streams() && Instant::now() >= last_active + idle {
+                    conn.graceful_shutdown();
+                    shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+                }
+            }
+            _ = drain.wait(), if shutting_down.is_none() => {
+                conn.graceful_shutdown();
+                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+            }
+        }
+    }
+}
+
+/// Serves one stream: checks what `h2` leaves to the application, then runs the exchange.
+async fn serve_stream(
+    request: Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    info: Rc<ConnInfo>,
+    shared: Arc<Shared>,
+) {
+    let snapshot = shared.snapshot.load_full();
+    let Some(listener) = snapshot.listener(&info.listener) else {
+        respond.send_reset(h2::Reason::REFUSED_STREAM);
+        return;
+    };
+    let inbound = Inbound { snapshot: &snapshot, listener, conn: &info };
+    let (mut parts, recv) = request.into_parts();
+    let head_request = parts.method == http::Method::HEAD;
+    let mut sink = H2Sink::new(respond, head_request, &snapshot.server);
+    if let Err(reason) = normalize(&mut parts) {
+        Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+        return;
+    }
+    let length = parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let body = RequestBody::new(recv, length, &snapshot.server);
+    Box::pin(exchange::handle(&inbound, parts, body, &mut sink)).await;
+}
+
+/// Makes an HTTP/2 request look like any other to the exchange: `:authority` becomes `Host`
+/// (RFC 9113 §8.3.1), and a request with neither is refused.
+fn normalize(parts: &mut http::request::Parts) -> Result<(), Reason> {
+    if parts.method == http::Method::CONNECT {
+        // Plain and extended CONNECT are not served on HTTP/2 listeners.
+        return Err(Reason::MethodNotAllowed);
+    }
+    match parts.uri.authority() {
+        Some(authority) => {
+            let value = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::BadRequest)?;
+            parts.headers.insert(header::HOST, value);
+        }
+        None if parts.headers.contains_key(header::HOST) => {}
+        None => return Err(Reason::BadRequest),
+    }
+    if parts.headers.get_all(header::HOST).iter().count() > 1 {
+        return Err(Reason::BadRequest);
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! The HTTP/2 response sink: a HEADERS frame, DATA frames within the peer's flow-control
+//! window, trailers.
+
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{response, HeaderMap, Response};
+
+use crate::exchange::{BodySize, ResponseSink, SinkClosed};
+use crate::snapshot::ServerPlan;
+
+/// Writes one response on an HTTP/2 stream.
+pub(super) struct H2Sink {
+    respond: Option<h2::server::SendResponse<Bytes>>,
+    stream: Option<h2::SendStream<Bytes>>,
+    head_request: bool,
+    ended: bool,
+    /// Longest wait for the client to open its window.
+    write_timeout: Duration,
+}
+
+impl H2Sink {
+    /// A sink answering on `respond`.
+    pub(super) fn new(respond: h2::server::SendResponse<Bytes>, head_request: bool, server: &ServerPlan) -> H2Sink {
+        H2Sink {
+            respond: Some(respond),
+            stream: None,
+            head_request,
+            ended: false,
+            write_timeout: server.client_body_timeout,
+        }
+    }
+
+    async fn send(&mut self, mut data: Bytes, end: bool) -> Result<(), SinkClosed> {
+        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
+        while !data.is_empty() {
+            stream.reserve_capacity(data.len());
+            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
+            let granted = match tokio::time::timeout(self.write_timeout, capacity).await {
+                Ok(Some(Ok(n))) if n > 0 => n,
+                Ok(Some(Ok(_))) => continue,
+                _ => {
+                    stream.send_reset(h2::Reason::CANCEL);
+                    return Err(SinkClosed);
+                }
+            };
+            let chunk = data.split_to(granted.min(data.len()));
+            let last = end && data.is_empty();
+            stream.send_data(chunk, last).map_err(|_| SinkClosed)?;
+            if last {
+                self.ended = true;
+            }
+        }
+        if end && !self.ended {
+            stream.send_data(Bytes::new(), true).map_err(|_| SinkClosed)?;
+            self.ended = true;
+        }
+        Ok(())
+    }
+}
+
+impl ResponseSink for H2Sink {
+    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+        let Some(mut respond) = self.respond.take() else { return Err(SinkClosed) };
+        let mut response = Response::new(());
+        *response.status_mut() = head.status;
+        let headers = response.headers_mut();
+        headers.reserve(head.headers.len() + 1);
+        for (name, value) in &head.headers {
+            // HTTP/2 carries no connection-specific fields (RFC 9113 §8.2.2); the length is
+            // the stream's own, below.
+            if !crate::h1::is_framing(name) || (name == header::CONTENT_LENGTH && self.head_request) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        if let (BodySize::Exact(n), false) = (size, self.head_request) {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        }
+        let end = size == BodySize::Empty || self.head_request || crate::exchange::respond::is_bodiless(head.status);
+        let stream = respond.send_response(response, end).map_err(|_| SinkClosed)?;
+        self.ended = end;
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    async fn data(&mut self, data: Bytes) -> Result<(), SinkClosed> {
+        if self.ended || data.is_empty() {
+            return Ok(());
+        }
+        self.send(data, false).await
+    }
+
+    async fn trailers(&mut self, trailers: HeaderMap) -> Result<(), SinkClosed> {
+        if self.ended {
+            return Ok(());
+        }
+        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
+        let mut kept = HeaderMap::new();
+        for (name, value) in &trailers {
+            if !crate::h1::is_framing(name) {
+                kept.append(name.clone(), value.clone());
+            }
+        }
+        stream.send_trailers(kept).map_err(|_| SinkClosed)?;
+        self.ended = true;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), SinkClosed> {
+        // The connection task writes frames as they are queued.
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> Result<(), SinkClosed> {
+        if self.ended {
+            return Ok(());
+        }
+        self.send(Bytes::new(), true).await
+    }
+
+    fn sends_body(&self) -> bool {
+        !self.head_request
+    }
+}
