@@ -50,6 +50,13 @@ pub enum Reason {
     FileError,
     /// The server is shutting down (503).
     ShuttingDown,
+    /// The authentication service refused the request (403, or its own 401).
+    AuthDenied,
+    /// The authentication service could not be asked or gave no usable answer (500, as nginx
+    /// `auth_request` does).
+    AuthUnavailable,
+    /// A filter failed while transforming a body (500).
+    FilterFailed,
 }
 
 impl Reason {
@@ -77,6 +84,9 @@ impl Reason {
             Reason::RangeNotSatisfiable => "range_not_satisfiable",
             Reason::FileError => "file_error",
             Reason::ShuttingDown => "shutting_down",
+            Reason::AuthDenied => "auth_denied",
+            Reason::AuthUnavailable => "auth_unavailable",
+            Reason::FilterFailed => "filter_failed",
         }
     }
 
@@ -96,7 +106,8 @@ impl Reason {
                 StatusCode::BAD_GATEWAY
             }
             Reason::UpstreamConnectTimeout | Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-            Reason::Forbidden => StatusCode::FORBIDDEN,
+            Reason::Forbidden | Reason::AuthDenied => StatusCode::FORBIDDEN,
+            Reason::AuthUnavailable | Reason::FilterFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Reason::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Reason::FileError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,6 +136,9 @@ impl Reason {
         Reason::RangeNotSatisfiable,
         Reason::FileError,
         Reason::ShuttingDown,
+        Reason::AuthDenied,
+        Reason::AuthUnavailable,
+        Reason::FilterFailed,
     ];
 }
 

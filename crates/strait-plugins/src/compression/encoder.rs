@@ -13,9 +13,8 @@ use strait_http::{BodyFilter, BodyStep, Phase, Reason};
 use super::{Algorithm, Levels};
 
 /// The reason a response ends early when its encoder fails (allocation failure in the zstd
-/// library is the only known cause). No reason names an internal fault of the proxy; this is
-/// the one whose status says so (500).
-const ENCODER_FAILED: Reason = Reason::FileError;
+/// library is the only known cause).
+const ENCODER_FAILED: Reason = Reason::FilterFailed;
 
 /// Brotli's sliding window, 2^19 bytes: ngx_brotli's default (`brotli_window 512k`), which
 /// keeps an encoder's memory moderate with many responses in flight.
