@@ -228,6 +228,7 @@ mod tests {
             timeouts: ClusterTimeouts::default(),
             health: Health::default(),
             tls: None,
+            protocol: Default::default(),
         };
         let state = ClusterState::start(config, &resolved(&[1, 2]), Handle::current(), Arc::default());
         let before = state.endpoints();

@@ -174,6 +174,7 @@ mod tests {
             timeouts: Default::default(),
             health: Default::default(),
             tls: None,
+            protocol: Default::default(),
         };
         let cache = DnsCache::default();
         assert!(resolve(&cluster, &cache, true).await.is_err());

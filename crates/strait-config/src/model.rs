@@ -37,6 +37,9 @@ pub struct ServerSettings {
     pub reason_header: bool,
     /// Generate `x-request-id` when a request has none; pass it on to the upstream.
     pub request_id: bool,
+    /// Keep the `x-request-id` a client sent (`true`), or replace it with a new one (`false`,
+    /// as Envoy does at the edge) so clients cannot choose the id logs and upstreams see.
+    pub trust_request_id: bool,
     /// Add `Via: 1.1 strait` to forwarded requests and responses.
     pub via: bool,
     /// Add `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Real-IP`.
@@ -63,6 +66,7 @@ impl Default for ServerSettings {
         ServerSettings {
             reason_header: true,
             request_id: true,
+            trust_request_id: true,
             via: false,
             forwarded_headers: true,
             trusted_proxies: Vec::new(),
@@ -122,6 +126,12 @@ pub struct Limits {
     pub max_headers: usize,
     /// Largest request body accepted; more gets 413. `0` means no limit.
     pub max_body_bytes: ByteSize,
+    /// Most client connections open at once across all listeners; beyond it new connections
+    /// are closed at once. `0` means no limit (HAProxy `maxconn`).
+    pub max_connections: usize,
+    /// Most connections one client address may have open at once (nginx `limit_conn` on
+    /// `$binary_remote_addr`); beyond it new ones are closed at once. `0` means no limit.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -131,6 +141,8 @@ impl Default for Limits {
             max_uri_bytes: ByteSize(8 * 1024),
             max_headers: 100,
             max_body_bytes: ByteSize(0),
+            max_connections: 0,
+            max_connections_per_ip: 0,
         }
     }
 }
@@ -201,6 +213,46 @@ pub struct Listener {
     /// refused requests), in list order.
     #[serde(default)]
     pub filters: Vec<FilterSpec>,
+    /// How request paths are normalized before routing; the upstream receives the normalized
+    /// path too. On by default.
+    #[serde(default)]
+    pub path_normalization: PathNormalization,
+}
+
+/// Path normalization of a listener (Envoy `normalize_path`, `merge_slashes` and
+/// `path_with_escaped_slashes_action`): routes, filters and the upstream all see one spelling
+/// of a path, so `//admin`, `/%61dmin` or `/x/../admin` cannot slip past a `/admin` route.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PathNormalization {
+    /// Normalize paths: decode percent-encoded unreserved characters (`%61` → `a`), write the
+    /// remaining escapes in upper case, resolve `.` and `..` segments (RFC 3986 §5.2.4) and
+    /// refuse with 400 a `..` above the root, an invalid escape, `%00` and a raw `\`.
+    pub enabled: bool,
+    /// Merge repeated slashes (`//a///b` → `/a/b`); only while `enabled`.
+    pub merge_slashes: bool,
+    /// What an escaped slash (`%2F`, `%5C`, in either case) becomes; only while `enabled`.
+    pub escaped_slashes: EscapedSlashes,
+}
+
+impl Default for PathNormalization {
+    fn default() -> Self {
+        PathNormalization { enabled: true, merge_slashes: true, escaped_slashes: EscapedSlashes::Reject }
+    }
+}
+
+/// What path normalization does with `%2F` and `%5C` (Envoy `path_with_escaped_slashes_action`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    /// Refuse the request with 400 `bad_request`.
+    #[default]
+    Reject,
+    /// Keep the escape as it is (in upper case): it is part of a segment, not a separator.
+    Keep,
+    /// Decode both to `/`, a separator like any other, before dot segments and slashes are
+    /// handled (Envoy `UNESCAPE_AND_FORWARD`, whose normalization then reads `\` as `/`).
+    Decode,
 }
 
 /// One filter (plugin) and its configuration.
@@ -458,6 +510,10 @@ pub struct Cluster {
     /// Connect to the endpoints with TLS using these settings; plain TCP when absent.
     #[serde(default)]
     pub tls: Option<crate::tls::ClusterTls>,
+    /// Protocol spoken to the endpoints: `http1`, or `http2` (h2c in the clear, h2 by ALPN over
+    /// TLS), which multiplexes requests over few connections (gRPC needs it).
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
 }
 
 fn default_dns_refresh() -> Dur {
@@ -468,6 +524,17 @@ fn default_host_header() -> String {
 }
 fn default_keepalive() -> usize {
     64
+}
+
+/// The protocol of a cluster's upstream connections.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 with keep-alive.
+    #[default]
+    Http1,
+    /// HTTP/2.
+    Http2,
 }
 
 /// One upstream endpoint.

@@ -12,6 +12,10 @@ use serde::Deserialize;
 pub struct Dur(pub Duration);
 
 impl Dur {
+    /// The longest duration accepted: 100 years (`36500d`). Longer ones are errors rather than
+    /// deadlines so far away that adding them to a clock would overflow.
+    pub const MAX: Dur = Dur::secs(36_500 * 86_400);
+
     /// A duration of `n` seconds.
     pub const fn secs(n: u64) -> Dur {
         Dur(Duration::from_secs(n))
@@ -33,13 +37,21 @@ impl Dur {
             "d" => 86400.0,
             other => return Err(format!("invalid duration unit `{other}` in `{text}`: use ms, s, m, h or d")),
         };
-        seconds_to_dur(value * scale).map_err(|_| format!("duration `{text}` is too long"))
+        seconds_to_dur(value * scale).map_err(|_| format!("duration `{text}` is too long: {TOO_LONG}"))
     }
 }
 
-/// A duration of `seconds`, or an error when it does not fit in a [`Duration`].
-fn seconds_to_dur(seconds: f64) -> Result<Dur, std::time::TryFromFloatSecsError> {
-    Duration::try_from_secs_f64(seconds).map(Dur)
+/// The end of the message about a duration beyond [`Dur::MAX`].
+const TOO_LONG: &str = "the most is 36500d (100 years)";
+
+/// A duration of `seconds`, or an error when it is longer than [`Dur::MAX`] (or not a number).
+///
+/// The check is made on the float, before any conversion, so no size of input can overflow.
+fn seconds_to_dur(seconds: f64) -> Result<Dur, ()> {
+    if !(0.0..=Dur::MAX.0.as_secs_f64()).contains(&seconds) {
+        return Err(());
+    }
+    Duration::try_from_secs_f64(seconds).map(Dur).map_err(|_| ())
 }
 
 impl fmt::Display for Dur {
@@ -51,7 +63,7 @@ impl fmt::Display for Dur {
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Dur, D::Error> {
         deserializer.deserialize_any(UnitVisitor::<Dur>::new("a duration such as `5s`", Dur::parse, |n| {
-            seconds_to_dur(n).map_err(|_| format!("{n} seconds is too long"))
+            seconds_to_dur(n).map_err(|_| format!("{n} seconds is too long: {TOO_LONG}"))
         }))
     }
 }
@@ -81,14 +93,20 @@ impl ByteSize {
                 return Err(format!("invalid size unit `{other}` in `{text}`: use B, KiB, MiB, GiB, KB, MB or GB"))
             }
         };
-        Ok(ByteSize((value * scale as f64) as u64))
+        bytes_from_f64(value * scale as f64).ok_or_else(|| format!("size `{text}` is too large"))
     }
+}
+
+/// `bytes` as a whole number of bytes, or `None` beyond what 64 bits hold (2^64 is the first
+/// float that does not fit; the cast below would saturate silently).
+fn bytes_from_f64(bytes: f64) -> Option<ByteSize> {
+    (0.0..18_446_744_073_709_551_616.0).contains(&bytes).then_some(ByteSize(bytes as u64))
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ByteSize, D::Error> {
         deserializer.deserialize_any(UnitVisitor::<ByteSize>::new("a size such as `1MiB`", ByteSize::parse, |n| {
-            Ok(ByteSize(n as u64))
+            bytes_from_f64(n).ok_or_else(|| format!("{n} bytes is too large"))
         }))
     }
 }
@@ -154,6 +172,26 @@ mod tests {
         assert!(Dur::parse("5 parsecs").is_err());
         assert!(Dur::parse("fast").is_err());
         assert!(Dur::parse("99999999999999999999999d").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn durations_beyond_the_maximum_are_errors_not_overflows() {
+        assert_eq!(Dur::parse("36500d"), Ok(Dur::MAX));
+        for text in ["36501d", "99999999999999999999h", "18446744073709551615s", "18446744073709551615d", "1e400"] {
+            assert!(Dur::parse(text).is_err(), "{text} accepted");
+        }
+        assert!(Dur::parse("18446744073709551615s").unwrap_err().contains("the most is 36500d"));
+        assert!(seconds_to_dur(f64::INFINITY).is_err());
+        assert!(seconds_to_dur(f64::NAN).is_err());
+        assert!(seconds_to_dur(-1.0).is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_64_bits_are_errors_not_saturated() {
+        assert_eq!(ByteSize::parse("16GiB").unwrap().0, 16 << 30);
+        assert!(ByteSize::parse("99999999999999999999GiB").unwrap_err().contains("too large"));
+        assert!(ByteSize::parse("18446744073709551616").is_err());
+        assert!(bytes_from_f64(f64::NAN).is_none());
     }
 
     #[test]

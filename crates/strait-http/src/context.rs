@@ -57,6 +57,11 @@ pub struct ClientCert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseLength(pub u64);
 
+/// A request to switch protocols (`Upgrade: websocket` with `Connection: upgrade` over
+/// HTTP/1.1), kept in the request's extensions; the upstream gets the same offer.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest(pub http::HeaderValue);
+
 /// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
 #[derive(Debug, Clone)]
 pub struct OriginalUri(pub http::Uri);

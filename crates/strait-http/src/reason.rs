@@ -57,6 +57,9 @@ pub enum Reason {
     AuthUnavailable,
     /// A filter failed while transforming a body (500).
     FilterFailed,
+    /// The TLS handshake with the upstream endpoint failed (502): untrusted certificate, wrong
+    /// name, or no common protocol.
+    UpstreamTlsFailed,
 }
 
 impl Reason {
@@ -87,6 +90,7 @@ impl Reason {
             Reason::AuthDenied => "auth_denied",
             Reason::AuthUnavailable => "auth_unavailable",
             Reason::FilterFailed => "filter_failed",
+            Reason::UpstreamTlsFailed => "upstream_tls_failed",
         }
     }
 
@@ -102,9 +106,10 @@ impl Reason {
             Reason::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NoHealthyUpstream | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Reason::UpstreamConnectFailed | Reason::UpstreamReset | Reason::UpstreamBadResponse => {
-                StatusCode::BAD_GATEWAY
-            }
+            Reason::UpstreamConnectFailed
+            | Reason::UpstreamReset
+            | Reason::UpstreamBadResponse
+            | Reason::UpstreamTlsFailed => StatusCode::BAD_GATEWAY,
             Reason::UpstreamConnectTimeout | Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::Forbidden | Reason::AuthDenied => StatusCode::FORBIDDEN,
             Reason::AuthUnavailable | Reason::FilterFailed => StatusCode::INTERNAL_SERVER_ERROR,
@@ -139,6 +144,7 @@ impl Reason {
         Reason::AuthDenied,
         Reason::AuthUnavailable,
         Reason::FilterFailed,
+        Reason::UpstreamTlsFailed,
     ];
 }
 

@@ -13,6 +13,7 @@ pub mod chain;
 pub mod date;
 mod driver;
 mod exchange;
+mod grpc;
 pub mod h1;
 pub mod listener_tls;
 mod readiness;

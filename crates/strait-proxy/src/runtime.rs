@@ -358,17 +358,38 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
             Ok((stream, peer)) => {
                 let shared = shared.clone();
                 let name = name.clone();
-                let (tls, http2) = match shared.snapshot.load().listener(&name) {
-                    Some(plan) => (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2),
-                    None => (None, false),
-                };
-                tokio::task::spawn_local(async move {
-                    let _open = shared.track_connection();
-                    match tls {
-                        None => serve_tcp(stream, peer, name, shared.clone(), http2).await,
-                        Some(acceptor) => serve_tls(stream, peer, name, shared.clone(), acceptor).await,
+                let (tls, http2, max, max_per_ip) = {
+                    let snapshot = shared.snapshot.load();
+                    let (max, max_per_ip) = (snapshot.server.max_connections, snapshot.server.max_connections_per_ip);
+                    match snapshot.listener(&name) {
+                        Some(plan) => (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2, max, max_per_ip),
+                        None => (None, false, max, max_per_ip),
                     }
-                });
+                };
+                // Plain and TLS connections are tasks of their own types, so a plain
+                // connection's task is not sized for a TLS handshake and session.
+                match tls {
+                    None => {
+                        let task = async move {
+                            let Some(_open) = shared.admit(peer.ip(), max, max_per_ip) else {
+                                // Over a connection limit: closed at once, before any byte is read.
+                                tracing::debug!(%peer, "connection refused: limit reached");
+                                return;
+                            };
+                            serve_tcp(stream, peer, name, shared.clone(), http2).await;
+                        };
+                        tokio::task::spawn_local(task);
+                    }
+                    Some(acceptor) => {
+                        tokio::task::spawn_local(async move {
+                            let Some(_open) = shared.admit(peer.ip(), max, max_per_ip) else {
+                                tracing::debug!(%peer, "connection refused: limit reached");
+                                return;
+                            };
+                            serve_tls(stream, peer, name, shared.clone(), acceptor).await;
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of file descriptors or similar: back off instead of spinning.

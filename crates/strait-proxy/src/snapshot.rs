@@ -27,6 +27,7 @@ use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
 use crate::chain::FilterList;
 use crate::h1::HeadLimits;
 use crate::listener_tls::{ListenerTlsPlan, TlsCache};
+use crate::upstream::Connector;
 
 /// A compiled configuration.
 #[derive(Debug)]
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub listeners: Vec<ListenerPlan>,
     /// Clusters by name.
     pub clusters: HashMap<String, Arc<ClusterState>>,
+    /// Clusters with the connectors of their endpoints, by name.
+    pub upstreams: HashMap<String, Upstream>,
     /// Access log.
     pub access_log: AccessLog,
 }
@@ -57,6 +60,15 @@ impl Snapshot {
         let server = ServerPlan::compile(config)?;
         let filters = compile_filters(config, registry).map_err(|errors| errors.to_string())?;
         let tls_plans = tls.plans(config).map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
+        let connectors = crate::upstream::connector::build_all(config)
+            .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
+        let upstreams: HashMap<String, Upstream> = clusters
+            .iter()
+            .map(|(name, state)| {
+                let connector = connectors.get(name).cloned().unwrap_or_else(|| Arc::new(Connector::plain()));
+                (name.clone(), Upstream { state: state.clone(), connector })
+            })
+            .collect();
         let mut listeners = Vec::with_capacity(config.listeners.len());
         let mut filters = filters.into_iter();
         for (listener, tls) in config.listeners.iter().zip(tls_plans) {
@@ -65,7 +77,7 @@ impl Snapshot {
             let (listener_filters, route_filters) = filters.next().unwrap_or_default();
             let mut routes = Vec::with_capacity(listener.routes.len());
             for ((index, route), route_filters) in listener.routes.iter().enumerate().zip(route_filters) {
-                let plan = RoutePlan::compile(&listener.name, index, route, &clusters, route_filters)?;
+                let plan = RoutePlan::compile(&listener.name, index, route, &upstreams, route_filters)?;
                 routes.push((route.matches.clone(), plan));
             }
             let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
@@ -76,9 +88,10 @@ impl Snapshot {
                 filters: listener_filters,
                 tls,
                 http2: listener.http2,
+                path_normalization: strait_router::normalize::Options::from_config(&listener.path_normalization),
             });
         }
-        Ok(Snapshot { generation, server, listeners, clusters, access_log })
+        Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log })
     }
 
     /// The listener plan with this name.
@@ -144,6 +157,10 @@ pub struct ServerPlan {
     pub head_limits: HeadLimits,
     /// Largest request body; `0` for no limit.
     pub max_body_bytes: u64,
+    /// Most open client connections; `0` for no limit.
+    pub max_connections: usize,
+    /// Most open connections per client address; `0` for no limit.
+    pub max_connections_per_ip: usize,
     /// Time to receive a request head.
     pub client_header_timeout: Duration,
     /// Time between two reads of a request body.
@@ -154,6 +171,8 @@ pub struct ServerPlan {
     pub reason_header: bool,
     /// Generate `x-request-id` when missing.
     pub request_id: bool,
+    /// Keep a client's `x-request-id`.
+    pub trust_request_id: bool,
     /// Add `Via`.
     pub via: bool,
     /// Add `X-Forwarded-*` and `X-Real-IP`.
@@ -187,11 +206,14 @@ impl ServerPlan {
                 max_headers: s.limits.max_headers,
             },
             max_body_bytes: s.limits.max_body_bytes.0,
+            max_connections: s.limits.max_connections,
+            max_connections_per_ip: s.limits.max_connections_per_ip,
             client_header_timeout: s.timeouts.client_header.0,
             client_body_timeout: s.timeouts.client_body.0,
             idle_timeout: s.timeouts.idle.0,
             reason_header: s.reason_header,
             request_id: s.request_id,
+            trust_request_id: s.trust_request_id,
             via: s.via,
             forwarded_headers: s.forwarded_headers,
             trusted_proxies,
@@ -226,6 +248,8 @@ pub struct ListenerPlan {
     pub tls: Option<Arc<ListenerTlsPlan>>,
     /// Cleartext HTTP/2 with prior knowledge is accepted beside HTTP/1.1.
     pub http2: bool,
+    /// How request paths are normalized before routing; `None` when normalization is off.
+    pub path_normalization: Option<strait_router::normalize::Options>,
 }
 
 /// A compiled route: its action and everything around it.
@@ -250,7 +274,7 @@ impl RoutePlan {
         listener: &str,
         index: usize,
         route: &Route,
-        clusters: &HashMap<String, Arc<ClusterState>>,
+        clusters: &HashMap<String, Upstream>,
         filters: FilterList,
     ) -> Result<RoutePlan, String> {
         let name: Arc<str> = match &route.name {
@@ -313,7 +337,7 @@ impl RoutePlan {
 #[derive(Debug)]
 pub enum Action {
     /// Forward to a cluster.
-    Forward(Arc<ClusterState>),
+    Forward(Upstream),
     /// Forward to a cluster chosen by weight.
     Split(Split),
     /// Answer with a redirect.
@@ -326,21 +350,30 @@ pub enum Action {
     Echo(EchoPlan),
 }
 
+/// A cluster and how connections to its endpoints are made.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Endpoints, balancer and health.
+    pub state: Arc<ClusterState>,
+    /// Plain or TLS, HTTP/1.1 or HTTP/2.
+    pub connector: Arc<Connector>,
+}
+
 /// Weighted choice among clusters.
 #[derive(Debug)]
 pub struct Split {
-    targets: Vec<(Arc<ClusterState>, u32)>,
+    targets: Vec<(Upstream, u32)>,
     total: u32,
 }
 
 impl Split {
-    fn new(targets: Vec<(Arc<ClusterState>, u32)>) -> Split {
+    fn new(targets: Vec<(Upstream, u32)>) -> Split {
         let total = targets.iter().map(|(_, w)| *w).sum();
         Split { targets, total }
     }
 
     /// Picks a cluster in proportion to the weights.
-    pub fn pick(&self) -> &Arc<ClusterState> {
+    pub fn pick(&self) -> &Upstream {
         let mut n = fastrand::u32(0..self.total.max(1));
         for (cluster, weight) in &self.targets {
             if n < *weight {

@@ -18,6 +18,15 @@ fn all<'a>(response: &'a RawResponse, name: &str) -> Vec<&'a str> {
 // === redirect ===
 
 #[test]
+fn a_redirect_that_changes_only_the_path_keeps_host_and_port() {
+    let proxy = Proxy::start("listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - redirect: { path: /new, status: 302 }\n");
+    let response =
+        request(proxy.addr("web"), "GET /old?q=1 HTTP/1.1\r\nHost: 127.0.0.1:18200\r\nConnection: close\r\n\r\n");
+    assert_eq!(response.status, 302);
+    assert_eq!(response.header("location"), Some("http://127.0.0.1:18200/new?q=1"));
+}
+
+#[test]
 fn redirect_to_https_keeps_host_path_and_query() {
     // nginx: `return 301 https://$host$request_uri`.
     let proxy = Proxy::start(
@@ -33,7 +42,11 @@ listeners:
     let response =
         request(addr, "GET /a/b.html?x=1&y=%20z HTTP/1.1\r\nHost: Example.com:8080\r\nConnection: close\r\n\r\n");
     assert_eq!(response.status, 301);
-    assert_eq!(response.header("location"), Some("https://Example.com/a/b.html?x=1&y=%20z"), "no port: $host");
+    assert_eq!(
+        response.header("location"),
+        Some("https://example.com/a/b.html?x=1&y=%20z"),
+        "no port, lower case: $host"
+    );
     assert_eq!(response.header("x-strait-reason"), None, "a redirect is not an error");
     assert_eq!(response.header("content-length"), Some(response.body.len().to_string().as_str()));
 

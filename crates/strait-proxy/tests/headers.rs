@@ -137,11 +137,11 @@ fn hop_by_hop_response_headers_are_not_relayed() {
 // === Host ===
 
 #[test]
-fn host_header_is_preserved_by_default() {
+fn host_header_is_preserved_by_default_in_the_normalized_form_routing_used() {
     let (backend, proxy) = backend_and_proxy("", "", "");
     let response = get_with(proxy.addr("web"), "/x", "Host: App.Test:8080\r\n");
     assert_eq!(response.status, 200);
-    assert_eq!(one(&backend.requests()[0].headers, "host"), "App.Test:8080");
+    assert_eq!(one(&backend.requests()[0].headers, "host"), "app.test:8080");
 }
 
 #[test]
@@ -184,17 +184,62 @@ fn http10_request_without_host_gets_the_endpoint_address_as_host() {
 // === X-Forwarded-*, X-Real-IP ===
 
 #[test]
-fn x_forwarded_for_gets_the_peer_appended() {
+fn x_forwarded_for_is_the_peer_unless_a_trusted_proxy_sent_a_chain() {
     let (backend, proxy) = backend_and_proxy("", "", "");
     let fresh = forwarded(&backend, &proxy, "");
     assert_eq!(one(&fresh.headers, "x-forwarded-for"), "127.0.0.1");
+    let replaced = forwarded(&backend, &proxy, "X-Forwarded-For: 1.2.3.4\r\n");
+    assert_eq!(one(&replaced.headers, "x-forwarded-for"), "127.0.0.1", "an untrusted client's chain is replaced");
+    let (backend, proxy) = backend_and_proxy("  trusted_proxies: [127.0.0.1]\n", "", "");
     let appended = forwarded(&backend, &proxy, "X-Forwarded-For: 1.2.3.4\r\n");
     assert_eq!(one(&appended.headers, "x-forwarded-for"), "1.2.3.4, 127.0.0.1");
 }
 
 #[test]
-fn multiple_x_forwarded_for_headers_are_joined_into_one() {
+fn untrusted_identity_claims_are_removed_in_every_spelling() {
     let (backend, proxy) = backend_and_proxy("", "", "");
+    let claims = "Forwarded: for=6.6.6.6;proto=https\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /admin\r\nX_Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nX-Forwarded-Server: evil\r\nX-Keep: 1\r\n";
+    let recorded = forwarded(&backend, &proxy, claims);
+    for name in
+        ["forwarded", "x-forwarded-port", "x-forwarded-prefix", "x_forwarded_for", "x_real_ip", "x-forwarded-server"]
+    {
+        assert!(values(&recorded.headers, name).is_empty(), "`{name}` reached the backend: {:?}", recorded.headers);
+    }
+    assert_eq!(one(&recorded.headers, "x-keep"), "1");
+    // From a trusted proxy they are its own business and pass.
+    let (backend, proxy) = backend_and_proxy("  trusted_proxies: [127.0.0.1]\n", "", "");
+    let recorded = forwarded(&backend, &proxy, "Forwarded: for=10.1.1.1\r\nX-Forwarded-Prefix: /app\r\n");
+    assert_eq!(one(&recorded.headers, "forwarded"), "for=10.1.1.1");
+    assert_eq!(one(&recorded.headers, "x-forwarded-prefix"), "/app");
+}
+
+#[test]
+fn a_clients_request_id_is_replaced_when_not_trusted() {
+    let (backend, proxy) = backend_and_proxy("  trust_request_id: false\n", "", "");
+    let recorded = forwarded(&backend, &proxy, "X-Request-Id: chosen-by-client\r\n");
+    let id = one(&recorded.headers, "x-request-id");
+    assert_ne!(id, "chosen-by-client");
+    assert_eq!(id.len(), 32);
+    let (backend, proxy) = backend_and_proxy("", "", "");
+    let recorded = forwarded(&backend, &proxy, "X-Request-Id: chosen-by-client\r\n");
+    assert_eq!(one(&recorded.headers, "x-request-id"), "chosen-by-client", "trusted by default");
+}
+
+#[test]
+fn an_http10_upstream_connection_is_never_reused() {
+    let upstream = RawUpstream::answering(b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok");
+    let proxy = proxy_to(upstream.addr, "", "", "");
+    for _ in 0..3 {
+        let response = get_with(proxy.addr("web"), "/x", "Host: app.test\r\n");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "ok");
+    }
+    support::wait_until("three upstream connections", || upstream.connections().len() == 3);
+}
+
+#[test]
+fn multiple_x_forwarded_for_headers_are_joined_into_one() {
+    let (backend, proxy) = backend_and_proxy("  trusted_proxies: [127.0.0.1]\n", "", "");
     let recorded = forwarded(
         &backend,
         &proxy,
@@ -226,7 +271,7 @@ fn untrusted_client_cannot_set_forwarding_headers() {
     assert_eq!(one(headers, "x-real-ip"), "127.0.0.1", "an untrusted peer's X-Forwarded-For is not believed");
     assert_eq!(one(headers, "x-forwarded-proto"), "http");
     assert_eq!(one(headers, "x-forwarded-host"), "app.test");
-    assert_eq!(one(headers, "x-forwarded-for"), "9.9.9.9, 127.0.0.1", "the chain is still passed on");
+    assert_eq!(one(headers, "x-forwarded-for"), "127.0.0.1", "an untrusted chain is replaced");
 }
 
 #[test]

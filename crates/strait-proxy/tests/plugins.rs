@@ -254,8 +254,11 @@ enum Proto {
     H2,
 }
 
-/// Sends one request with hyper over `proto`.
-fn send(addr: std::net::SocketAddr, proto: Proto, request: http::Request<Full<Bytes>>) -> pki::Got {
+/// Sends one request with hyper over `proto` (over HTTP/1.1 with the `Host` its URI names).
+fn send(addr: std::net::SocketAddr, proto: Proto, mut request: http::Request<Full<Bytes>>) -> pki::Got {
+    if let (Proto::H1, Some(host)) = (proto, request.uri().host().map(str::to_owned)) {
+        request.headers_mut().entry(http::header::HOST).or_insert(HeaderValue::from_str(&host).unwrap());
+    }
     let rt = pki::runtime();
     rt.block_on(async move {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

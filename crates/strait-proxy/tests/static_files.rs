@@ -319,7 +319,8 @@ fn path_traversal_never_leaves_the_root() {
     ];
     for target in attempts {
         let response = site.get(target, "");
-        assert!(matches!(response.status, 403 | 404), "{target}: {} {:?}", response.status, response.text());
+        // 400 when path normalization refuses the target first, 403/404 from the action.
+        assert!(matches!(response.status, 400 | 403 | 404), "{target}: {} {:?}", response.status, response.text());
         assert!(!response.text().contains(SECRET), "{target} leaked the file");
     }
     // The same names inside the root are served: the checks do not over-block.

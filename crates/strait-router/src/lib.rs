@@ -14,7 +14,9 @@
 //!    shortest, then regular expressions in configuration order, then routes without a path
 //!    condition. Prefixes match whole segments: `/api` matches `/api`, `/api/` and `/api/x`
 //!    but not `/apix`; `/api/` matches `/api/` and `/api/x`; `/` matches every path.
-//!    Regular expressions are anchored at both ends. Paths compare as received, still
+//!    Regular expressions are anchored at both ends. Paths compare as the request carries
+//!    them after its listener's path normalization ([`normalize`]: on by default, it decodes
+//!    unreserved escapes, resolves dot segments and merges slashes); other escapes stay
 //!    percent-encoded.
 //! 3. **Other conditions.** Among routes with the same path condition, routes with more
 //!    conditions are tried first (the method list counts as one, each header and query
@@ -31,15 +33,16 @@
 //!
 //! # Cost
 //!
-//! Exact host names, wildcard suffixes, exact paths and prefixes live in hash maps: a lookup
-//! hashes the host once per label and the path once per segment, whatever the number of
-//! routes. Regular expressions and routes without a path condition are scanned in order.
+//! Exact host names, exact paths and prefixes live in hash maps, wildcard suffixes in a tree
+//! of labels: a lookup hashes the whole host once, each of its labels once and the path once
+//! per segment, linear in their lengths whatever the number of routes. Regular expressions and routes without a path condition are scanned in order.
 //! The common lookup allocates nothing.
 #![forbid(unsafe_code)]
 
 mod conditions;
 mod hash;
 mod host;
+pub mod normalize;
 mod path;
 mod query;
 mod rewrite;
@@ -53,7 +56,7 @@ pub use table::RouteTable;
 pub struct RequestView<'a> {
     /// Host without port, in any case.
     pub host: &'a str,
-    /// Path without the query, as received (percent-encoded).
+    /// Path without the query, normalized by the listener (see [`normalize`]) or as received.
     pub path: &'a str,
     /// Raw query string without the `?`.
     pub query: Option<&'a str>,

@@ -1,5 +1,6 @@
 //! The `strait` command: run a proxy from a configuration file, validate a file, show the version.
 
+mod alloc_tuning;
 mod signals;
 
 use std::io::IsTerminal;
@@ -63,6 +64,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    alloc_tuning::tune();
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
     match cli.command {

@@ -27,6 +27,7 @@ pub fn cluster(name: &str, balancer: Balancer, endpoints: &[(&str, u32, bool)]) 
         timeouts: ClusterTimeouts::default(),
         health: Health::default(),
         tls: None,
+        protocol: Default::default(),
     }
 }
 

@@ -108,6 +108,14 @@ impl Checker<'_> {
         if h2.max_header_list_size.0 < 1024 || h2.max_header_list_size.0 > u64::from(u32::MAX) {
             self.error("server.http2.max_header_list_size", "must be between 1 KiB and 4 GiB - 1");
         }
+        // A zero client timeout would end every connection before its first request;
+        // `drain_timeout: 0` is allowed (stop at once).
+        let timeouts = &server.timeouts;
+        for (name, duration) in
+            [("client_header", timeouts.client_header), ("client_body", timeouts.client_body), ("idle", timeouts.idle)]
+        {
+            self.check_positive(&format!("server.timeouts.{name}"), duration);
+        }
         let limits = &server.limits;
         if limits.max_header_bytes.0 == 0 {
             self.error("server.limits.max_header_bytes", "must be greater than zero");

@@ -7,6 +7,7 @@
 pub(crate) mod drain;
 mod h1;
 mod h2;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,7 +31,9 @@ pub(crate) async fn serve_tcp(
     let _ = stream.set_nodelay(true);
     let info = ConnInfo { peer, listener, scheme: "http", version: Version::HTTP_11, tls: None };
     if http2 && starts_with_h2_preface(&stream, &shared).await {
-        h2::serve(stream, info, shared).await;
+        // Boxed: an HTTP/1 connection's task is not sized for an HTTP/2 connection.
+        let boxed = Box::pin(h2::serve(stream, info, shared));
+        boxed.await;
     } else {
         h1::serve(stream, info, shared).await;
     }

@@ -21,7 +21,7 @@ use strait_router::RequestView;
 use crate::actions;
 use crate::body::{BodyError, Either};
 use crate::chain::{Chain, FilteredBody};
-use crate::snapshot::{Action, ListenerPlan, RoutePlan, ServerPlan, Snapshot};
+use crate::snapshot::{Action, ListenerPlan, RoutePlan, ServerPlan, Snapshot, Upstream};
 use crate::upstream;
 pub(crate) use sink::{BodySize, ResponseSink, SinkClosed};
 
@@ -53,6 +53,9 @@ where
     let mut ctx =
         RequestCtx::new(inbound.conn.clone(), client_ip(&parts.headers, &snapshot.server, inbound.conn.peer.ip()));
     if snapshot.server.request_id {
+        if !snapshot.server.trust_request_id {
+            parts.headers.remove("x-request-id");
+        }
         ctx.request_id = Some(ensure_request_id(&mut parts.headers));
     }
     if let Some(tls) = &inbound.listener.tls {
@@ -61,6 +64,9 @@ where
             tls.identity.apply(&mut parts.headers, cert);
         }
     }
+    if crate::grpc::is_grpc(&parts.headers) {
+        ctx.extensions.insert(crate::grpc::GrpcRequest);
+    }
     let logged_target = snapshot.access_log.is_enabled().then(|| parts.uri.clone());
     let mut chain = Chain::default();
     chain.extend(&inbound.listener.filters);
@@ -68,6 +74,10 @@ where
         Ok((route, cluster)) => {
             let body = with_body_filters(body, &mut chain, &ctx);
             match upstream::forward(snapshot, route, cluster, &mut parts, body, &mut ctx, &mut chain).await {
+                Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                    let boxed = Box::pin(switch_protocols(sink, &mut chain, &mut ctx, snapshot, &parts, response));
+                    boxed.await
+                }
                 Ok(response) => respond::send(sink, &mut chain, &mut ctx, response).await,
                 Err(upstream::Refusal::Reason(reason)) => {
                     local(sink, &mut chain, &mut ctx, snapshot, LocalResponse::for_reason(reason)).await
@@ -78,7 +88,8 @@ where
         Err(Routed::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
         Err(Routed::Act(route)) => {
             let body = with_body_filters(body, &mut chain, &ctx);
-            Box::pin(answer_locally(inbound, route, &mut parts, body, sink, &mut ctx, &mut chain)).await
+            let boxed = Box::pin(answer_locally(inbound, route, &mut parts, body, sink, &mut ctx, &mut chain));
+            boxed.await
         }
     };
     if chain.has(Phases::LOG) {
@@ -88,6 +99,32 @@ where
         log::log_exchange(snapshot, &ctx, &parts, &target.to_string());
     }
     sent
+}
+
+/// Relays an upstream's `101 Switching Protocols` and hands its connection to the client's
+/// connection driver; a switch the client did not ask for is the upstream's error.
+async fn switch_protocols<S, B>(
+    sink: &mut S,
+    chain: &mut Chain,
+    ctx: &mut RequestCtx,
+    snapshot: &Snapshot,
+    request: &request::Parts,
+    response: http::Response<upstream::UpstreamBody<B>>,
+) -> bool
+where
+    S: ResponseSink,
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    let Some(offer) = request.extensions.get::<strait_http::context::UpgradeRequest>().cloned() else {
+        return local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::UpstreamBadResponse)).await;
+    };
+    let (mut head, body) = response.into_parts();
+    let Some(upgraded) = body.into_upgraded() else {
+        return local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::UpstreamBadResponse)).await;
+    };
+    head.extensions.insert(offer);
+    let sent = respond::send(sink, chain, ctx, http::Response::from_parts(head, crate::body::Full::default())).await;
+    sent && sink.upgrade(upgraded)
 }
 
 /// Where a request goes when it is not forwarded.
@@ -105,11 +142,19 @@ async fn route_request<'s, B>(
     body: &B,
     ctx: &mut RequestCtx,
     chain: &mut Chain,
-) -> Result<(&'s RoutePlan, &'s Arc<strait_cluster::ClusterState>), Routed<'s>>
+) -> Result<(&'s RoutePlan, &'s Upstream), Routed<'s>>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
     let snapshot = inbound.snapshot;
+    // One spelling per path for filters, routing and the upstream alike (as Envoy forwards it).
+    if let Some(options) = &inbound.listener.path_normalization {
+        match strait_router::normalize::changed_path(parts.uri.path(), options) {
+            Ok(None) => {}
+            Ok(Some(path)) if set_path(&mut parts.uri, &path) => {}
+            _ => return Err(Routed::Local(LocalResponse::for_reason(Reason::BadRequest))),
+        }
+    }
     if !chain.members_empty() {
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         if let Some(answer) = chain.request_headers(0, parts, ctx).await {
@@ -227,7 +272,8 @@ async fn local<S: ResponseSink>(
     snapshot: &Snapshot,
     answer: LocalResponse,
 ) -> bool {
-    Box::pin(respond::send_local(sink, chain, ctx, snapshot, answer)).await
+    let boxed = Box::pin(respond::send_local(sink, chain, ctx, snapshot, answer));
+    boxed.await
 }
 
 /// Answers a request whose head could not be accepted: the listener's filters see the answer

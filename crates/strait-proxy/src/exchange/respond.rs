@@ -30,6 +30,9 @@ pub(crate) async fn send_local<S: ResponseSink>(
     snapshot: &Snapshot,
     mut reply: LocalResponse,
 ) -> bool {
+    if ctx.extensions.get::<crate::grpc::GrpcRequest>().is_some() {
+        crate::grpc::reshape(&mut reply);
+    }
     chain.local_reply(&mut reply, ctx).await;
     let LocalResponse { status, mut headers, body, reason } = reply;
     if reason.is_some() {
@@ -115,7 +118,8 @@ where
             Ok(mut data) => {
                 if !filters.is_empty() {
                     // Boxed: only filtered responses pay for the filters' state.
-                    let (back, result) = Box::pin(filter_chunk(std::mem::take(&mut filters), data, false)).await;
+                    let boxed = Box::pin(filter_chunk(std::mem::take(&mut filters), data, false));
+                    let (back, result) = boxed.await;
                     filters = back;
                     data = match result {
                         Ok(data) => data,
@@ -134,8 +138,11 @@ where
             }
             Err(frame) => match frame.into_trailers() {
                 Ok(trailers) => {
-                    if !filters.is_empty() && !Box::pin(flush_filters(sink, &mut filters, ctx)).await {
-                        return false;
+                    if !filters.is_empty() {
+                        let boxed = Box::pin(flush_filters(sink, &mut filters, ctx));
+                        if !boxed.await {
+                            return false;
+                        }
                     }
                     sink.trailers(trailers).await
                 }
@@ -147,8 +154,11 @@ where
             return false;
         }
     }
-    if !filters.is_empty() && !Box::pin(flush_filters(sink, &mut filters, ctx)).await {
-        return false;
+    if !filters.is_empty() {
+        let boxed = Box::pin(flush_filters(sink, &mut filters, ctx));
+        if !boxed.await {
+            return false;
+        }
     }
     if sink.finish().await.is_err() {
         ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
@@ -166,7 +176,8 @@ async fn flush_filters<S: ResponseSink>(
     if filters.is_empty() {
         return true;
     }
-    let (_, result) = Box::pin(filter_chunk(std::mem::take(filters), Bytes::new(), true)).await;
+    let boxed = Box::pin(filter_chunk(std::mem::take(filters), Bytes::new(), true));
+    let (_, result) = boxed.await;
     match result {
         Ok(data) if data.is_empty() => true,
         Ok(data) => {

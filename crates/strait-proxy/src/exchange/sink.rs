@@ -43,4 +43,12 @@ pub(crate) trait ResponseSink {
 
     /// Whether the body of this response is sent at all (not for HEAD requests).
     fn sends_body(&self) -> bool;
+
+    /// After a `101 Switching Protocols` head: relay the connection's bytes to `upgraded`
+    /// from now on. `false` where the protocol has no such switch (the upstream connection is
+    /// then dropped).
+    fn upgrade(&mut self, upgraded: crate::upstream::Upgraded) -> bool {
+        drop(upgraded);
+        false
+    }
 }

@@ -36,7 +36,8 @@ pub struct RequestHead {
     pub target: Bytes,
     /// Offset in `target` where the path starts (after `scheme://authority` in absolute-form).
     pub path_start: usize,
-    /// Host from the absolute-form target or else the `Host` header, without port checks.
+    /// Host from the absolute-form target or else the `Host` header, checked and normalized
+    /// (see [`normalize_host`]); a normalized `Host` header replaces the received one.
     pub host: Option<HeaderValue>,
     /// End-to-end headers (hop-by-hop and framing headers removed).
     pub headers: HeaderMap,
@@ -46,7 +47,7 @@ pub struct RequestHead {
     pub expect_continue: bool,
     /// The client wants the connection kept open after this exchange.
     pub keep_alive: bool,
-    /// The `Upgrade` header the client sent, if any (protocol switches are handled later).
+    /// The `Upgrade` header the client sent with `Connection: upgrade`, if any (WebSocket).
     pub upgrade: Option<HeaderValue>,
 }
 
@@ -266,11 +267,23 @@ fn build_head(
     if framing.hosts > 1 {
         return Err(Reason::BadRequest);
     }
-    let body = body_framing(version, &framing)?;
-    let (path_start, host) = split_target(&target, framing.host)?;
-    if version == Version::HTTP_11 && host.is_none() {
+    // HTTP/1.1 needs `Host` even with an absolute-form target (RFC 9112 §3.2), and a `Host`
+    // that is there must be valid even when the target's authority replaces it.
+    if version == Version::HTTP_11 && framing.host.is_none() {
         return Err(Reason::BadRequest);
     }
+    let host_field = match framing.host.take() {
+        Some(value) => match normalize_host(&value)? {
+            Some(normalized) => {
+                headers.insert(header::HOST, normalized.clone());
+                Some(normalized)
+            }
+            None => Some(value),
+        },
+        None => None,
+    };
+    let body = body_framing(version, &framing)?;
+    let (path_start, host) = split_target(&method, &target, host_field)?;
     let expect_continue = match &framing.expect {
         None => false,
         Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => version == Version::HTTP_11,
@@ -290,7 +303,8 @@ fn build_head(
         body,
         expect_continue,
         keep_alive,
-        upgrade: framing.upgrade,
+        // `Upgrade` means something only when `Connection` names it (RFC 9110 §7.8).
+        upgrade: framing.upgrade.filter(|_| framing.connection_names.contains(&header::UPGRADE)),
     }))
 }
 
@@ -327,12 +341,26 @@ fn body_framing(version: Version, framing: &Framing) -> Result<BodyFraming, Reas
     }
 }
 
-/// Finds where the path starts in the target and which host applies.
-fn split_target(target: &Bytes, host_header: Option<HeaderValue>) -> Result<(usize, Option<HeaderValue>), Reason> {
+/// Finds where the path starts in the target and which host applies: the absolute-form
+/// target's authority (checked and normalized) wins over the `Host` header (RFC 9112 §3.2.2).
+///
+/// A fragment (`#`) or a byte that is not ASCII anywhere in the target, and `*` with any
+/// method but `OPTIONS`, are refused.
+fn split_target(
+    method: &Method,
+    target: &Bytes,
+    host_header: Option<HeaderValue>,
+) -> Result<(usize, Option<HeaderValue>), Reason> {
+    if target.iter().any(|b| *b == b'#' || !b.is_ascii()) {
+        return Err(Reason::BadRequest);
+    }
     if target.starts_with(b"/") {
         return Ok((0, host_header));
     }
     if target.as_ref() == b"*" {
+        if method != Method::OPTIONS {
+            return Err(Reason::BadRequest);
+        }
         return Ok((0, host_header));
     }
     let scheme_end = if target.len() > 7 && target[..7].eq_ignore_ascii_case(b"http://") {
@@ -349,8 +377,139 @@ fn split_target(target: &Bytes, host_header: Option<HeaderValue>) -> Result<(usi
     }
     let authority = HeaderValue::from_maybe_shared(target.slice(scheme_end..scheme_end + authority_len))
         .map_err(|_| Reason::BadRequest)?;
+    let authority = normalize_host(&authority)?.unwrap_or(authority);
     // `http://host` has an empty path; `RequestHead::path` reads it as "/".
     Ok((scheme_end + authority_len, Some(authority)))
+}
+
+// === Host syntax ===
+
+/// Checks a host with optional port (a `Host` value or an absolute-form authority) and
+/// returns its normalized form, or `None` when it is normal already (the common case, which
+/// allocates nothing).
+///
+/// The host is an IP literal (`[v6]`, checked as an IPv6 address) or a reg-name of RFC 3986
+/// characters (unreserved, sub-delims, percent-encoded): dotted IPv4 addresses are reg-names
+/// too. No `@`, no spaces, not empty. The port, when a `:` is there, is 1 to 5 digits up to
+/// 65535. Normal means lower case, percent-encoded unreserved characters decoded (any other
+/// escape is refused: it has no place in a host name and could hide a `/` or `@`), and no
+/// trailing dot on a name (`example.com.` is `example.com`; a name cannot end in two dots).
+pub fn normalize_host(value: &HeaderValue) -> Result<Option<HeaderValue>, Reason> {
+    let bytes = value.as_bytes();
+    let (name, port) = split_host_port(bytes)?;
+    if let Some(port) = port {
+        let digits_ok = (1..=5).contains(&port.len()) && port.iter().all(u8::is_ascii_digit);
+        if !digits_ok || port.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) > 65_535 {
+            return Err(Reason::BadRequest);
+        }
+    }
+    let changed = if name.starts_with(b"[") { check_ip_literal(name)? } else { check_reg_name(name)? };
+    if !changed {
+        return Ok(None);
+    }
+    let mut normalized = Vec::with_capacity(bytes.len());
+    if name.starts_with(b"[") {
+        normalized.extend(name.iter().map(u8::to_ascii_lowercase));
+    } else {
+        let mut i = 0;
+        while i < name.len() {
+            if name[i] == b'%' {
+                // Checked by `check_reg_name`: two hex digits of an unreserved character.
+                normalized.push((hex_value(name[i + 1]) << 4 | hex_value(name[i + 2])).to_ascii_lowercase());
+                i += 3;
+            } else {
+                normalized.push(name[i].to_ascii_lowercase());
+                i += 1;
+            }
+        }
+        if normalized.last() == Some(&b'.') {
+            normalized.pop();
+        }
+    }
+    normalized.extend_from_slice(&bytes[name.len()..]);
+    HeaderValue::from_maybe_shared(Bytes::from(normalized)).map(Some).map_err(|_| Reason::BadRequest)
+}
+
+/// Splits `host[:port]`; the port is `Some` whenever a `:` follows the host (possibly empty).
+fn split_host_port(bytes: &[u8]) -> Result<(&[u8], Option<&[u8]>), Reason> {
+    let name_end = if bytes.starts_with(b"[") {
+        bytes.iter().position(|b| *b == b']').ok_or(Reason::BadRequest)? + 1
+    } else {
+        bytes.iter().position(|b| *b == b':').unwrap_or(bytes.len())
+    };
+    let (name, rest) = bytes.split_at(name_end);
+    match rest {
+        [] => Ok((name, None)),
+        [b':', port @ ..] => Ok((name, Some(port))),
+        _ => Err(Reason::BadRequest),
+    }
+}
+
+/// Checks `[v6]`; returns whether it has upper-case hex to lower.
+fn check_ip_literal(name: &[u8]) -> Result<bool, Reason> {
+    let inner = &name[1..name.len() - 1];
+    let text = std::str::from_utf8(inner).map_err(|_| Reason::BadRequest)?;
+    text.parse::<std::net::Ipv6Addr>().map_err(|_| Reason::BadRequest)?;
+    Ok(inner.iter().any(u8::is_ascii_uppercase))
+}
+
+/// Checks a reg-name; returns whether normalizing changes it.
+fn check_reg_name(name: &[u8]) -> Result<bool, Reason> {
+    let mut changed = false;
+    let mut i = 0;
+    while i < name.len() {
+        match name[i] {
+            b'%' => {
+                let (Some(&high), Some(&low)) = (name.get(i + 1), name.get(i + 2)) else {
+                    return Err(Reason::BadRequest);
+                };
+                if !high.is_ascii_hexdigit() || !low.is_ascii_hexdigit() {
+                    return Err(Reason::BadRequest);
+                }
+                if !is_unreserved(hex_value(high) << 4 | hex_value(low)) {
+                    return Err(Reason::BadRequest);
+                }
+                changed = true;
+                i += 3;
+            }
+            byte if is_unreserved(byte) || is_sub_delim(byte) => {
+                changed |= byte.is_ascii_uppercase();
+                i += 1;
+            }
+            _ => return Err(Reason::BadRequest),
+        }
+    }
+    // The name must hold something besides at most one trailing dot (`.` or `%2E`).
+    let dot = trailing_dot_len(name);
+    let stem = &name[..name.len() - dot];
+    if stem.is_empty() || trailing_dot_len(stem) > 0 {
+        return Err(Reason::BadRequest);
+    }
+    Ok(changed || dot > 0)
+}
+
+/// How many bytes of a checked reg-name spell a trailing dot: 0, 1 (`.`) or 3 (`%2E`).
+fn trailing_dot_len(name: &[u8]) -> usize {
+    match name {
+        [.., b'.'] => 1,
+        [.., b'%', b'2', b'e' | b'E'] => 3,
+        _ => 0,
+    }
+}
+
+/// RFC 3986 `unreserved`.
+fn is_unreserved(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
+}
+
+/// RFC 3986 `sub-delims`.
+fn is_sub_delim(byte: u8) -> bool {
+    matches!(byte, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+}
+
+/// The value of a hex digit already checked to be one.
+fn hex_value(digit: u8) -> u8 {
+    (digit as char).to_digit(16).unwrap_or(0) as u8
 }
 
 #[cfg(test)]
@@ -447,5 +606,146 @@ mod tests {
         assert_eq!(head.body, BodyFraming::Chunked);
         let head = parse("GET / HTTP/1.0\r\n\r\n").unwrap().unwrap();
         assert!(!head.keep_alive);
+    }
+
+    /// The normalized form of `host`, `None` when already normal, or the refusal.
+    fn host(host: &str) -> Result<Option<String>, Reason> {
+        let value = HeaderValue::from_str(host).expect("a header value");
+        normalize_host(&value).map(|n| n.map(|v| v.to_str().unwrap().to_owned()))
+    }
+
+    #[test]
+    fn normal_hosts_are_kept_as_they_are() {
+        for normal in [
+            "a",
+            "api.example.com",
+            "api.example.com:8080",
+            "127.0.0.1",
+            "127.0.0.1:0",
+            "[::1]",
+            "[2001:db8::a]:443",
+            "under_score.test",
+            "x-y.test:65535",
+            "a~b!$&'()*+,;=.test",
+            "a..b",
+        ] {
+            assert_eq!(host(normal), Ok(None), "{normal:?}");
+        }
+    }
+
+    #[test]
+    fn hosts_are_lower_cased_decoded_and_lose_a_trailing_dot() {
+        for (given, want) in [
+            ("Example.COM", "example.com"),
+            ("example.com.", "example.com"),
+            ("Example.com.:8080", "example.com:8080"),
+            ("%61pi.test", "api.test"),
+            ("%41PI.test%2E", "api.test"),
+            ("[::ABC]:80", "[::abc]:80"),
+        ] {
+            assert_eq!(host(given), Ok(Some(want.to_owned())), "{given:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_hosts_are_refused() {
+        for bad in [
+            "",
+            ".",
+            ":80",
+            "a..",
+            "a.%2e",
+            "a b",
+            "user@host",
+            "a/b",
+            "a\\b",
+            "a\"b",
+            "a?b",
+            "a%00b",
+            "a%2Fb",
+            "a%40b",
+            "a%zz",
+            "a%4",
+            "a:",
+            "a:65536",
+            "a:123456",
+            "a:8x",
+            "a:-1",
+            "a:+80",
+            "a:80:80",
+            "[::1",
+            "[::1]x",
+            "[::1]:",
+            "[zz::1]",
+            "[v1.future]",
+            "[fe80::1%25eth0]",
+            "[127.0.0.1]",
+            "::1",
+        ] {
+            assert_eq!(host(bad), Err(Reason::BadRequest), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_normalized_host_replaces_the_host_header() {
+        let head = parse("GET / HTTP/1.1\r\nHost: WWW.Example.COM.:8080\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.headers["host"], "www.example.com:8080");
+        assert_eq!(head.host.as_ref().unwrap(), "www.example.com:8080");
+        assert_eq!(head.host_name(), "www.example.com");
+        let head = parse("GET / HTTP/1.1\r\nHost: plain.test\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.headers["host"], "plain.test");
+    }
+
+    #[test]
+    fn requests_with_a_bad_host_are_refused() {
+        for raw in [
+            "GET / HTTP/1.1\r\nHost: a@b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a:\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: a b\r\n\r\n",
+            "GET http://a:99999/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://a%2Fb/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET http://ok.test/ HTTP/1.1\r\nHost: bad host\r\n\r\n",
+        ] {
+            assert_eq!(parse(raw).unwrap_err(), Reason::BadRequest, "accepted {raw:?}");
+        }
+    }
+
+    #[test]
+    fn absolute_form_authority_wins_and_still_needs_a_host_header() {
+        let head = parse("GET HTTP://Proxy.Test.:81/x HTTP/1.1\r\nHost: other.test\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.host.as_ref().unwrap(), "proxy.test:81");
+        assert_eq!(head.path_and_query(), b"/x");
+        assert_eq!(parse("GET http://a.test/ HTTP/1.1\r\n\r\n").unwrap_err(), Reason::BadRequest);
+        let head = parse("GET http://a.test/ HTTP/1.0\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.host.as_ref().unwrap(), "a.test");
+    }
+
+    #[test]
+    fn asterisk_form_is_for_options_only() {
+        let head = parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.target_str(), "*");
+        for method in ["GET", "POST", "HEAD", "DELETE"] {
+            assert_eq!(parse(&format!("{method} * HTTP/1.1\r\nHost: a\r\n\r\n")).unwrap_err(), Reason::BadRequest);
+        }
+    }
+
+    #[test]
+    fn fragments_and_non_ascii_targets_are_refused() {
+        for raw in [
+            &b"GET /a#frag HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"GET /a?x#frag HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET http://a/#x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(raw);
+            assert_eq!(
+                parse_request_head(&mut buf, &limits()).unwrap_err(),
+                Reason::BadRequest,
+                "accepted {:?}",
+                String::from_utf8_lossy(raw)
+            );
+        }
     }
 }

@@ -93,9 +93,8 @@ fn build_head(
                 if token.eq_ignore_ascii_case(b"close") {
                     close = true;
                 } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    if version == Version::HTTP_10 {
-                        close = false;
-                    }
+                    // An HTTP/1.0 upstream's keep-alive is not trusted: its connection is
+                    // never pooled, whatever it says.
                 } else if let Ok(named) = HeaderName::from_bytes(token) {
                     connection_names.push(named);
                 }

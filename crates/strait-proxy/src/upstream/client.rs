@@ -7,14 +7,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{request, Method, Response};
 use http_body::Body;
-use strait_http::Reason;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::h1::{self, Failure, Limits, UpstreamBody};
+use super::connector::Connector;
+use super::h1::{self, Failure, Limits};
+use super::h2;
 use super::pool::{self, PoolKey};
+use super::response::UpstreamBody;
 use super::stream::UpstreamStream;
 use crate::body::BodyError;
+use strait_http::Reason;
 
 /// How one request is sent.
 #[derive(Debug, Clone, Copy)]
@@ -33,42 +35,51 @@ pub(crate) struct SendOptions {
     pub idle: Duration,
 }
 
-/// Sends `request` and `body` to the endpoint `key` names; returns the response as soon as its
-/// head arrived, its body streaming. A stale pooled connection is replaced by a fresh one when
-/// the request can go again (no body and an idempotent method).
+/// Sends `request` and `body` to the endpoint at `addr` over a connection `connector` makes
+/// (or a pooled one); returns the response as soon as its head arrived, its body streaming. A
+/// stale pooled connection is replaced by a fresh one when the request can go again (no body
+/// and an idempotent method, or nothing of it sent).
 pub(crate) async fn send<B>(
-    key: PoolKey,
+    connector: &Connector,
+    addr: SocketAddr,
     request: &request::Parts,
-    mut body: B,
+    body: B,
     options: &SendOptions,
 ) -> Result<Response<UpstreamBody<B>>, Failure<B>>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
+    let key = connector.key(addr);
+    let sent_at = Instant::now();
+    let limit = sent_at + options.response_header_timeout;
+    let head_deadline = options.deadline.map_or(limit, |d| d.min(limit));
+    if connector.is_http2() {
+        let boxed = Box::pin(send_http2(connector, key, request, body, options, head_deadline));
+        return boxed.await;
+    }
     let resendable = body.is_end_stream() && is_idempotent(&request.method);
+    let mut body = body;
     let mut pooled = pool::take(&key).filter(UpstreamStream::is_reusable);
     loop {
         let reused = pooled.is_some();
         let stream = match pooled.take() {
             Some(stream) => stream,
             // Boxed: a pooled connection is the usual case, and the connect future is large.
-            None => match Box::pin(connect(key.addr, options)).await {
+            None => match connect_boxed(connector, addr, options).await {
                 Ok(stream) => stream,
                 Err(reason) => {
                     return Err(Failure { reason, stale: false, endpoint_fault: true, sent: false, body: Some(body) })
                 }
             },
         };
-        let sent_at = Instant::now();
-        let limit = sent_at + options.response_header_timeout;
         let limits = Limits {
-            head_deadline: options.deadline.map_or(limit, |d| d.min(limit)),
+            head_deadline,
             body_timeout: options.body_timeout,
             keepalive: options.keepalive,
             idle: options.idle,
         };
         match h1::exchange(stream, key, request, body, limits).await {
-            Ok(response) => return Ok(response),
+            Ok(response) => return Ok(response.map(UpstreamBody::Http1)),
             Err(failure) if reused && failure.stale && (resendable || !failure.sent) => match failure.body {
                 Some(again) => body = again,
                 None => return Err(failure),
@@ -78,20 +89,87 @@ where
     }
 }
 
-/// Connects to `addr` within the connect timeout (and the deadline).
-async fn connect(addr: SocketAddr, options: &SendOptions) -> Result<UpstreamStream, Reason> {
-    let limit = match options.deadline {
-        Some(d) => options.connect_timeout.min(d.saturating_duration_since(Instant::now())),
-        None => options.connect_timeout,
-    };
-    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Ok(UpstreamStream::Tcp(stream))
+/// Connects in a future of its own: a pooled connection is the usual case, and the connect
+/// future (TCP, then maybe TLS) is large.
+async fn connect_boxed(
+    connector: &Connector,
+    addr: SocketAddr,
+    options: &SendOptions,
+) -> Result<UpstreamStream, Reason> {
+    let boxed = Box::pin(connector.connect(addr, options));
+    boxed.await
+}
+
+/// [`send`] over the endpoint's shared HTTP/2 connection (opened on first use).
+async fn send_http2<B>(
+    connector: &Connector,
+    key: PoolKey,
+    request: &request::Parts,
+    body: B,
+    options: &SendOptions,
+    head_deadline: Instant,
+) -> Result<Response<UpstreamBody<B>>, Failure<B>>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    let scheme = if key.tls == 0 { "http" } else { "https" };
+    let mut body = body;
+    let mut fresh = false;
+    loop {
+        let sender = match h2::lookup(&key) {
+            h2::Lookup::Open(sender) if !fresh => sender,
+            h2::Lookup::Open(_) => {
+                // The pooled connection failed this request already: replace it.
+                h2::forget(&key, None);
+                continue;
+            }
+            h2::Lookup::Wait(opened) => {
+                // Another request is opening the connection; share it rather than open another.
+                let waited = tokio::time::timeout_at(head_deadline, opened.notified()).await;
+                if waited.is_err() {
+                    return Err(Failure {
+                        reason: Reason::UpstreamTimeout,
+                        stale: false,
+                        endpoint_fault: true,
+                        sent: false,
+                        body: Some(body),
+                    });
+                }
+                continue;
+            }
+            h2::Lookup::Connect => {
+                fresh = true;
+                let opened = match connector.connect(key.addr, options).await {
+                    Ok(stream) => h2::open(key, stream).await,
+                    Err(reason) => {
+                        h2::failed(&key);
+                        Err(reason)
+                    }
+                };
+                match opened {
+                    Ok(sender) => sender,
+                    Err(reason) => {
+                        return Err(Failure {
+                            reason,
+                            stale: false,
+                            endpoint_fault: true,
+                            sent: false,
+                            body: Some(body),
+                        })
+                    }
+                }
+            }
+        };
+        match h2::exchange(sender, scheme, request, body, head_deadline, options.body_timeout).await {
+            Ok(response) => return Ok(response.map(UpstreamBody::Http2)),
+            // A pooled connection that went away before taking the stream: once more on a new one.
+            Err(failure) if failure.stale && !fresh && failure.body.is_some() => {
+                h2::forget(&key, None);
+                fresh = true;
+                body = failure.body.expect("checked above");
+            }
+            Err(failure) => return Err(failure),
         }
-        Ok(Err(_)) => Err(Reason::UpstreamConnectFailed),
-        Err(_) if limit < options.connect_timeout => Err(Reason::UpstreamTimeout),
-        Err(_) => Err(Reason::UpstreamConnectTimeout),
     }
 }
 

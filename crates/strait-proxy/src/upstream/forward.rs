@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -15,12 +14,11 @@ use strait_http::{LocalResponse, Phases, Reason, RequestCtx};
 use tokio::time::Instant;
 
 use super::client::{self, is_idempotent, SendOptions};
-use super::h1::UpstreamBody;
-use super::pool::PoolKey;
+use super::response::UpstreamBody;
 use crate::body::BodyError;
 use crate::chain::Chain;
 use crate::exchange::respond::remove_framing;
-use crate::snapshot::{RoutePlan, ServerPlan, Snapshot};
+use crate::snapshot::{RoutePlan, ServerPlan, Snapshot, Upstream};
 
 /// Most attempts one request makes, whatever the retry policy says.
 const MAX_ATTEMPTS: usize = 16;
@@ -45,7 +43,7 @@ pub(crate) enum Refusal {
 pub(crate) async fn forward<B>(
     snapshot: &Snapshot,
     route: &RoutePlan,
-    cluster: &Arc<ClusterState>,
+    upstream: &Upstream,
     request: &mut request::Parts,
     body: B,
     ctx: &mut RequestCtx,
@@ -54,12 +52,18 @@ pub(crate) async fn forward<B>(
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
+    let cluster = &upstream.state;
     ctx.cluster = Some(cluster.shared_name().clone());
     let replayable = body.is_end_stream();
     let idempotent = is_idempotent(&request.method);
     let hash_key = hash_key(cluster, &request.headers);
     let pick = PickContext { client_ip: ctx.client_ip, hash_key: hash_key.as_deref() };
-    let deadline = route.timeout.map(|t| Instant::now() + t);
+    // A gRPC client's own deadline (`grpc-timeout`) bounds the exchange too.
+    let timeout = match (route.timeout, crate::grpc::timeout(&request.headers)) {
+        (Some(route), Some(grpc)) => Some(route.min(grpc)),
+        (route, grpc) => route.or(grpc),
+    };
+    let deadline = timeout.map(|t| Instant::now() + t);
     let attempts = route.retries.attempts.clamp(1, MAX_ATTEMPTS as u32);
     add_proxy_headers(&mut request.headers, &snapshot.server, ctx);
     let client_host = request.headers.get(header::HOST).cloned();
@@ -96,7 +100,7 @@ where
         }
         let _in_flight = endpoint.start_request();
         let sent_at = Instant::now();
-        match client::send(PoolKey::plain(endpoint.addr), request, request_body, &options).await {
+        match client::send(&upstream.connector, endpoint.addr, request, request_body, &options).await {
             Ok(response) => {
                 ctx.upstream_time = Some(sent_at.elapsed());
                 let retry_status = attempt + 1 < attempts as usize
@@ -161,7 +165,8 @@ fn set_host(headers: &mut http::HeaderMap, policy: &str, client_host: Option<&He
 }
 
 /// Adds `X-Forwarded-For`, `X-Real-IP`, `X-Forwarded-Proto` and `X-Forwarded-Host`, and
-/// `Via`; from an untrusted peer, any such fields it sent are replaced.
+/// `Via`; from an untrusted peer, any such fields it sent (and `Forwarded`, the other
+/// `X-Forwarded-*` fields, and their underscore spellings) are replaced or removed.
 fn add_proxy_headers(headers: &mut http::HeaderMap, server: &ServerPlan, ctx: &RequestCtx) {
     if server.via {
         headers.append(header::VIA, HeaderValue::from_static("1.1 strait"));
@@ -171,11 +176,18 @@ fn add_proxy_headers(headers: &mut http::HeaderMap, server: &ServerPlan, ctx: &R
     }
     let peer = ctx.peer().ip();
     let trusted_peer = server.is_trusted(peer);
+    if !trusted_peer {
+        remove_identity_claims(headers);
+    }
+    // A trusted proxy's chain is extended (nginx `$proxy_add_x_forwarded_for`); an untrusted
+    // client's claim is replaced by what the connection shows (as Traefik does).
     let mut forwarded_for = String::with_capacity(48);
-    for previous in headers.get_all(&X_FORWARDED_FOR) {
-        if let Ok(text) = previous.to_str() {
-            forwarded_for.push_str(text);
-            forwarded_for.push_str(", ");
+    if trusted_peer {
+        for previous in headers.get_all(&X_FORWARDED_FOR) {
+            if let Ok(text) = previous.to_str() {
+                forwarded_for.push_str(text);
+                forwarded_for.push_str(", ");
+            }
         }
     }
     let _ = write!(forwarded_for, "{peer}");
@@ -197,6 +209,39 @@ fn add_proxy_headers(headers: &mut http::HeaderMap, server: &ServerPlan, ctx: &R
                 headers.remove(&X_FORWARDED_HOST);
             }
         }
+    }
+}
+
+/// Identity fields only a trusted proxy may send; `X-Forwarded-For`, `-Proto`, `-Host` and
+/// `X-Real-IP` are replaced separately.
+const IDENTITY_CLAIMS: [&str; 8] = [
+    "forwarded",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-forwarded-ssl",
+    "x-forwarded-scheme",
+    "x-forwarded-uri",
+    "x-original-forwarded-for",
+];
+
+/// Removes what an untrusted client claims about itself or the path it took, in the spelling
+/// given and with underscores (`X_Forwarded_For`), which some upstreams read as dashes.
+fn remove_identity_claims(headers: &mut http::HeaderMap) {
+    for name in IDENTITY_CLAIMS {
+        headers.remove(name);
+    }
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .filter(|name| {
+            let dashed = name.as_str().replace('_', "-");
+            dashed.starts_with("x-forwarded-") || dashed == "x-real-ip" || IDENTITY_CLAIMS.contains(&dashed.as_str())
+        })
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
     }
 }
 

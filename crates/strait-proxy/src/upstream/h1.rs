@@ -82,7 +82,8 @@ where
         state: PumpState::Sending,
     };
     let mut exchange = Exchange { stream, key, buf: BytesMut::new(), pump, received: false, limits };
-    let head = exchange.read_head(&request.method).await?;
+    let upgrading = request.extensions.get::<strait_http::context::UpgradeRequest>().is_some();
+    let head = exchange.read_head(&request.method, upgrading).await?;
     let mut parts = Response::new(()).into_parts().0;
     parts.status = head.status;
     parts.headers = head.headers;
@@ -236,10 +237,10 @@ where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
     /// Drives the request out and reads until the final (non-1xx) response head.
-    async fn read_head(&mut self, method: &Method) -> Result<crate::h1::ResponseHead, Failure<B>> {
+    async fn read_head(&mut self, method: &Method, upgrading: bool) -> Result<crate::h1::ResponseHead, Failure<B>> {
         let deadline = tokio::time::sleep_until(self.limits.head_deadline);
         let mut deadline = std::pin::pin!(deadline);
-        let outcome = poll_fn(|cx| self.poll_head(cx, method, deadline.as_mut())).await;
+        let outcome = poll_fn(|cx| self.poll_head(cx, method, upgrading, deadline.as_mut())).await;
         outcome.map_err(|reason| {
             let stale = !self.received && !self.pump.touched && reason == Reason::UpstreamReset;
             let endpoint_fault = !matches!(
@@ -255,6 +256,7 @@ where
         &mut self,
         cx: &mut Context<'_>,
         method: &Method,
+        upgrading: bool,
         mut deadline: Pin<&mut Sleep>,
     ) -> Poll<Result<crate::h1::ResponseHead, Reason>> {
         if self.pump.state == PumpState::Sending {
@@ -279,6 +281,10 @@ where
         loop {
             if !self.buf.is_empty() {
                 match parse_response_head(&mut self.buf, method, MAX_RESPONSE_HEAD) {
+                    // Interim answers are skipped; `101` ends the exchange when a switch was asked.
+                    Ok(Some(head)) if head.status == http::StatusCode::SWITCHING_PROTOCOLS && upgrading => {
+                        return Poll::Ready(Ok(head))
+                    }
                     Ok(Some(head)) if head.status.is_informational() => continue,
                     Ok(Some(head)) => return Poll::Ready(Ok(head)),
                     Ok(None) => {}
@@ -338,6 +344,13 @@ where
             return None;
         }
         exchange.pump.body.take()
+    }
+
+    /// The connection after a `101 Switching Protocols`, with what the upstream already sent.
+    pub(crate) fn into_upgraded(mut self) -> Option<super::Upgraded> {
+        let exchange = self.exchange.take()?;
+        let idle = exchange.limits.body_timeout;
+        Some(super::Upgraded { stream: exchange.stream, buf: exchange.buf, idle })
     }
 
     /// The body ended: pool the connection if it is clean.
@@ -453,6 +466,11 @@ fn write_request_head<B: Body>(out: &mut BytesMut, request: &request::Parts, bod
     }
     out.put_slice(b" HTTP/1.1\r\n");
     put_fields(out, &request.headers);
+    if let Some(offer) = request.extensions.get::<strait_http::context::UpgradeRequest>() {
+        out.put_slice(b"connection: upgrade\r\nupgrade: ");
+        out.put_slice(offer.0.as_bytes());
+        out.put_slice(b"\r\n");
+    }
     let framing = if body.is_end_stream() {
         // A method that defines a body gets its (zero) length, as it was sent.
         match request.method {

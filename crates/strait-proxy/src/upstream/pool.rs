@@ -21,6 +21,8 @@ use super::stream::UpstreamStream;
 pub(crate) enum Protocol {
     /// HTTP/1.1.
     Http1,
+    /// HTTP/2 (one connection carries many requests).
+    Http2,
 }
 
 /// What makes two upstream connections interchangeable.
@@ -33,13 +35,6 @@ pub(crate) struct PoolKey {
     pub tls: u64,
     /// The protocol spoken on it.
     pub protocol: Protocol,
-}
-
-impl PoolKey {
-    /// A plain HTTP/1.1 connection to `addr`.
-    pub(crate) fn plain(addr: SocketAddr) -> PoolKey {
-        PoolKey { addr, tls: 0, protocol: Protocol::Http1 }
-    }
 }
 
 /// An idle connection and when it stops being reusable.

@@ -12,7 +12,6 @@ use strait_http::{Reason, Subrequests};
 use tokio::time::Instant;
 
 use super::client::{self, SendOptions};
-use super::pool::PoolKey;
 use crate::body::{self, BodyError, Full};
 use crate::snapshot::Snapshot;
 
@@ -36,7 +35,8 @@ impl SnapshotSubrequests {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> Result<http::Response<Bytes>, Reason> {
-        let cluster = self.snapshot.clusters.get(cluster).ok_or(Reason::NoHealthyUpstream)?;
+        let upstream = self.snapshot.upstreams.get(cluster).ok_or(Reason::NoHealthyUpstream)?;
+        let cluster = &upstream.state;
         let pick = PickContext { client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), hash_key: None };
         let endpoint = cluster.pick(&pick, &[]).ok_or(Reason::NoHealthyUpstream)?;
         let (mut parts, data) = request.into_parts();
@@ -60,7 +60,7 @@ impl SnapshotSubrequests {
             idle: cfg.timeouts.idle.0,
         };
         let _in_flight = endpoint.start_request();
-        let response = match client::send(PoolKey::plain(endpoint.addr), &parts, Full::new(data), &options).await {
+        let response = match client::send(&upstream.connector, endpoint.addr, &parts, Full::new(data), &options).await {
             Ok(response) => response,
             Err(failure) => {
                 if failure.endpoint_fault {

@@ -98,7 +98,8 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
             Ok(None) => return,
             Err(reason) => {
                 let mut sink = H1Sink::new(&conn, http::Version::HTTP_11, false, false, &snapshot.server);
-                Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+                let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+                boxed.await;
                 break;
             }
         };
@@ -109,7 +110,8 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
             Ok(split) => split,
             Err(reason) => {
                 let mut sink = H1Sink::new(&conn, version, false, false, &snapshot.server);
-                Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+                let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+                boxed.await;
                 break;
             }
         };
@@ -124,15 +126,29 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
         }
         let body = RequestBody::new(&conn, &snapshot.server);
         let mut sink = H1Sink::new(&conn, version, keep_alive, head_request, &snapshot.server);
-        let complete = Box::pin(exchange::handle(&inbound, parts, body, &mut sink)).await;
-        let keep = complete && sink.keeps_alive() && Box::pin(finish_body(&conn, &snapshot.server)).await;
+        let boxed = Box::pin(exchange::handle(&inbound, parts, body, &mut sink));
+        let complete = boxed.await;
+        if let Some(upgraded) = sink.take_upgraded() {
+            // `101 Switching Protocols` went out: from now on the connection carries the new
+            // protocol's bytes both ways, untouched.
+            let Conn { io, buf, .. } = conn.into_inner();
+            let boxed = Box::pin(super::tunnel::relay(io, buf, upgraded));
+            boxed.await;
+            return;
+        }
+        let mut keep = complete && sink.keeps_alive();
+        if keep && !conn.borrow().decoder.is_done() {
+            let boxed = Box::pin(finish_body(&conn, &snapshot.server));
+            keep = boxed.await;
+        }
         if !keep || drain::is_draining() {
             break;
         }
     }
     // An answer was just written and the client may still be sending (an unread body, a
     // pipelined request): close gently so the answer is not lost to a reset.
-    Box::pin(linger_close(conn.into_inner().io)).await;
+    let boxed = Box::pin(linger_close(conn.into_inner().io));
+    boxed.await;
 }
 
 /// Turns a parsed head into neutral request parts, its body framing and `Expect: 100-continue`.
@@ -140,7 +156,8 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
 /// The `Host` field becomes the request's authority: from an absolute-form target it replaces
 /// whatever `Host` said (RFC 9112 §3.2.2), so routing and the upstream see the same host.
 fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), Reason> {
-    let RequestHead { method, version, target, path_start, host, mut headers, body, expect_continue, .. } = head;
+    let RequestHead { method, version, target, path_start, host, mut headers, body, expect_continue, upgrade, .. } =
+        head;
     if target.contains(&b'#') {
         return Err(Reason::BadRequest);
     }
@@ -155,6 +172,9 @@ fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), 
     parts.uri = uri;
     parts.version = version;
     parts.headers = headers;
+    if let Some(protocol) = upgrade {
+        parts.extensions.insert(strait_http::context::UpgradeRequest(protocol));
+    }
     Ok((parts, body, expect_continue))
 }
 

@@ -13,6 +13,7 @@ use crate::exchange::{BodySize, ResponseSink, SinkClosed};
 use crate::h1::encode::{write_framing, OutFraming};
 use crate::snapshot::ServerPlan;
 use crate::transport::Transport;
+use crate::upstream::Upgraded;
 
 /// Output is written once this much is pending; larger data chunks are written directly.
 const FLUSH_AT: usize = 32 * 1024;
@@ -30,6 +31,8 @@ pub(super) struct H1Sink<'c, T> {
     /// The chunked body's last chunk (and trailers) are written.
     terminated: bool,
     write_timeout: Duration,
+    /// The upstream connection to relay to after a `101 Switching Protocols`.
+    upgraded: Option<Upgraded>,
 }
 
 impl<'c, T: Transport> H1Sink<'c, T> {
@@ -50,7 +53,13 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             chunked: false,
             terminated: false,
             write_timeout: server.client_body_timeout,
+            upgraded: None,
         }
+    }
+
+    /// The upstream connection to relay to, after the exchange answered `101`.
+    pub(super) fn take_upgraded(&mut self) -> Option<Upgraded> {
+        self.upgraded.take()
     }
 
     /// Whether the connection may serve another request after this response.
@@ -119,6 +128,14 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
             out.put_slice(b"\r\n");
         }
         write_framing(out, framing);
+        if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(protocol) = head.extensions.get::<strait_http::context::UpgradeRequest>() {
+                out.put_slice(b"connection: upgrade\r\nupgrade: ");
+                out.put_slice(protocol.0.as_bytes());
+                out.put_slice(b"\r\n\r\n");
+                return Ok(());
+            }
+        }
         match (self.version, self.keep_alive) {
             (Version::HTTP_10, true) => out.put_slice(b"connection: keep-alive\r\n"),
             (Version::HTTP_10, false) => {}
@@ -183,5 +200,11 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn sends_body(&self) -> bool {
         !self.head_request
+    }
+
+    fn upgrade(&mut self, upgraded: Upgraded) -> bool {
+        self.upgraded = Some(upgraded);
+        self.keep_alive = false;
+        true
     }
 }

@@ -115,12 +115,14 @@ async fn serve_stream(
     let head_request = parts.method == http::Method::HEAD;
     let mut sink = H2Sink::new(respond, head_request, &snapshot.server);
     if let Err(reason) = normalize(&mut parts) {
-        Box::pin(exchange::refuse(&inbound, reason, &mut sink)).await;
+        let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+        boxed.await;
         return;
     }
     let length = parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let body = RequestBody::new(recv, length, &snapshot.server);
-    Box::pin(exchange::handle(&inbound, parts, body, &mut sink)).await;
+    let boxed = Box::pin(exchange::handle(&inbound, parts, body, &mut sink));
+    boxed.await;
 }
 
 /// Makes an HTTP/2 request look like any other to the exchange: `:authority` becomes `Host`
@@ -133,9 +135,15 @@ fn normalize(parts: &mut http::request::Parts) -> Result<(), Reason> {
     match parts.uri.authority() {
         Some(authority) => {
             let value = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::BadRequest)?;
+            let value = crate::h1::request::normalize_host(&value)?.unwrap_or(value);
             parts.headers.insert(header::HOST, value);
         }
-        None if parts.headers.contains_key(header::HOST) => {}
+        None if parts.headers.contains_key(header::HOST) => {
+            let host = parts.headers.get(header::HOST).cloned().expect("checked");
+            if let Some(normalized) = crate::h1::request::normalize_host(&host)? {
+                parts.headers.insert(header::HOST, normalized);
+            }
+        }
         None => return Err(Reason::BadRequest),
     }
     if parts.headers.get_all(header::HOST).iter().count() > 1 {

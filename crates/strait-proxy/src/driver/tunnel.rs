@@ -1,0 +1,66 @@
+//! Relaying raw bytes both ways after a protocol switch (WebSocket over HTTP/1.1): what each
+//! side already sent goes first, each direction's end is passed on as a half-close, and the
+//! relay ends after `idle` without a byte in either direction.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::upstream::Upgraded;
+
+/// Size of each direction's relay buffer.
+const RELAY_BUFFER: usize = 16 * 1024;
+
+/// Relays between the client connection `client` (with `client_buf` already read from it) and
+/// the upstream connection until both directions ended, or `idle` passed without traffic.
+pub(crate) async fn relay<C>(mut client: C, client_buf: BytesMut, upgraded: Upgraded)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    let Upgraded { stream: mut upstream, buf: upstream_buf, idle } = upgraded;
+    let sent_early = async {
+        if !client_buf.is_empty() {
+            upstream.write_all(&client_buf).await?;
+        }
+        if !upstream_buf.is_empty() {
+            client.write_all(&upstream_buf).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    };
+    if tokio::time::timeout(idle, sent_early).await.map_or(true, |r| r.is_err()) {
+        return;
+    }
+    let mut up = vec![0u8; RELAY_BUFFER];
+    let mut down = vec![0u8; RELAY_BUFFER];
+    let (mut client_open, mut upstream_open) = (true, true);
+    let mut deadline = Instant::now() + idle;
+    while client_open || upstream_open {
+        tokio::select! {
+            read = client.read(&mut up), if client_open => match read {
+                Ok(0) | Err(_) => {
+                    client_open = false;
+                    let _ = upstream.shutdown().await;
+                }
+                Ok(n) => {
+                    if upstream.write_all(&up[..n]).await.is_err() {
+                        return;
+                    }
+                    deadline = Instant::now() + idle;
+                }
+            },
+            read = upstream.read(&mut down), if upstream_open => match read {
+                Ok(0) | Err(_) => {
+                    upstream_open = false;
+                    let _ = client.shutdown().await;
+                }
+                Ok(n) => {
+                    if client.write_all(&down[..n]).await.is_err() {
+                        return;
+                    }
+                    deadline = Instant::now() + idle;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
+}
