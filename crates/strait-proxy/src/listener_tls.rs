@@ -70,6 +70,7 @@ impl IdentityHeaders {
 }
 
 /// A built TLS configuration and what it was built from.
+#[derive(Clone)]
 struct CachedTls {
     settings: ListenerTls,
     base_dir: PathBuf,
@@ -103,11 +104,16 @@ impl TlsCache {
                 plans.push(None);
                 continue;
             };
-            let reused = entries.remove(&listener.name).filter(|cached| {
-                cached.settings == *settings
-                    && cached.base_dir == base_dir
-                    && cached.stamps == stamps(cached.built.files())
-            });
+            // Looked up, not taken: a rejected configuration leaves every entry (and the files
+            // the watcher follows) as it was.
+            let reused = entries
+                .get(&listener.name)
+                .filter(|cached| {
+                    cached.settings == *settings
+                        && cached.base_dir == base_dir
+                        && cached.stamps == stamps(cached.built.files())
+                })
+                .cloned();
             let cached = match reused {
                 Some(cached) => cached,
                 None => match ServerTls::build(settings, &base_dir) {
@@ -130,8 +136,6 @@ impl TlsCache {
             kept.insert(listener.name.clone(), cached);
         }
         if !errors.is_empty() {
-            // A rejected configuration changes nothing: the entries taken out go back.
-            entries.extend(kept);
             return Err(errors);
         }
         *entries = kept;

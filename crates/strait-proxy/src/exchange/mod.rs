@@ -207,7 +207,8 @@ fn with_body_filters<B>(body: B, chain: &mut Chain, ctx: &RequestCtx) -> Either<
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
-    if !chain.has(Phases::REQUEST_BODY) {
+    // A request without a body has nothing to filter, and stays bodyless (and retryable).
+    if !chain.has(Phases::REQUEST_BODY) || body.is_end_stream() {
         return Either::Left(body);
     }
     match chain.request_body(ctx) {

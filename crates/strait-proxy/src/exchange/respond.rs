@@ -71,7 +71,8 @@ where
         chain.response_headers(&mut head, ctx).await;
         remove_framing(&mut head.headers);
     }
-    let mut filters = chain.response_body(&head, ctx);
+    // No body goes out for HEAD: nothing to filter, and the framing stays the upstream's.
+    let mut filters = if sink.sends_body() { chain.response_body(&head, ctx) } else { Vec::new() };
     let bodiless = is_bodiless(head.status);
     let size = if bodiless {
         BodySize::Empty

@@ -116,13 +116,8 @@ where
     let mut body = body;
     let mut fresh = false;
     loop {
-        let sender = match h2::lookup(&key) {
-            h2::Lookup::Open(sender) if !fresh => sender,
-            h2::Lookup::Open(_) => {
-                // The pooled connection failed this request already: replace it.
-                h2::forget(&key, None);
-                continue;
-            }
+        let (sender, id) = match h2::lookup(&key) {
+            h2::Lookup::Open(sender, id) => (sender, id),
             h2::Lookup::Wait(opened) => {
                 // Another request is opening the connection; share it rather than open another.
                 let waited = tokio::time::timeout_at(head_deadline, opened.notified()).await;
@@ -139,23 +134,23 @@ where
             }
             h2::Lookup::Connect => {
                 fresh = true;
+                let mut opening = h2::OpeningGuard::new(key);
                 let opened = match connector.connect(key.addr, options).await {
                     Ok(stream) => h2::open(key, stream).await,
+                    Err(reason) => Err(reason),
+                };
+                opening.disarm();
+                match opened {
+                    Ok(opened) => opened,
                     Err(reason) => {
                         h2::failed(&key);
-                        Err(reason)
-                    }
-                };
-                match opened {
-                    Ok(sender) => sender,
-                    Err(reason) => {
                         return Err(Failure {
                             reason,
                             stale: false,
                             endpoint_fault: true,
                             sent: false,
                             body: Some(body),
-                        })
+                        });
                     }
                 }
             }
@@ -164,7 +159,7 @@ where
             Ok(response) => return Ok(response.map(UpstreamBody::Http2)),
             // A pooled connection that went away before taking the stream: once more on a new one.
             Err(failure) if failure.stale && !fresh && failure.body.is_some() => {
-                h2::forget(&key, None);
+                h2::forget(&key, Some(id));
                 fresh = true;
                 body = failure.body.expect("checked above");
             }

@@ -285,6 +285,10 @@ where
                     Ok(Some(head)) if head.status == http::StatusCode::SWITCHING_PROTOCOLS && upgrading => {
                         return Poll::Ready(Ok(head))
                     }
+                    // A switch nobody asked for: what follows is not HTTP.
+                    Ok(Some(head)) if head.status == http::StatusCode::SWITCHING_PROTOCOLS => {
+                        return Poll::Ready(Err(Reason::UpstreamBadResponse))
+                    }
                     Ok(Some(head)) if head.status.is_informational() => continue,
                     Ok(Some(head)) => return Poll::Ready(Ok(head)),
                     Ok(None) => {}

@@ -39,8 +39,8 @@ thread_local! {
 
 /// What to do for a request to `key`.
 pub(crate) enum Lookup {
-    /// Use this connection.
-    Open(h2::client::SendRequest<Bytes>),
+    /// Use this connection (its id, to forget exactly this one if it fails).
+    Open(h2::client::SendRequest<Bytes>, u64),
     /// Another request is opening it: wait, then look again.
     Wait(Rc<Notify>),
     /// Open it (this request now owns the opening).
@@ -52,9 +52,9 @@ pub(crate) fn lookup(key: &PoolKey) -> Lookup {
     CONNECTIONS.with(|connections| {
         let mut connections = connections.borrow_mut();
         match connections.get_mut(key) {
-            Some(Slot::Open { sender, last_used, .. }) => {
+            Some(Slot::Open { sender, last_used, id }) => {
                 *last_used = Instant::now();
-                Lookup::Open(sender.clone())
+                Lookup::Open(sender.clone(), *id)
             }
             Some(Slot::Opening(notify)) => Lookup::Wait(notify.clone()),
             None => {
@@ -63,6 +63,33 @@ pub(crate) fn lookup(key: &PoolKey) -> Lookup {
             }
         }
     })
+}
+
+/// Ends the opening of `key`'s connection if it is dropped before it opened (the request
+/// that was opening it timed out or went away), so later requests do not wait for it.
+pub(crate) struct OpeningGuard {
+    key: PoolKey,
+    armed: bool,
+}
+
+impl OpeningGuard {
+    /// A guard for the opening this request owns.
+    pub(crate) fn new(key: PoolKey) -> OpeningGuard {
+        OpeningGuard { key, armed: true }
+    }
+
+    /// The connection opened (or its failure was recorded): nothing to undo.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for OpeningGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            failed(&self.key);
+        }
+    }
 }
 
 /// Ends an opening that failed: the next request tries again.
@@ -104,7 +131,10 @@ pub(crate) fn sweep(idle: Duration) {
 
 /// Completes the HTTP/2 handshake on `stream` and keeps the connection for `key` (waking the
 /// requests that waited for it); its I/O runs on a task of this worker.
-pub(crate) async fn open(key: PoolKey, stream: UpstreamStream) -> Result<h2::client::SendRequest<Bytes>, Reason> {
+pub(crate) async fn open(
+    key: PoolKey,
+    stream: UpstreamStream,
+) -> Result<(h2::client::SendRequest<Bytes>, u64), Reason> {
     let handshake = h2::client::Builder::new()
         .initial_window_size(1 << 20)
         .initial_connection_window_size(2 << 20)
@@ -134,7 +164,7 @@ pub(crate) async fn open(key: PoolKey, stream: UpstreamStream) -> Result<h2::cli
     if let Some(Slot::Opening(notify)) = previous {
         notify.notify_waiters();
     }
-    Ok(sender)
+    Ok((sender, id))
 }
 
 /// Sends `request` on a stream of `sender`'s connection and waits for the response head.
@@ -187,7 +217,8 @@ where
         match response.as_mut().poll(cx) {
             Poll::Ready(Ok(head)) => return Poll::Ready(Ok(head)),
             Poll::Ready(Err(error)) => {
-                let refused = error.reason() == Some(h2::Reason::REFUSED_STREAM);
+                // REFUSED_STREAM, or GOAWAY before the stream: not processed (RFC 9113 §8.7).
+                let refused = error.reason() == Some(h2::Reason::REFUSED_STREAM) || error.is_go_away();
                 return Poll::Ready(Err(if refused { Reason::UpstreamReset } else { Reason::UpstreamBadResponse }));
             }
             Poll::Pending => {}
@@ -202,7 +233,12 @@ where
         Ok(head) => {
             let (mut parts, recv) = head.into_parts();
             // The length of the response is the stream's business on this side too.
-            let length = parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+            // (A HEAD answer keeps it: it is the length of the resource, not of this body.)
+            let length = if request.method == http::Method::HEAD {
+                Some(0)
+            } else {
+                parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok())
+            };
             let body = UpstreamBody {
                 recv,
                 pump,

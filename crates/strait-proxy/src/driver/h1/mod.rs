@@ -90,65 +90,98 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
                 return;
             }
         }
-        let snapshot = shared.snapshot.load_full();
-        let Some(listener_plan) = snapshot.listener(&listener) else { return };
-        let inbound = Inbound { snapshot: &snapshot, listener: listener_plan, conn: &info };
-        let head = match read_head(&conn, &snapshot.server).await {
-            Ok(Some(head)) => head,
-            Ok(None) => return,
-            Err(reason) => {
-                let mut sink = H1Sink::new(&conn, http::Version::HTTP_11, false, false, &snapshot.server);
-                let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+        // Everything a request needs lives in this boxed future, allocated per request: the
+        // idle connection's own state stays small.
+        let request = Box::pin(serve_request(&conn, &info, &shared, &listener));
+        match request.await {
+            Next::KeepAlive if !drain::is_draining() => {}
+            Next::KeepAlive | Next::Close => break,
+            Next::Gone => return,
+            Next::Upgraded(upgraded) => {
+                // `101 Switching Protocols` went out: from now on the connection carries the
+                // new protocol's bytes both ways, untouched.
+                let Conn { io, buf, .. } = conn.into_inner();
+                let boxed = Box::pin(super::tunnel::relay(io, buf, upgraded));
                 boxed.await;
-                break;
+                return;
             }
-        };
-        let keep_alive = head.keep_alive && !drain::is_draining();
-        let version = head.version;
-        let head_request = head.method == http::Method::HEAD;
-        let (parts, framing, expect_continue) = match into_parts(head) {
-            Ok(split) => split,
-            Err(reason) => {
-                let mut sink = H1Sink::new(&conn, version, false, false, &snapshot.server);
-                let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
-                boxed.await;
-                break;
-            }
-        };
-        {
-            let mut c = conn.borrow_mut();
-            c.decoder = Decoder::new(framing);
-            c.expect_continue = expect_continue && framing.has_body();
-            c.drain_limit = match snapshot.server.max_body_bytes {
-                0 => DRAIN_BODY_MAX,
-                max => max.min(DRAIN_BODY_MAX),
-            };
-        }
-        let body = RequestBody::new(&conn, &snapshot.server);
-        let mut sink = H1Sink::new(&conn, version, keep_alive, head_request, &snapshot.server);
-        let boxed = Box::pin(exchange::handle(&inbound, parts, body, &mut sink));
-        let complete = boxed.await;
-        if let Some(upgraded) = sink.take_upgraded() {
-            // `101 Switching Protocols` went out: from now on the connection carries the new
-            // protocol's bytes both ways, untouched.
-            let Conn { io, buf, .. } = conn.into_inner();
-            let boxed = Box::pin(super::tunnel::relay(io, buf, upgraded));
-            boxed.await;
-            return;
-        }
-        let mut keep = complete && sink.keeps_alive();
-        if keep && !conn.borrow().decoder.is_done() {
-            let boxed = Box::pin(finish_body(&conn, &snapshot.server));
-            keep = boxed.await;
-        }
-        if !keep || drain::is_draining() {
-            break;
         }
     }
     // An answer was just written and the client may still be sending (an unread body, a
     // pipelined request): close gently so the answer is not lost to a reset.
     let boxed = Box::pin(linger_close(conn.into_inner().io));
     boxed.await;
+}
+
+/// What the connection does after a request.
+enum Next {
+    /// Read the next request.
+    KeepAlive,
+    /// Close gently (lingering).
+    Close,
+    /// The peer went away: nothing more to do.
+    Gone,
+    /// Relay bytes to this upstream connection from now on.
+    Upgraded(crate::upstream::Upgraded),
+}
+
+/// Reads one request head (bytes are waiting), runs its exchange, and says what comes next.
+async fn serve_request<T: Transport>(
+    conn: &RefCell<Conn<T>>,
+    info: &Rc<ConnInfo>,
+    shared: &Arc<Shared>,
+    listener: &Arc<str>,
+) -> Next {
+    let snapshot = shared.snapshot.load_full();
+    let Some(listener_plan) = snapshot.listener(listener) else { return Next::Gone };
+    let inbound = Inbound { snapshot: &snapshot, listener: listener_plan, conn: info };
+    let head = match read_head(conn, &snapshot.server).await {
+        Ok(Some(head)) => head,
+        Ok(None) => return Next::Gone,
+        Err(reason) => {
+            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server);
+            let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+            boxed.await;
+            return Next::Close;
+        }
+    };
+    let keep_alive = head.keep_alive && !drain::is_draining();
+    let version = head.version;
+    let head_request = head.method == http::Method::HEAD;
+    let (parts, framing, expect_continue) = match into_parts(head) {
+        Ok(split) => split,
+        Err(reason) => {
+            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server);
+            let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
+            boxed.await;
+            return Next::Close;
+        }
+    };
+    {
+        let mut c = conn.borrow_mut();
+        c.decoder = Decoder::new(framing);
+        c.expect_continue = expect_continue && framing.has_body();
+        c.drain_limit = match snapshot.server.max_body_bytes {
+            0 => DRAIN_BODY_MAX,
+            max => max.min(DRAIN_BODY_MAX),
+        };
+    }
+    let body = RequestBody::new(conn, &snapshot.server);
+    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server);
+    let complete = exchange::handle(&inbound, parts, body, &mut sink).await;
+    if let Some(upgraded) = sink.take_upgraded() {
+        return Next::Upgraded(upgraded);
+    }
+    let mut keep = complete && sink.keeps_alive();
+    if keep && !conn.borrow().decoder.is_done() {
+        let boxed = Box::pin(finish_body(conn, &snapshot.server));
+        keep = boxed.await;
+    }
+    if keep {
+        Next::KeepAlive
+    } else {
+        Next::Close
+    }
 }
 
 /// Turns a parsed head into neutral request parts, its body framing and `Expect: 100-continue`.

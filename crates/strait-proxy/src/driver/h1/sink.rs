@@ -107,6 +107,8 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
             // The body ends with the connection, or the request body stays unread: say so.
             self.keep_alive = false;
         }
+        // The final answer is going out: a `100 Continue` after it would corrupt it.
+        self.conn.borrow_mut().expect_continue = false;
         self.chunked = framing == OutFraming::Chunked && !self.head_request;
         let keep_length = self.head_request && framing == OutFraming::None;
         let out = &mut self.out;

@@ -75,8 +75,10 @@ impl ResponseSink for H2Sink {
                 headers.append(name.clone(), value.clone());
             }
         }
-        if let (BodySize::Exact(n), false) = (size, self.head_request) {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        if let BodySize::Exact(n) = size {
+            if !self.head_request || n > 0 {
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
         }
         let end = size == BodySize::Empty || self.head_request || crate::exchange::respond::is_bodiless(head.status);
         let stream = respond.send_response(response, end).map_err(|_| SinkClosed)?;
