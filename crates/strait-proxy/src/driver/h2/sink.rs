@@ -17,9 +17,15 @@ pub(super) struct H2Sink {
     stream: Option<h2::SendStream<Bytes>>,
     head_request: bool,
     ended: bool,
+    /// A small chunk held back so the last one can carry END_STREAM (one frame fewer).
+    held: Option<Bytes>,
     /// Longest wait for the client to open its window.
     write_timeout: Duration,
 }
+
+/// Chunks up to this size are queued without waiting for window capacity: `h2` sends them as
+/// the window allows, and a response this small needs no back-pressure.
+const QUEUE_WITHOUT_CAPACITY: usize = 16 * 1024;
 
 impl H2Sink {
     /// A sink answering on `respond`.
@@ -29,12 +35,18 @@ impl H2Sink {
             stream: None,
             head_request,
             ended: false,
+            held: None,
             write_timeout: server.client_body_timeout,
         }
     }
 
     async fn send(&mut self, mut data: Bytes, end: bool) -> Result<(), SinkClosed> {
         let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
+        if data.len() <= QUEUE_WITHOUT_CAPACITY {
+            stream.send_data(data, end).map_err(|_| SinkClosed)?;
+            self.ended = end;
+            return Ok(());
+        }
         while !data.is_empty() {
             stream.reserve_capacity(data.len());
             let capacity = poll_fn(|cx| stream.poll_capacity(cx));
@@ -91,12 +103,22 @@ impl ResponseSink for H2Sink {
         if self.ended || data.is_empty() {
             return Ok(());
         }
+        if let Some(held) = self.held.take() {
+            self.send(held, false).await?;
+        }
+        if data.len() <= QUEUE_WITHOUT_CAPACITY {
+            self.held = Some(data);
+            return Ok(());
+        }
         self.send(data, false).await
     }
 
     async fn trailers(&mut self, trailers: HeaderMap) -> Result<(), SinkClosed> {
         if self.ended {
             return Ok(());
+        }
+        if let Some(held) = self.held.take() {
+            self.send(held, false).await?;
         }
         let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
         let mut kept = HeaderMap::new();
@@ -111,15 +133,19 @@ impl ResponseSink for H2Sink {
     }
 
     async fn flush(&mut self) -> Result<(), SinkClosed> {
-        // The connection task writes frames as they are queued.
-        Ok(())
+        // The connection task writes frames as they are queued; a held chunk goes now.
+        match self.held.take() {
+            Some(held) => self.send(held, false).await,
+            None => Ok(()),
+        }
     }
 
     async fn finish(&mut self) -> Result<(), SinkClosed> {
         if self.ended {
             return Ok(());
         }
-        self.send(Bytes::new(), true).await
+        let last = self.held.take().unwrap_or_default();
+        self.send(last, true).await
     }
 
     fn sends_body(&self) -> bool {
