@@ -108,3 +108,42 @@ where
         }
     }
 }
+
+/// The timer of a body that waits for its source: armed when a read has to wait, disarmed when
+/// bytes arrive, so only a silence longer than the timeout counts (nginx `client_body_timeout`).
+#[derive(Default)]
+pub(crate) struct ReadTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: bool,
+}
+
+impl ReadTimer {
+    /// A read is waiting: `true` when it has waited `timeout` since it started to.
+    pub(crate) fn expired(&mut self, cx: &mut Context<'_>, timeout: std::time::Duration) -> bool {
+        use std::future::Future;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if !self.armed {
+            sleep.as_mut().reset(deadline);
+            self.armed = true;
+        }
+        sleep.as_mut().poll(cx).is_ready()
+    }
+
+    /// Bytes arrived: the next wait starts afresh.
+    pub(crate) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+/// The request trailers passed upstream: those in `allowed`, never framing, routing or
+/// credential fields (`server.request_trailers`); `None` when none is left.
+pub(crate) fn allowed_trailers(trailers: HeaderMap, allowed: &[http::HeaderName]) -> Option<HeaderMap> {
+    let mut kept = HeaderMap::new();
+    for (name, value) in &trailers {
+        if allowed.contains(name) && !crate::h1::decode::is_forbidden_trailer(name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    (!kept.is_empty()).then_some(kept)
+}

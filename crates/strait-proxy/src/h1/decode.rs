@@ -237,7 +237,7 @@ fn parse_trailers(section: &[u8]) -> Result<HeaderMap, DecodeError> {
 }
 
 /// Fields that must not be forwarded as trailers (framing, routing, hop-by-hop fields).
-fn is_forbidden_trailer(name: &HeaderName) -> bool {
+pub(crate) fn is_forbidden_trailer(name: &HeaderName) -> bool {
     use http::header;
     name == header::CONTENT_LENGTH
         || name == header::HOST

@@ -18,7 +18,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::pool::{self, PoolKey};
 use super::stream::UpstreamStream;
-use crate::body::BodyError;
+use crate::body::{BodyError, ReadTimer};
 use crate::h1::decode::{Decoded, Decoder};
 use crate::h1::encode::{write_framing, OutFraming};
 use crate::h1::{parse_response_head, BodyFraming};
@@ -91,8 +91,7 @@ where
         decoder: Decoder::new(head.body),
         keep_alive: head.keep_alive && head.body != BodyFraming::UntilClose,
         exchange: Some(exchange),
-        timer: None,
-        waiting: false,
+        timer: ReadTimer::default(),
     };
     Ok(Response::from_parts(parts, body))
 }
@@ -332,9 +331,8 @@ pub(crate) struct UpstreamBody<B> {
     exchange: Option<Exchange<B>>,
     decoder: Decoder,
     keep_alive: bool,
-    /// Read timer (armed while waiting for the upstream).
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Times the waits for more bytes.
+    timer: ReadTimer,
 }
 
 impl<B> UpstreamBody<B>
@@ -365,17 +363,6 @@ where
             pool::put(exchange.key, exchange.stream, exchange.limits.keepalive, exchange.limits.idle);
         }
     }
-
-    /// Waits on the read timer; `true` when it expired.
-    fn timed_out(&mut self, cx: &mut Context<'_>, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.waiting {
-            timer.as_mut().reset(deadline);
-            self.waiting = true;
-        }
-        timer.as_mut().poll(cx).is_ready()
-    }
 }
 
 impl<B> Body for UpstreamBody<B>
@@ -392,7 +379,7 @@ where
             exchange.pump.poll_quietly(cx, &mut exchange.stream);
             match this.decoder.decode(&mut exchange.buf) {
                 Ok(Decoded::Data(data)) => {
-                    this.waiting = false;
+                    this.timer.disarm();
                     if this.decoder.is_done() {
                         this.finish();
                     }
@@ -424,13 +411,13 @@ where
                         return Poll::Ready(Some(Err(BodyError(Reason::UpstreamReset))));
                     }
                 },
-                Poll::Ready(Ok(_)) => this.waiting = false,
+                Poll::Ready(Ok(_)) => this.timer.disarm(),
                 Poll::Ready(Err(_)) => {
                     this.exchange = None;
                     return Poll::Ready(Some(Err(BodyError(Reason::UpstreamReset))));
                 }
                 Poll::Pending => {
-                    if this.timed_out(cx, timeout) {
+                    if this.timer.expired(cx, timeout) {
                         this.exchange = None;
                         return Poll::Ready(Some(Err(BodyError(Reason::UpstreamTimeout))));
                     }

@@ -17,12 +17,12 @@ use http::{request, Response};
 use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
 use tokio::sync::Notify;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::h1::Failure;
 use super::pool::PoolKey;
 use super::stream::UpstreamStream;
-use crate::body::BodyError;
+use crate::body::{BodyError, ReadTimer};
 
 /// An endpoint's HTTP/2 connection: being opened (requests wait for it), or open.
 enum Slot {
@@ -244,8 +244,7 @@ where
                 pump,
                 length,
                 received: 0,
-                timer: None,
-                waiting: false,
+                timer: ReadTimer::default(),
                 body_timeout,
                 data_done: false,
             };
@@ -366,8 +365,8 @@ pub(crate) struct UpstreamBody<B> {
     length: Option<u64>,
     received: u64,
     data_done: bool,
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Times the waits for more bytes.
+    timer: ReadTimer,
     body_timeout: Duration,
 }
 
@@ -381,16 +380,6 @@ where
             return None;
         }
         self.pump.body.take()
-    }
-
-    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = Instant::now() + self.body_timeout;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.waiting {
-            timer.as_mut().reset(deadline);
-            self.waiting = true;
-        }
-        timer.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -411,7 +400,7 @@ where
         if !this.data_done {
             match this.recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
-                    this.waiting = false;
+                    this.timer.disarm();
                     let _ = this.recv.flow_control().release_capacity(data.len());
                     this.received += data.len() as u64;
                     return Poll::Ready(Some(Ok(Frame::data(data))));
@@ -419,7 +408,7 @@ where
                 Poll::Ready(Some(Err(_))) => return Poll::Ready(Some(Err(BodyError(Reason::UpstreamReset)))),
                 Poll::Ready(None) => this.data_done = true,
                 Poll::Pending => {
-                    if this.timed_out(cx) {
+                    if this.timer.expired(cx, this.body_timeout) {
                         return Poll::Ready(Some(Err(BodyError(Reason::UpstreamTimeout))));
                     }
                     return Poll::Pending;

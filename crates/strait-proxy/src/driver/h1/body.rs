@@ -1,19 +1,16 @@
 //! The request body of an HTTP/1 exchange, decoded from the client connection as it is read.
 
 use std::cell::RefCell;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
-use tokio::time::{Instant, Sleep};
 
 use super::{poll_read_into, Conn, CONTINUE};
-use crate::body::BodyError;
+use crate::body::{BodyError, ReadTimer};
 use crate::h1::decode::{DecodeError, Decoded};
 use crate::snapshot::ServerPlan;
 use crate::transport::Transport;
@@ -30,8 +27,8 @@ pub(super) struct RequestBody<'c, T> {
     allowed_trailers: &'c [http::HeaderName],
     /// Bytes of `100 Continue` still to write.
     continue_left: usize,
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Times the waits for more bytes.
+    timer: ReadTimer,
 }
 
 impl<'c, T: Transport> RequestBody<'c, T> {
@@ -43,31 +40,8 @@ impl<'c, T: Transport> RequestBody<'c, T> {
             max_bytes: server.max_body_bytes,
             allowed_trailers: &server.request_trailers,
             continue_left: CONTINUE.len(),
-            timer: None,
-            waiting: false,
+            timer: ReadTimer::default(),
         }
-    }
-
-    /// Waits on the read timer; `true` when it expired.
-    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = Instant::now() + self.read_timeout;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.waiting {
-            timer.as_mut().reset(deadline);
-            self.waiting = true;
-        }
-        timer.as_mut().poll(cx).is_ready()
-    }
-
-    /// Keeps the trailers the configuration allows; `None` when none is left.
-    fn allowed(&self, trailers: HeaderMap) -> Option<HeaderMap> {
-        let mut kept = HeaderMap::new();
-        for (name, value) in &trailers {
-            if self.allowed_trailers.contains(name) {
-                kept.append(name.clone(), value.clone());
-            }
-        }
-        (!kept.is_empty()).then_some(kept)
     }
 }
 
@@ -86,16 +60,18 @@ impl<T: Transport> Body for RequestBody<'_, T> {
             };
             match decoded {
                 Ok((Decoded::Data(data), total)) => {
-                    this.waiting = false;
+                    this.timer.disarm();
                     if this.max_bytes != 0 && total > this.max_bytes {
                         return Poll::Ready(Some(Err(BodyError(Reason::BodyTooLarge))));
                     }
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                Ok((Decoded::Trailers(trailers), _)) => match this.allowed(trailers) {
-                    Some(kept) => return Poll::Ready(Some(Ok(Frame::trailers(kept)))),
-                    None => return Poll::Ready(None),
-                },
+                Ok((Decoded::Trailers(trailers), _)) => {
+                    match crate::body::allowed_trailers(trailers, this.allowed_trailers) {
+                        Some(kept) => return Poll::Ready(Some(Ok(Frame::trailers(kept)))),
+                        None => return Poll::Ready(None),
+                    }
+                }
                 Ok((Decoded::End, _)) => return Poll::Ready(None),
                 Err(DecodeError::Malformed) => return Poll::Ready(Some(Err(BodyError(Reason::BadRequest)))),
                 Err(DecodeError::Truncated) => return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
@@ -120,7 +96,7 @@ impl<T: Transport> Body for RequestBody<'_, T> {
                         Poll::Ready(_) => return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
                         Poll::Pending => {
                             drop(guard);
-                            if this.timed_out(cx) {
+                            if this.timer.expired(cx, this.read_timeout) {
                                 return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted))));
                             }
                             return Poll::Pending;
@@ -136,11 +112,11 @@ impl<T: Transport> Body for RequestBody<'_, T> {
                         Err(_) => Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
                     };
                 }
-                Poll::Ready(Ok(_)) => this.waiting = false,
+                Poll::Ready(Ok(_)) => this.timer.disarm(),
                 Poll::Ready(Err(_)) => return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
                 Poll::Pending => {
                     drop(guard);
-                    if this.timed_out(cx) {
+                    if this.timer.expired(cx, this.read_timeout) {
                         return Poll::Ready(Some(Err(BodyError(Reason::ClientBodyTimeout))));
                     }
                     return Poll::Pending;

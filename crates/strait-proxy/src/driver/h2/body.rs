@@ -1,18 +1,16 @@
 //! The request body of an HTTP/2 stream: DATA frames with flow control released as they are
 //! taken, then trailers.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName};
+use http::HeaderName;
 use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
-use tokio::time::{Instant, Sleep};
 
-use crate::body::BodyError;
+use crate::body::{BodyError, ReadTimer};
 use crate::snapshot::ServerPlan;
 
 /// The body of one HTTP/2 request.
@@ -26,8 +24,8 @@ pub(super) struct RequestBody<'s> {
     read_timeout: Duration,
     max_bytes: u64,
     allowed_trailers: &'s [HeaderName],
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Times the waits for more bytes.
+    timer: ReadTimer,
 }
 
 impl<'s> RequestBody<'s> {
@@ -43,29 +41,8 @@ impl<'s> RequestBody<'s> {
             read_timeout: server.client_body_timeout,
             max_bytes: server.max_body_bytes,
             allowed_trailers: &server.request_trailers,
-            timer: None,
-            waiting: false,
+            timer: ReadTimer::default(),
         }
-    }
-
-    fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = Instant::now() + self.read_timeout;
-        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        if !self.waiting {
-            timer.as_mut().reset(deadline);
-            self.waiting = true;
-        }
-        timer.as_mut().poll(cx).is_ready()
-    }
-
-    fn allowed(&self, trailers: HeaderMap) -> Option<HeaderMap> {
-        let mut kept = HeaderMap::new();
-        for (name, value) in &trailers {
-            if self.allowed_trailers.contains(name) && !crate::h1::is_framing(name) {
-                kept.append(name.clone(), value.clone());
-            }
-        }
-        (!kept.is_empty()).then_some(kept)
     }
 }
 
@@ -89,7 +66,7 @@ impl Body for RequestBody<'_> {
         if !this.data_done {
             match this.recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
-                    this.waiting = false;
+                    this.timer.disarm();
                     let _ = this.recv.flow_control().release_capacity(data.len());
                     this.received += data.len() as u64;
                     if this.max_bytes != 0 && this.received > this.max_bytes {
@@ -104,7 +81,7 @@ impl Body for RequestBody<'_> {
                 }
                 Poll::Ready(None) => this.data_done = true,
                 Poll::Pending => {
-                    if this.timed_out(cx) {
+                    if this.timer.expired(cx, this.read_timeout) {
                         this.done = true;
                         return Poll::Ready(Some(Err(BodyError(Reason::ClientBodyTimeout))));
                     }
@@ -115,7 +92,7 @@ impl Body for RequestBody<'_> {
         match this.recv.poll_trailers(cx) {
             Poll::Ready(Ok(trailers)) => {
                 this.done = true;
-                match trailers.and_then(|t| this.allowed(t)) {
+                match trailers.and_then(|t| crate::body::allowed_trailers(t, this.allowed_trailers)) {
                     Some(kept) => Poll::Ready(Some(Ok(Frame::trailers(kept)))),
                     None => Poll::Ready(None),
                 }
