@@ -9,8 +9,10 @@
 
 mod actions;
 mod body;
+mod buffers;
 pub mod chain;
 pub mod date;
+mod deadline;
 mod driver;
 mod exchange;
 mod grpc;

@@ -98,6 +98,7 @@ where
     if let Some(target) = logged_target {
         log::log_exchange(snapshot, &ctx, &parts, &target.to_string());
     }
+    crate::buffers::recycle_headers(std::mem::take(&mut parts.headers));
     sent
 }
 

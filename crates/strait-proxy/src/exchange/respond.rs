@@ -91,6 +91,9 @@ where
         ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
         return false;
     }
+    // The head is out: its map serves the next response (its values no longer hold the
+    // upstream's read buffer either).
+    crate::buffers::recycle_headers(std::mem::take(&mut head.headers));
     if bodiless || !sink.sends_body() {
         return sink.finish().await.is_ok();
     }

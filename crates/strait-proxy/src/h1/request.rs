@@ -218,14 +218,12 @@ fn build_head(
     head: &Bytes,
     ranges: &[HeaderRange],
 ) -> Result<Option<RequestHead>, Reason> {
-    let mut headers = HeaderMap::with_capacity(ranges.len());
+    let mut headers = crate::buffers::headers(ranges.len());
     let mut framing = Framing::default();
     for range in ranges {
         let name = HeaderName::from_bytes(range.name(head)).map_err(|_| Reason::BadRequest)?;
+        // Refuses control characters (NUL, CR, LF, DEL...) other than HTAB, as httparse did.
         let value = HeaderValue::from_maybe_shared(range.value(head)).map_err(|_| Reason::BadRequest)?;
-        if value.as_bytes().iter().any(|b| *b < 0x20 && *b != b'\t' || *b == 0x7f) {
-            return Err(Reason::BadRequest);
-        }
         if name == header::CONTENT_LENGTH {
             if framing.content_length.is_some() {
                 return Err(Reason::BadRequest);

@@ -69,7 +69,7 @@ fn build_head(
     ranges: &[HeaderRange],
     request_method: &Method,
 ) -> Result<Option<ResponseHead>, InvalidResponse> {
-    let mut headers = HeaderMap::with_capacity(ranges.len());
+    let mut headers = crate::buffers::headers(ranges.len());
     let mut content_length: Option<u64> = None;
     let mut chunked = false;
     let mut close = version == Version::HTTP_10;

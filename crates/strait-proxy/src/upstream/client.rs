@@ -38,19 +38,20 @@ pub(crate) struct SendOptions {
 /// Sends `request` and `body` to the endpoint at `addr` over a connection `connector` makes
 /// (or a pooled one); returns the response as soon as its head arrived, its body streaming. A
 /// stale pooled connection is replaced by a fresh one when the request can go again (no body
-/// and an idempotent method, or nothing of it sent).
+/// and an idempotent method, or nothing of it sent). `sent_at` is now (the caller read the
+/// clock already); the response-head timeout counts from it.
 pub(crate) async fn send<B>(
     connector: &Connector,
     addr: SocketAddr,
     request: &request::Parts,
     body: B,
     options: &SendOptions,
+    sent_at: Instant,
 ) -> Result<Response<UpstreamBody<B>>, Failure<B>>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
     let key = connector.key(addr);
-    let sent_at = Instant::now();
     let limit = sent_at + options.response_header_timeout;
     let head_deadline = options.deadline.map_or(limit, |d| d.min(limit));
     if connector.is_http2() {
@@ -59,14 +60,14 @@ where
     }
     let resendable = body.is_end_stream() && is_idempotent(&request.method);
     let mut body = body;
-    let mut pooled = pool::take(&key).filter(UpstreamStream::is_reusable);
+    let mut pooled = pool::take(&key, sent_at).filter(|(stream, _)| stream.is_reusable());
     loop {
         let reused = pooled.is_some();
-        let stream = match pooled.take() {
-            Some(stream) => stream,
+        let (stream, kept) = match pooled.take() {
+            Some(pooled) => pooled,
             // Boxed: a pooled connection is the usual case, and the connect future is large.
             None => match connect_boxed(connector, addr, options).await {
-                Ok(stream) => stream,
+                Ok(stream) => (stream, pool::Kept::default()),
                 Err(reason) => {
                     return Err(Failure { reason, stale: false, endpoint_fault: true, sent: false, body: Some(body) })
                 }
@@ -78,7 +79,7 @@ where
             keepalive: options.keepalive,
             idle: options.idle,
         };
-        match h1::exchange(stream, key, request, body, limits).await {
+        match h1::exchange(stream, kept, key, request, body, limits).await {
             Ok(response) => return Ok(response.map(UpstreamBody::Http1)),
             Err(failure) if reused && failure.stale && (resendable || !failure.sent) => match failure.body {
                 Some(again) => body = again,

@@ -59,14 +59,21 @@ where
     let hash_key = hash_key(cluster, &request.headers);
     let pick = PickContext { client_ip: ctx.client_ip, hash_key: hash_key.as_deref() };
     // A gRPC client's own deadline (`grpc-timeout`) bounds the exchange too.
-    let timeout = match (route.timeout, crate::grpc::timeout(&request.headers)) {
+    let grpc_timeout = match ctx.extensions.get::<crate::grpc::GrpcRequest>() {
+        Some(_) => crate::grpc::timeout(&request.headers),
+        None => None,
+    };
+    let timeout = match (route.timeout, grpc_timeout) {
         (Some(route), Some(grpc)) => Some(route.min(grpc)),
         (route, grpc) => route.or(grpc),
     };
     let deadline = timeout.map(|t| Instant::now() + t);
     let attempts = route.retries.attempts.clamp(1, MAX_ATTEMPTS as u32);
     add_proxy_headers(&mut request.headers, &snapshot.server, ctx);
-    let client_host = request.headers.get(header::HOST).cloned();
+    // The client's `Host`, to put back on a retry when an upstream-request filter changed it.
+    let client_sent_host = request.headers.contains_key(header::HOST);
+    let restore_host =
+        if chain.has(Phases::UPSTREAM_REQUEST) { request.headers.get(header::HOST).cloned() } else { None };
     let cfg = &cluster.config;
     let options = SendOptions {
         connect_timeout: cfg.timeouts.connect.0,
@@ -76,6 +83,8 @@ where
         keepalive: cfg.keepalive,
         idle: cfg.timeouts.idle.0,
     };
+    // The upstream's time is measured only for whoever reads it (access log, log filters).
+    let timed = snapshot.access_log.is_enabled() || chain.has(Phases::LOG);
     let mut tried = [UNSPECIFIED; MAX_ATTEMPTS];
     let mut failure = Reason::NoHealthyUpstream;
     let mut body = Some(body);
@@ -90,7 +99,7 @@ where
         tried[attempt] = endpoint.addr;
         ctx.attempts += 1;
         ctx.upstream_addr = Some(endpoint.addr);
-        set_host(&mut request.headers, &cfg.host_header, client_host.as_ref(), endpoint.addr);
+        set_host(&mut request.headers, &cfg.host_header, client_sent_host, restore_host.as_ref(), endpoint.addr);
         if chain.has(Phases::UPSTREAM_REQUEST) {
             let target = UpstreamTarget { cluster: &cluster.name, addr: endpoint.addr, attempt: ctx.attempts };
             if let Some(answer) = chain.upstream_request(request, target, ctx).await {
@@ -100,9 +109,11 @@ where
         }
         let _in_flight = endpoint.start_request();
         let sent_at = Instant::now();
-        match client::send(&upstream.connector, endpoint.addr, request, request_body, &options).await {
+        match client::send(&upstream.connector, endpoint.addr, request, request_body, &options, sent_at).await {
             Ok(response) => {
-                ctx.upstream_time = Some(sent_at.elapsed());
+                if timed {
+                    ctx.upstream_time = Some(sent_at.elapsed());
+                }
                 let retry_status = attempt + 1 < attempts as usize
                     && idempotent
                     && replayable
@@ -142,12 +153,21 @@ where
 }
 
 /// Sets the upstream `Host` by the cluster's policy: `preserve` (the client's, or the
-/// endpoint's address when it sent none), `endpoint`, or a literal value.
-fn set_host(headers: &mut http::HeaderMap, policy: &str, client_host: Option<&HeaderValue>, endpoint: SocketAddr) {
-    let value = match (policy, client_host) {
-        ("preserve", Some(host)) => {
-            if headers.get(header::HOST) != Some(host) {
-                headers.insert(header::HOST, host.clone());
+/// endpoint's address when it sent none), `endpoint`, or a literal value. `restore` is the
+/// client's `Host` when a filter may have changed it since.
+fn set_host(
+    headers: &mut http::HeaderMap,
+    policy: &str,
+    client_sent_host: bool,
+    restore: Option<&HeaderValue>,
+    endpoint: SocketAddr,
+) {
+    let value = match (policy, client_sent_host) {
+        ("preserve", true) => {
+            if let Some(host) = restore {
+                if headers.get(header::HOST) != Some(host) {
+                    headers.insert(header::HOST, host.clone());
+                }
             }
             return;
         }

@@ -14,11 +14,12 @@ use http::{request, Method, Response};
 use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
 use tokio::io::{AsyncReadExt, AsyncWrite};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
-use super::pool::{self, PoolKey};
+use super::pool::{self, Kept, PoolKey};
 use super::stream::UpstreamStream;
 use crate::body::{BodyError, ReadTimer};
+use crate::deadline::LazyDeadline;
 use crate::h1::decode::{Decoded, Decoder};
 use crate::h1::encode::{write_framing, OutFraming};
 use crate::h1::{parse_response_head, BodyFraming};
@@ -58,9 +59,11 @@ pub(crate) struct Failure<B> {
     pub body: Option<B>,
 }
 
-/// Sends `request` with `body` on `stream` and waits for the final response head.
+/// Sends `request` with `body` on `stream` (with what it kept from its last exchange) and
+/// waits for the final response head.
 pub(crate) async fn exchange<B>(
     stream: UpstreamStream,
+    kept: Kept,
     key: PoolKey,
     request: &request::Parts,
     body: B,
@@ -69,8 +72,17 @@ pub(crate) async fn exchange<B>(
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
-    let mut out = BytesMut::with_capacity(512);
+    let Kept { read, write: mut out, timer } = kept;
+    out.clear();
+    out.reserve(512);
     let framing = write_request_head(&mut out, request, &body);
+    let timer = match timer {
+        Some(mut timer) => {
+            timer.set(limits.head_deadline);
+            timer
+        }
+        None => LazyDeadline::new(limits.head_deadline),
+    };
     let pump = Pump {
         body: Some(body),
         body_done: framing == OutFraming::None,
@@ -81,7 +93,7 @@ where
         wrote: false,
         state: PumpState::Sending,
     };
-    let mut exchange = Exchange { stream, key, buf: BytesMut::new(), pump, received: false, limits };
+    let mut exchange = Exchange { stream, key, buf: read, pump, received: false, limits, timer };
     let upgrading = request.extensions.get::<strait_http::context::UpgradeRequest>().is_some();
     let head = exchange.read_head(&request.method, upgrading).await?;
     let mut parts = Response::new(()).into_parts().0;
@@ -229,6 +241,8 @@ struct Exchange<B> {
     /// Anything at all came back.
     received: bool,
     limits: Limits,
+    /// Runs out when the response head is late.
+    timer: LazyDeadline,
 }
 
 impl<B> Exchange<B>
@@ -237,9 +251,7 @@ where
 {
     /// Drives the request out and reads until the final (non-1xx) response head.
     async fn read_head(&mut self, method: &Method, upgrading: bool) -> Result<crate::h1::ResponseHead, Failure<B>> {
-        let deadline = tokio::time::sleep_until(self.limits.head_deadline);
-        let mut deadline = std::pin::pin!(deadline);
-        let outcome = poll_fn(|cx| self.poll_head(cx, method, upgrading, deadline.as_mut())).await;
+        let outcome = poll_fn(|cx| self.poll_head(cx, method, upgrading)).await;
         outcome.map_err(|reason| {
             let stale = !self.received && !self.pump.touched && reason == Reason::UpstreamReset;
             let endpoint_fault = !matches!(
@@ -256,7 +268,6 @@ where
         cx: &mut Context<'_>,
         method: &Method,
         upgrading: bool,
-        mut deadline: Pin<&mut Sleep>,
     ) -> Poll<Result<crate::h1::ResponseHead, Reason>> {
         if self.pump.state == PumpState::Sending {
             match self.pump.poll(cx, &mut self.stream) {
@@ -270,8 +281,8 @@ where
                     }
                     // It stopped reading the body: give it a moment to show an early answer.
                     let early = Instant::now() + EARLY_RESPONSE_WAIT;
-                    if early < deadline.deadline() {
-                        deadline.as_mut().reset(early);
+                    if early < self.timer.deadline() {
+                        self.timer.set(early);
                     }
                 }
                 Poll::Pending => {}
@@ -294,13 +305,13 @@ where
                     Err(_) => return Poll::Ready(Err(Reason::UpstreamBadResponse)),
                 }
             }
-            match poll_read_buf(&mut self.stream, &mut self.buf, cx, 8192) {
+            match poll_read_buf(&mut self.stream, &mut self.buf, cx, crate::buffers::READ) {
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(Err(Reason::UpstreamReset)),
                 Poll::Ready(Ok(_)) => self.received = true,
                 Poll::Pending => break,
             }
         }
-        match deadline.poll(cx) {
+        match self.timer.poll_expired(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Reason::UpstreamTimeout)),
             Poll::Pending => Poll::Pending,
         }
@@ -360,7 +371,9 @@ where
         let Some(exchange) = self.exchange.take() else { return };
         let clean = self.keep_alive && exchange.pump.state == PumpState::Sent && exchange.buf.is_empty();
         if clean {
-            pool::put(exchange.key, exchange.stream, exchange.limits.keepalive, exchange.limits.idle);
+            let Exchange { stream, key, buf, pump, limits, timer, .. } = exchange;
+            let kept = Kept { read: buf, write: pump.out, timer: Some(timer) };
+            pool::put(key, stream, kept, limits.keepalive, limits.idle);
         }
     }
 }

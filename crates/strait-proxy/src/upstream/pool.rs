@@ -12,9 +12,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::BytesMut;
 use tokio::time::Instant;
 
 use super::stream::UpstreamStream;
+use crate::deadline::LazyDeadline;
 
 /// The wire protocol of a pooled connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -37,9 +39,22 @@ pub(crate) struct PoolKey {
     pub protocol: Protocol,
 }
 
+/// What an HTTP/1.1 upstream connection keeps for its next exchange besides its socket, so
+/// reusing it allocates nothing and registers no new timer.
+#[derive(Default)]
+pub(crate) struct Kept {
+    /// The read buffer (nothing else points into it once its exchange is over).
+    pub read: BytesMut,
+    /// The buffer request heads are written into.
+    pub write: BytesMut,
+    /// The response-head timer.
+    pub timer: Option<LazyDeadline>,
+}
+
 /// An idle connection and when it stops being reusable.
 struct Idle {
     stream: UpstreamStream,
+    kept: Kept,
     expires: Instant,
 }
 
@@ -103,15 +118,14 @@ impl KeyHasher {
     }
 }
 
-/// Takes the most recently returned idle connection for `key` that has not expired.
-pub(crate) fn take(key: &PoolKey) -> Option<UpstreamStream> {
+/// Takes the most recently returned idle connection for `key` that has not expired by `now`.
+pub(crate) fn take(key: &PoolKey, now: Instant) -> Option<(UpstreamStream, Kept)> {
     POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let idle = pool.get_mut(key)?;
-        let now = Instant::now();
         while let Some(conn) = idle.pop() {
             if now < conn.expires {
-                return Some(conn.stream);
+                return Some((conn.stream, conn.kept));
             }
         }
         None
@@ -130,7 +144,7 @@ pub(crate) fn sweep() {
 }
 
 /// Returns a connection for reuse for at most `max_idle`, keeping at most `max_per_key`.
-pub(crate) fn put(key: PoolKey, stream: UpstreamStream, max_per_key: usize, max_idle: Duration) {
+pub(crate) fn put(key: PoolKey, stream: UpstreamStream, kept: Kept, max_per_key: usize, max_idle: Duration) {
     if max_per_key == 0 {
         return;
     }
@@ -140,6 +154,6 @@ pub(crate) fn put(key: PoolKey, stream: UpstreamStream, max_per_key: usize, max_
         if idle.len() >= max_per_key {
             idle.remove(0);
         }
-        idle.push(Idle { stream, expires: Instant::now() + max_idle });
+        idle.push(Idle { stream, kept, expires: Instant::now() + max_idle });
     });
 }

@@ -60,15 +60,18 @@ impl SnapshotSubrequests {
             idle: cfg.timeouts.idle.0,
         };
         let _in_flight = endpoint.start_request();
-        let response = match client::send(&upstream.connector, endpoint.addr, &parts, Full::new(data), &options).await {
-            Ok(response) => response,
-            Err(failure) => {
-                if failure.endpoint_fault {
-                    endpoint.report_failure();
+        let response =
+            match client::send(&upstream.connector, endpoint.addr, &parts, Full::new(data), &options, Instant::now())
+                .await
+            {
+                Ok(response) => response,
+                Err(failure) => {
+                    if failure.endpoint_fault {
+                        endpoint.report_failure();
+                    }
+                    return Err(failure.reason);
                 }
-                return Err(failure.reason);
-            }
-        };
+            };
         endpoint.report_success();
         let (head, mut upstream_body) = response.into_parts();
         let collected = tokio::time::timeout_at(deadline, body::collect(&mut upstream_body, MAX_SUBRESPONSE)).await;

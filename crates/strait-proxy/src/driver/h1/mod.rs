@@ -26,6 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::drain::{self, DrainWatch};
+use crate::deadline::LazyDeadline;
 use crate::exchange::{self, Inbound};
 use crate::h1::decode::Decoder;
 use crate::h1::{parse_request_head, BodyFraming, RequestHead};
@@ -41,8 +42,6 @@ const LINGER_TIME: Duration = Duration::from_secs(10);
 const LINGER_READ: Duration = Duration::from_secs(2);
 /// Most bytes discarded while closing.
 const LINGER_BYTES: usize = 64 << 20;
-/// Bytes reserved for reading a request head.
-const HEAD_READ: usize = 4096;
 /// Longest unread request body drained (instead of closing) after an answer.
 const DRAIN_BODY_MAX: u64 = 64 * 1024;
 
@@ -58,6 +57,8 @@ struct Conn<T> {
     expect_continue: bool,
     /// Longest unread body drained after an answer (never more than the body limit).
     drain_limit: u64,
+    /// The keep-alive timer, kept across requests (created on the first wait).
+    idle_timer: Option<LazyDeadline>,
 }
 
 impl<T: Transport> Conn<T> {
@@ -81,6 +82,7 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
         decoder: Decoder::new(BodyFraming::Empty),
         expect_continue: false,
         drain_limit: DRAIN_BODY_MAX,
+        idle_timer: None,
     });
     let mut drain = DrainWatch::default();
     loop {
@@ -259,17 +261,28 @@ async fn wait_for_bytes<T: Transport>(conn: &RefCell<Conn<T>>, idle: Duration, d
     let deadline = Instant::now() + idle;
     let mut conn = conn.borrow_mut();
     let conn = &mut *conn;
+    let timer = match &mut conn.idle_timer {
+        Some(timer) => {
+            timer.set(deadline);
+            timer
+        }
+        none => none.insert(LazyDeadline::new(deadline)),
+    };
     loop {
-        conn.buf = BytesMut::new();
+        // The last request is over and nothing points into its buffer any more: the worker
+        // keeps it for whichever connection reads next.
+        crate::buffers::recycle_read(std::mem::take(&mut conn.buf));
         tokio::select! {
-            ready = timeout_at(deadline, conn.io.readable()) => {
-                if !matches!(ready, Ok(Ok(()))) {
+            biased;
+            ready = conn.io.readable() => {
+                if ready.is_err() {
                     return false;
                 }
             }
+            () = poll_fn(|cx| timer.poll_expired(cx)) => return false,
             _ = drain.wait() => return false,
         }
-        conn.buf.reserve(HEAD_READ);
+        conn.buf = crate::buffers::read();
         let room = conn.buf.capacity() - conn.buf.len();
         match conn.io.try_read_buf(&mut conn.buf) {
             Ok(0) => return false,
@@ -302,7 +315,7 @@ async fn read_head<T: Transport>(conn: &RefCell<Conn<T>>, server: &ServerPlan) -
         }
         let deadline = *deadline.get_or_insert_with(|| Instant::now() + server.client_header_timeout);
         if conn.buf.capacity() - conn.buf.len() < 1024 {
-            conn.buf.reserve(HEAD_READ);
+            conn.buf.reserve(crate::buffers::READ);
         }
         let room = conn.buf.capacity() - conn.buf.len();
         match timeout_at(deadline, conn.io.read_buf(&mut conn.buf)).await {

@@ -92,6 +92,12 @@ impl<'c, T: Transport> H1Sink<'c, T> {
     }
 }
 
+impl<T> Drop for H1Sink<'_, T> {
+    fn drop(&mut self) {
+        crate::buffers::recycle_write(std::mem::take(&mut self.out));
+    }
+}
+
 impl<T: Transport> ResponseSink for H1Sink<'_, T> {
     async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
         let framing = match size {
@@ -111,8 +117,10 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         self.conn.borrow_mut().expect_continue = false;
         self.chunked = framing == OutFraming::Chunked && !self.head_request;
         let keep_length = self.head_request && framing == OutFraming::None;
+        if self.out.capacity() == 0 {
+            self.out = crate::buffers::write();
+        }
         let out = &mut self.out;
-        out.reserve(256);
         out.put_slice(if self.version == Version::HTTP_10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
         out.put_slice(head.status.as_str().as_bytes());
         out.put_u8(b' ');
