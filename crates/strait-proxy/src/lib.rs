@@ -22,6 +22,7 @@ mod shared;
 pub mod snapshot;
 mod transport;
 mod upstream;
+mod websocket;
 
 pub use runtime::{Server, ServerError};
 pub use strait_http::Reason;
