@@ -98,6 +98,10 @@ pub struct Http2Settings {
     pub max_pending_reset_streams: usize,
     /// Malformed streams a client may cause before the connection ends with GOAWAY.
     pub max_error_resets: usize,
+    /// Accept WebSocket over HTTP/2 (RFC 8441): advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL`
+    /// and relay extended CONNECT requests for `websocket` to the upstream as WebSocket
+    /// upgrades.
+    pub websocket: bool,
 }
 
 impl Default for Http2Settings {
@@ -110,6 +114,7 @@ impl Default for Http2Settings {
             max_header_list_size: ByteSize(32 * 1024),
             max_pending_reset_streams: 20,
             max_error_resets: 64,
+            websocket: true,
         }
     }
 }

@@ -60,6 +60,9 @@ pub enum Reason {
     /// The TLS handshake with the upstream endpoint failed (502): untrusted certificate, wrong
     /// name, or no common protocol.
     UpstreamTlsFailed,
+    /// The request asks for a protocol Strait does not relay: an HTTP/2 extended CONNECT whose
+    /// `:protocol` is not `websocket` (501, as RFC 9220 §3 prescribes).
+    UnsupportedProtocol,
 }
 
 impl Reason {
@@ -91,6 +94,7 @@ impl Reason {
             Reason::AuthUnavailable => "auth_unavailable",
             Reason::FilterFailed => "filter_failed",
             Reason::UpstreamTlsFailed => "upstream_tls_failed",
+            Reason::UnsupportedProtocol => "unsupported_protocol",
         }
     }
 
@@ -103,7 +107,7 @@ impl Reason {
             Reason::UriTooLong => StatusCode::URI_TOO_LONG,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::HeaderTimeout | Reason::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Reason::UnsupportedTransferEncoding => StatusCode::NOT_IMPLEMENTED,
+            Reason::UnsupportedTransferEncoding | Reason::UnsupportedProtocol => StatusCode::NOT_IMPLEMENTED,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NoHealthyUpstream | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamConnectFailed
@@ -145,6 +149,7 @@ impl Reason {
         Reason::AuthUnavailable,
         Reason::FilterFailed,
         Reason::UpstreamTlsFailed,
+        Reason::UnsupportedProtocol,
     ];
 }
 

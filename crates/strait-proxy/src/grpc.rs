@@ -49,7 +49,7 @@ pub(crate) fn timeout(headers: &HeaderMap) -> Option<Duration> {
 /// The gRPC status code for an answer Strait makes itself.
 fn code(status: StatusCode, reason: Option<Reason>) -> u8 {
     match reason {
-        Some(Reason::NoRoute) => 12,
+        Some(Reason::NoRoute | Reason::UnsupportedProtocol) => 12,
         Some(Reason::UpstreamTimeout | Reason::UpstreamConnectTimeout) => 4,
         Some(Reason::BodyTooLarge | Reason::HeaderTooLarge | Reason::UriTooLong) => 8,
         Some(Reason::AuthDenied) if status == StatusCode::UNAUTHORIZED => 16,

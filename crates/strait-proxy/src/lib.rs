@@ -24,6 +24,7 @@ mod shared;
 pub mod snapshot;
 mod transport;
 mod upstream;
+mod websocket;
 
 pub use runtime::{Server, ServerError};
 pub use strait_http::Reason;

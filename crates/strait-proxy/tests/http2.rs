@@ -167,6 +167,10 @@ fn malformed_requests_are_refused_and_never_reach_the_backend() {
         "nul_value",
         "pseudo_after_regular",
         "unknown_pseudo",
+        // Extended CONNECT (RFC 8441 §4) needs `:scheme` and `:path`, and `:protocol` needs CONNECT.
+        "extended_connect_no_path",
+        "extended_connect_no_scheme",
+        "protocol_without_connect",
     ];
     let results = probe(port, &cases);
     for case in cases {

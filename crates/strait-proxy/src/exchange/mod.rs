@@ -74,7 +74,7 @@ where
         Ok((route, cluster)) => {
             let body = with_body_filters(body, &mut chain, &ctx);
             match upstream::forward(snapshot, route, cluster, &mut parts, body, &mut ctx, &mut chain).await {
-                Ok(response) if response.status() == http::StatusCode::SWITCHING_PROTOCOLS => {
+                Ok(response) if switches(&parts, response.status()) => {
                     let boxed = Box::pin(switch_protocols(sink, &mut chain, &mut ctx, snapshot, &parts, response));
                     boxed.await
                 }
@@ -102,8 +102,19 @@ where
     sent
 }
 
+/// Whether an upstream answer goes to [`switch_protocols`]: a `101`, or any success to a
+/// WebSocket request whose client (over HTTP/2) would take a `2xx` as the tunnel opening.
+fn switches(request: &request::Parts, status: http::StatusCode) -> bool {
+    status == http::StatusCode::SWITCHING_PROTOCOLS
+        || (status.is_success() && request.extensions.get::<crate::websocket::OwnKey>().is_some())
+}
+
 /// Relays an upstream's `101 Switching Protocols` and hands its connection to the client's
 /// connection driver; a switch the client did not ask for is the upstream's error.
+///
+/// When Strait made the handshake's key (a WebSocket over HTTP/2), the upstream must answer
+/// `101` with the matching `Sec-WebSocket-Accept`, which the client does not get: it never
+/// sent a key.
 async fn switch_protocols<S, B>(
     sink: &mut S,
     chain: &mut Chain,
@@ -119,13 +130,28 @@ where
     let Some(offer) = request.extensions.get::<strait_http::context::UpgradeRequest>().cloned() else {
         return local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::UpstreamBadResponse)).await;
     };
+    let own_key = request.extensions.get::<crate::websocket::OwnKey>().is_some();
+    if own_key
+        && (response.status() != http::StatusCode::SWITCHING_PROTOCOLS
+            || !crate::websocket::accepted(&request.headers, response.headers()))
+    {
+        return local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::UpstreamBadResponse)).await;
+    }
     let (mut head, body) = response.into_parts();
     let Some(upgraded) = body.into_upgraded() else {
         return local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::UpstreamBadResponse)).await;
     };
+    if own_key {
+        head.headers.remove(crate::websocket::SEC_WEBSOCKET_ACCEPT);
+    }
     head.extensions.insert(offer);
     let sent = respond::send(sink, chain, ctx, http::Response::from_parts(head, crate::body::Full::default())).await;
-    sent && sink.upgrade(upgraded)
+    let switched = sent && sink.upgrade(upgraded);
+    if switched && own_key {
+        // The HTTP/2 client got `200` (RFC 8441 §5); the log says what it got.
+        ctx.status = http::StatusCode::OK;
+    }
+    switched
 }
 
 /// Where a request goes when it is not forwarded.

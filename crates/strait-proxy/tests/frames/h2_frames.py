@@ -213,6 +213,13 @@ CASES = {
     ),
     "unknown_pseudo": lambda p: malformed([(b":protocol-x", b"1")], p),
     "no_authority": lambda p: malformed([], p, headers=[(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http")]),
+    "extended_connect_no_path": lambda p: malformed(
+        [], p, headers=[(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":scheme", b"http"), (b":authority", b"t")]
+    ),
+    "extended_connect_no_scheme": lambda p: malformed(
+        [], p, headers=[(b":method", b"CONNECT"), (b":protocol", b"websocket"), (b":path", b"/"), (b":authority", b"t")]
+    ),
+    "protocol_without_connect": lambda p: malformed([(b":protocol", b"websocket")], p),
     "content_length_mismatch": case_content_length_mismatch,
     "rapid_reset": case_rapid_reset,
     "continuation_flood": case_continuation_flood,

@@ -15,7 +15,8 @@ use crate::snapshot::ServerPlan;
 
 /// The body of one HTTP/2 request.
 pub(super) struct RequestBody<'s> {
-    recv: h2::RecvStream,
+    /// The stream's receiving half; none for a request whose DATA is not a body (a WebSocket).
+    recv: Option<h2::RecvStream>,
     /// The `content-length` the client announced (`h2` checks the DATA against it).
     length: Option<u64>,
     received: u64,
@@ -33,11 +34,26 @@ impl<'s> RequestBody<'s> {
     pub(super) fn new(recv: h2::RecvStream, length: Option<u64>, server: &'s ServerPlan) -> RequestBody<'s> {
         let done = recv.is_end_stream();
         RequestBody {
-            recv,
+            recv: Some(recv),
             length,
             received: 0,
             data_done: done,
             done,
+            read_timeout: server.client_body_timeout,
+            max_bytes: server.max_body_bytes,
+            allowed_trailers: &server.request_trailers,
+            timer: ReadTimer::default(),
+        }
+    }
+
+    /// No body: the stream's DATA frames are relayed as they are after a protocol switch.
+    pub(super) fn empty(server: &'s ServerPlan) -> RequestBody<'s> {
+        RequestBody {
+            recv: None,
+            length: Some(0),
+            received: 0,
+            data_done: true,
+            done: true,
             read_timeout: server.client_body_timeout,
             max_bytes: server.max_body_bytes,
             allowed_trailers: &server.request_trailers,
@@ -63,11 +79,12 @@ impl Body for RequestBody<'_> {
         if this.done {
             return Poll::Ready(None);
         }
+        let Some(recv) = this.recv.as_mut() else { return Poll::Ready(None) };
         if !this.data_done {
-            match this.recv.poll_data(cx) {
+            match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     this.timer.disarm();
-                    let _ = this.recv.flow_control().release_capacity(data.len());
+                    let _ = recv.flow_control().release_capacity(data.len());
                     this.received += data.len() as u64;
                     if this.max_bytes != 0 && this.received > this.max_bytes {
                         this.done = true;
@@ -89,7 +106,7 @@ impl Body for RequestBody<'_> {
                 }
             }
         }
-        match this.recv.poll_trailers(cx) {
+        match recv.poll_trailers(cx) {
             Poll::Ready(Ok(trailers)) => {
                 this.done = true;
                 match trailers.and_then(|t| crate::body::allowed_trailers(t, this.allowed_trailers)) {
@@ -106,7 +123,7 @@ impl Body for RequestBody<'_> {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done || (self.data_done && self.recv.is_end_stream())
+        self.done || (self.data_done && self.recv.as_ref().is_none_or(h2::RecvStream::is_end_stream))
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -6,9 +6,14 @@
 //! RFC 9113 §8.2.2 calls malformed never reach the exchange: `h2` refuses connection-specific
 //! fields, `te` other than `trailers`, invalid names and values, misplaced pseudo-headers and
 //! lengths that do not match the DATA, and this driver refuses requests without an authority.
+//!
+//! With `server.http2.websocket` the server advertises `SETTINGS_ENABLE_CONNECT_PROTOCOL`, and
+//! an extended CONNECT for `websocket` (RFC 8441) is served by [`websocket`], in a boxed future
+//! of its own: other streams carry none of its state.
 
 mod body;
 mod sink;
+mod websocket;
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -51,6 +56,9 @@ where
         .max_pending_accept_reset_streams(settings.max_pending_reset_streams)
         .max_local_error_reset_streams(Some(settings.max_error_resets))
         .max_concurrent_reset_streams(settings.max_concurrent_streams as usize * 2);
+    if settings.websocket {
+        builder.enable_connect_protocol();
+    }
     let mut conn = match tokio::time::timeout(handshake_timeout, builder.handshake::<_, Bytes>(io)).await {
         Ok(Ok(conn)) => conn,
         _ => return,
@@ -112,6 +120,11 @@ async fn serve_stream(
     };
     let inbound = Inbound { snapshot: &snapshot, listener, conn: &info };
     let (mut parts, recv) = request.into_parts();
+    if parts.method == http::Method::CONNECT && parts.extensions.get::<h2::ext::Protocol>().is_some() {
+        let boxed = Box::pin(websocket::serve(&inbound, parts, recv, respond));
+        boxed.await;
+        return;
+    }
     let head_request = parts.method == http::Method::HEAD;
     let mut sink = H2Sink::new(respond, head_request, &snapshot.server);
     if let Err(reason) = normalize(&mut parts) {
@@ -129,9 +142,15 @@ async fn serve_stream(
 /// (RFC 9113 §8.3.1), and a request with neither is refused.
 fn normalize(parts: &mut http::request::Parts) -> Result<(), Reason> {
     if parts.method == http::Method::CONNECT {
-        // Plain and extended CONNECT are not served on HTTP/2 listeners.
+        // Plain CONNECT (a tunnel to `:authority`) is not served on HTTP/2 listeners; extended
+        // CONNECT went to `websocket::serve`.
         return Err(Reason::MethodNotAllowed);
     }
+    authority_to_host(parts)
+}
+
+/// Replaces `Host` with `:authority` (normalized), or keeps a valid `Host`; neither is 400.
+fn authority_to_host(parts: &mut http::request::Parts) -> Result<(), Reason> {
     match parts.uri.authority() {
         Some(authority) => {
             let value = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::BadRequest)?;

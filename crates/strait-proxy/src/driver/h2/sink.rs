@@ -1,15 +1,16 @@
 //! The HTTP/2 response sink: a HEADERS frame, DATA frames within the peer's flow-control
-//! window, trailers.
+//! window, trailers; for a WebSocket, `200` on a stream that stays open for the relay.
 
 use std::future::poll_fn;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{response, HeaderMap, Response};
+use http::{response, HeaderMap, Response, StatusCode};
 
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
 use crate::snapshot::ServerPlan;
+use crate::upstream::Upgraded;
 
 /// Writes one response on an HTTP/2 stream.
 pub(super) struct H2Sink {
@@ -21,6 +22,8 @@ pub(super) struct H2Sink {
     held: Option<Bytes>,
     /// Longest wait for the client to open its window.
     write_timeout: Duration,
+    /// The upstream connection a WebSocket switched to (boxed: other streams carry a pointer).
+    upgraded: Option<Box<Upgraded>>,
 }
 
 /// Chunks up to this size are queued without waiting for window capacity: `h2` sends them as
@@ -37,7 +40,14 @@ impl H2Sink {
             ended: false,
             held: None,
             write_timeout: server.client_body_timeout,
+            upgraded: None,
         }
+    }
+
+    /// After a WebSocket switched protocols: the stream's sending half and the upstream
+    /// connection, to relay between.
+    pub(super) fn into_tunnel(self) -> Option<(h2::SendStream<Bytes>, Upgraded)> {
+        Some((self.stream?, *self.upgraded?))
     }
 
     async fn send(&mut self, mut data: Bytes, end: bool) -> Result<(), SinkClosed> {
@@ -76,8 +86,12 @@ impl H2Sink {
 impl ResponseSink for H2Sink {
     async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
         let Some(mut respond) = self.respond.take() else { return Err(SinkClosed) };
+        // HTTP/2 has no `101` (RFC 9113 §8.6): a WebSocket's switch is a `200` whose stream
+        // stays open (RFC 8441 §5), and the response as the exchange sees it ends here.
+        let tunnel = head.status == StatusCode::SWITCHING_PROTOCOLS
+            && head.extensions.get::<strait_http::context::UpgradeRequest>().is_some();
         let mut response = Response::new(());
-        *response.status_mut() = head.status;
+        *response.status_mut() = if tunnel { StatusCode::OK } else { head.status };
         let headers = response.headers_mut();
         headers.reserve(head.headers.len() + 1);
         for (name, value) in &head.headers {
@@ -91,6 +105,12 @@ impl ResponseSink for H2Sink {
             if !self.head_request || n > 0 {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
             }
+        }
+        if tunnel {
+            let stream = respond.send_response(response, false).map_err(|_| SinkClosed)?;
+            self.ended = true;
+            self.stream = Some(stream);
+            return Ok(());
         }
         let end = size == BodySize::Empty || self.head_request || crate::exchange::respond::is_bodiless(head.status);
         let stream = respond.send_response(response, end).map_err(|_| SinkClosed)?;
@@ -150,5 +170,13 @@ impl ResponseSink for H2Sink {
 
     fn sends_body(&self) -> bool {
         !self.head_request
+    }
+
+    fn upgrade(&mut self, upgraded: Upgraded) -> bool {
+        if self.stream.is_none() {
+            return false;
+        }
+        self.upgraded = Some(Box::new(upgraded));
+        true
     }
 }
