@@ -137,6 +137,12 @@ pub struct Limits {
     /// Most connections one client address may have open at once (nginx `limit_conn` on
     /// `$binary_remote_addr`); beyond it new ones are closed at once. `0` means no limit.
     pub max_connections_per_ip: usize,
+    /// Slowest a client may send a request body (Kestrel `MinRequestBodyDataRate`): below it,
+    /// 408 `client_body_too_slow`. Off when absent.
+    pub min_request_body_rate: Option<MinRate>,
+    /// Slowest a client may take a response (Kestrel `MinResponseDataRate`): below it, the
+    /// connection (HTTP/1) or stream (HTTP/2) is closed, `client_read_too_slow`. Off when absent.
+    pub min_response_body_rate: Option<MinRate>,
 }
 
 impl Default for Limits {
@@ -148,8 +154,26 @@ impl Default for Limits {
             max_body_bytes: ByteSize(0),
             max_connections: 0,
             max_connections_per_ip: 0,
+            min_request_body_rate: None,
+            min_response_body_rate: None,
         }
     }
+}
+
+/// A minimum data rate: bytes per second, averaged over the time the proxy spends waiting on
+/// the client, checked once that time exceeds `grace`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MinRate {
+    /// The least average rate, in bytes per second (a size: `240`, `1KiB`).
+    pub bytes_per_second: ByteSize,
+    /// Waiting allowed before the rate is checked (a slow start, a client that ramps up).
+    #[serde(default = "default_rate_grace")]
+    pub grace: Dur,
+}
+
+fn default_rate_grace() -> Dur {
+    Dur::secs(5)
 }
 
 /// Timeouts on the client side of a connection.
@@ -162,11 +186,19 @@ pub struct ServerTimeouts {
     pub client_body: Dur,
     /// How long an idle keep-alive connection is kept open.
     pub idle: Dur,
+    /// Longest whole exchange, from the request head's arrival to the last byte of the
+    /// response (Envoy `max_stream_duration`); 408 `exchange_timeout` after. `0`: no limit.
+    pub exchange: Dur,
 }
 
 impl Default for ServerTimeouts {
     fn default() -> Self {
-        ServerTimeouts { client_header: Dur::secs(10), client_body: Dur::secs(60), idle: Dur::secs(75) }
+        ServerTimeouts {
+            client_header: Dur::secs(10),
+            client_body: Dur::secs(60),
+            idle: Dur::secs(75),
+            exchange: Dur::secs(0),
+        }
     }
 }
 
@@ -303,6 +335,8 @@ pub struct Route {
     pub response_headers: HeaderEdits,
     /// Total time allowed for the upstream exchange, retries included; 504 after.
     pub timeout: Option<Dur>,
+    /// This route's whole-exchange limit in place of `server.timeouts.exchange`; `0`: no limit.
+    pub exchange_timeout: Option<Dur>,
     /// Retry policy for forwarded requests.
     pub retries: Option<Retries>,
 }

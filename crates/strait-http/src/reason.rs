@@ -40,6 +40,13 @@ pub enum Reason {
     ClientAborted,
     /// The client was too slow sending its body (408).
     ClientBodyTimeout,
+    /// The client sent its body slower than `limits.min_request_body_rate` (408).
+    ClientBodyTooSlow,
+    /// The client took the response slower than `limits.min_response_body_rate`; the answer had
+    /// started, so the connection (HTTP/1) or stream (HTTP/2) is closed instead (408, logged).
+    ClientReadTooSlow,
+    /// The exchange took longer than `timeouts.exchange` or the route's `exchange_timeout` (408).
+    ExchangeTimeout,
     /// The requested static file does not exist (404).
     FileNotFound,
     /// The requested static path is outside the root or not allowed (403).
@@ -85,6 +92,9 @@ impl Reason {
             Reason::UpstreamBadResponse => "upstream_bad_response",
             Reason::ClientAborted => "client_aborted",
             Reason::ClientBodyTimeout => "client_body_timeout",
+            Reason::ClientBodyTooSlow => "client_body_too_slow",
+            Reason::ClientReadTooSlow => "client_read_too_slow",
+            Reason::ExchangeTimeout => "exchange_timeout",
             Reason::FileNotFound => "file_not_found",
             Reason::Forbidden => "forbidden",
             Reason::RangeNotSatisfiable => "range_not_satisfiable",
@@ -106,7 +116,11 @@ impl Reason {
             Reason::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reason::UriTooLong => StatusCode::URI_TOO_LONG,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Reason::HeaderTimeout | Reason::ClientBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reason::HeaderTimeout
+            | Reason::ClientBodyTimeout
+            | Reason::ClientBodyTooSlow
+            | Reason::ClientReadTooSlow
+            | Reason::ExchangeTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::UnsupportedTransferEncoding | Reason::UnsupportedProtocol => StatusCode::NOT_IMPLEMENTED,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::NoHealthyUpstream | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -140,6 +154,9 @@ impl Reason {
         Reason::UpstreamBadResponse,
         Reason::ClientAborted,
         Reason::ClientBodyTimeout,
+        Reason::ClientBodyTooSlow,
+        Reason::ClientReadTooSlow,
+        Reason::ExchangeTimeout,
         Reason::FileNotFound,
         Reason::Forbidden,
         Reason::RangeNotSatisfiable,

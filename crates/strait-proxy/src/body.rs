@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -111,28 +112,156 @@ where
 
 /// The timer of a body that waits for its source: armed when a read has to wait, disarmed when
 /// bytes arrive, so only a silence longer than the timeout counts (nginx `client_body_timeout`).
+///
+/// A client's body may also be metered ([`RateMeter`]): the same timer then fires at whichever
+/// comes first, the silence timeout or the moment the body's average rate falls below the
+/// minimum, so the rate costs no timer of its own. The clock is read only when a wait starts
+/// (and, with a meter, when it ends).
 #[derive(Default)]
 pub(crate) struct ReadTimer {
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
     armed: bool,
+    /// The armed deadline is the meter's, not the silence timeout's.
+    rate_first: bool,
+}
+
+/// Why a wait for a body's source ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expired {
+    /// Nothing arrived for the whole timeout.
+    Silent,
+    /// The body's average rate fell below its minimum.
+    TooSlow,
 }
 
 impl ReadTimer {
     /// A read is waiting: `true` when it has waited `timeout` since it started to.
-    pub(crate) fn expired(&mut self, cx: &mut Context<'_>, timeout: std::time::Duration) -> bool {
+    pub(crate) fn expired(&mut self, cx: &mut Context<'_>, timeout: Duration) -> bool {
+        self.poll_wait(cx, timeout, None).is_some()
+    }
+
+    /// A read is waiting on a body metered by `meter` (when there is one): why the body ends,
+    /// if the wait has gone on too long.
+    pub(crate) fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        timeout: Duration,
+        meter: Option<&mut RateMeter>,
+    ) -> Option<Expired> {
         use std::future::Future;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         if !self.armed {
-            sleep.as_mut().reset(deadline);
+            let now = tokio::time::Instant::now();
+            let mut deadline = now + timeout;
+            self.rate_first = false;
+            if let Some(meter) = meter {
+                meter.wait_begins(now);
+                if let Some(slow) = meter.deadline().filter(|slow| *slow < deadline) {
+                    deadline = slow;
+                    self.rate_first = true;
+                }
+            }
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.as_mut().reset(deadline),
+                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
             self.armed = true;
         }
-        sleep.as_mut().poll(cx).is_ready()
+        let sleep = self.sleep.as_mut().expect("armed above");
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) if self.rate_first => Some(Expired::TooSlow),
+            Poll::Ready(()) => Some(Expired::Silent),
+            Poll::Pending => None,
+        }
     }
 
     /// Bytes arrived: the next wait starts afresh.
     pub(crate) fn disarm(&mut self) {
         self.armed = false;
+    }
+
+    /// Bytes arrived on a metered body: the wait (if one was under way) ends now.
+    pub(crate) fn disarm_metered(&mut self, meter: Option<&mut RateMeter>) {
+        if self.armed {
+            if let Some(meter) = meter {
+                meter.wait_ends(tokio::time::Instant::now());
+            }
+            self.armed = false;
+        }
+    }
+}
+
+/// Measures how fast a client moves a body (Kestrel `MinRequestBodyDataRate` and
+/// `MinResponseDataRate`): bytes per second, averaged over the time the proxy spent waiting on
+/// the client, checked once that time passes the grace period. Time the proxy spends elsewhere
+/// (an upstream that is slow to take the body or to send the response) is not the client's,
+/// and does not count.
+#[derive(Debug, Clone)]
+pub(crate) struct RateMeter {
+    /// The least average rate.
+    bytes_per_second: u64,
+    /// Waiting allowed before the rate is checked.
+    grace: Duration,
+    /// Bytes moved so far.
+    bytes: u64,
+    /// Time spent waiting on the client in earlier waits.
+    waited: Duration,
+    /// When the current wait began (none yet: no clock is read for a body that never waits).
+    since: Option<tokio::time::Instant>,
+}
+
+impl RateMeter {
+    /// A meter for one body, from `server.limits.min_*_rate`.
+    pub(crate) fn new(rate: &strait_config::MinRate) -> RateMeter {
+        RateMeter {
+            bytes_per_second: rate.bytes_per_second.0.max(1),
+            grace: rate.grace.0,
+            bytes: 0,
+            waited: Duration::ZERO,
+            since: None,
+        }
+    }
+
+    /// A meter for each body when `rate` is set, none otherwise.
+    pub(crate) fn for_rate(rate: Option<&strait_config::MinRate>) -> Option<Box<RateMeter>> {
+        // Boxed: the bodies and sinks holding it move with every request, metered or not.
+        rate.map(|rate| Box::new(RateMeter::new(rate)))
+    }
+
+    /// `n` more bytes moved.
+    pub(crate) fn count(&mut self, n: usize) {
+        self.bytes += n as u64;
+    }
+
+    /// A wait on the client starts at `now`.
+    pub(crate) fn wait_begins(&mut self, now: tokio::time::Instant) {
+        self.since = Some(now);
+    }
+
+    /// The current wait ended at `now`.
+    pub(crate) fn wait_ends(&mut self, now: tokio::time::Instant) {
+        if let Some(since) = self.since {
+            self.waited += now.saturating_duration_since(since);
+        }
+    }
+
+    /// The waiting the bytes moved so far allow in all: the grace period, or the time they
+    /// take at the least rate when that is longer.
+    fn allowance(&self) -> Duration {
+        let nanos = u128::from(self.bytes) * 1_000_000_000 / u128::from(self.bytes_per_second);
+        self.grace.max(Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    /// When the current wait, if nothing more moves, takes the average below the least rate
+    /// (`None` when that is too far away to be a deadline).
+    pub(crate) fn deadline(&self) -> Option<tokio::time::Instant> {
+        let left = self.allowance().saturating_sub(self.waited);
+        self.since?.checked_add(left)
+    }
+
+    /// Whether, at `now` in the current wait, the average is below the least rate.
+    pub(crate) fn too_slow(&self, now: tokio::time::Instant) -> bool {
+        let current = self.since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since));
+        self.waited + current >= self.allowance()
     }
 }
 
@@ -146,4 +275,55 @@ pub(crate) fn allowed_trailers(trailers: HeaderMap, allowed: &[http::HeaderName]
         }
     }
     (!kept.is_empty()).then_some(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    fn meter(bytes_per_second: u64, grace_ms: u64) -> RateMeter {
+        RateMeter::new(&strait_config::MinRate {
+            bytes_per_second: strait_config::units::ByteSize(bytes_per_second),
+            grace: strait_config::units::Dur(Duration::from_millis(grace_ms)),
+        })
+    }
+
+    #[test]
+    fn the_first_wait_may_last_the_grace_period() {
+        let mut meter = meter(100, 300);
+        let start = Instant::now();
+        meter.wait_begins(start);
+        assert_eq!(meter.deadline(), Some(start + Duration::from_millis(300)));
+        assert!(!meter.too_slow(start + Duration::from_millis(299)));
+        assert!(meter.too_slow(start + Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn bytes_buy_waiting_at_the_least_rate_and_earlier_waits_use_it_up() {
+        let mut meter = meter(100, 300);
+        let start = Instant::now();
+        meter.wait_begins(start);
+        meter.wait_ends(start + Duration::from_millis(200));
+        // 100 bytes at 100 B/s allow one second of waiting in all; 200 ms are used.
+        meter.count(100);
+        let later = start + Duration::from_secs(5);
+        meter.wait_begins(later);
+        assert_eq!(meter.deadline(), Some(later + Duration::from_millis(800)));
+        assert!(!meter.too_slow(later + Duration::from_millis(799)));
+        assert!(meter.too_slow(later + Duration::from_millis(800)));
+    }
+
+    #[test]
+    fn a_wait_past_the_allowance_is_due_at_once() {
+        let mut meter = meter(10, 100);
+        let start = Instant::now();
+        meter.wait_begins(start);
+        meter.wait_ends(start + Duration::from_secs(2));
+        meter.count(5);
+        let later = start + Duration::from_secs(3);
+        meter.wait_begins(later);
+        assert_eq!(meter.deadline(), Some(later));
+        assert!(meter.too_slow(later));
+    }
 }

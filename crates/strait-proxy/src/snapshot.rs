@@ -167,6 +167,12 @@ pub struct ServerPlan {
     pub client_body_timeout: Duration,
     /// Idle keep-alive time.
     pub idle_timeout: Duration,
+    /// Longest whole exchange (`timeouts.exchange`); `None` for no limit.
+    pub exchange_timeout: Option<Duration>,
+    /// Slowest request body (`limits.min_request_body_rate`); `None` when unchecked.
+    pub min_request_body_rate: Option<strait_config::MinRate>,
+    /// Slowest response (`limits.min_response_body_rate`); `None` when unchecked.
+    pub min_response_body_rate: Option<strait_config::MinRate>,
     /// Add `x-strait-reason` to Strait's own answers.
     pub reason_header: bool,
     /// Generate `x-request-id` when missing.
@@ -211,6 +217,9 @@ impl ServerPlan {
             client_header_timeout: s.timeouts.client_header.0,
             client_body_timeout: s.timeouts.client_body.0,
             idle_timeout: s.timeouts.idle.0,
+            exchange_timeout: Some(s.timeouts.exchange.0).filter(|d| !d.is_zero()),
+            min_request_body_rate: s.limits.min_request_body_rate,
+            min_response_body_rate: s.limits.min_response_body_rate,
             reason_header: s.reason_header,
             request_id: s.request_id,
             trust_request_id: s.trust_request_id,
@@ -265,6 +274,8 @@ pub struct RoutePlan {
     pub filters: FilterList,
     /// Total time for the upstream exchange.
     pub timeout: Option<Duration>,
+    /// The route's own whole-exchange limit, when it sets one (`Some(None)`: no limit).
+    pub exchange_timeout: Option<Option<Duration>>,
     /// Retry policy.
     pub retries: RetryPolicy,
 }
@@ -329,7 +340,8 @@ impl RoutePlan {
             },
             None => RetryPolicy { attempts: 2, on_status: Vec::new() },
         };
-        Ok(RoutePlan { name, action, rewrite, filters, timeout: route.timeout.map(|d| d.0), retries })
+        let exchange_timeout = route.exchange_timeout.map(|d| Some(d.0).filter(|d| !d.is_zero()));
+        Ok(RoutePlan { name, action, rewrite, filters, timeout: route.timeout.map(|d| d.0), exchange_timeout, retries })
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use crate::model::Config;
+use crate::model::{Config, MinRate};
 use crate::path_index::{item_path, PathIndex};
 use crate::report::Reporter;
 use crate::units::Dur;
@@ -72,6 +72,18 @@ impl Checker<'_> {
         }
     }
 
+    /// Reports a minimum data rate that would refuse every transfer: no rate, or no grace (the
+    /// first wait for the client would already be below any rate).
+    fn min_rate(&mut self, path: &str, rate: &MinRate) {
+        if rate.bytes_per_second.0 == 0 {
+            self.error(
+                &format!("{path}.bytes_per_second"),
+                "must be at least 1 (remove the whole entry to turn the check off)",
+            );
+        }
+        self.check_positive(&format!("{path}.grace"), rate.grace);
+    }
+
     /// Reports a status code outside 100..=599.
     fn check_status(&mut self, path: &str, status: u16) {
         if !(100..=599).contains(&status) {
@@ -109,7 +121,7 @@ impl Checker<'_> {
             self.error("server.http2.max_header_list_size", "must be between 1 KiB and 4 GiB - 1");
         }
         // A zero client timeout would end every connection before its first request;
-        // `drain_timeout: 0` is allowed (stop at once).
+        // `drain_timeout: 0` is allowed (stop at once), and so is `exchange: 0` (no limit).
         let timeouts = &server.timeouts;
         for (name, duration) in
             [("client_header", timeouts.client_header), ("client_body", timeouts.client_body), ("idle", timeouts.idle)]
@@ -125,6 +137,14 @@ impl Checker<'_> {
         }
         if limits.max_headers == 0 {
             self.error("server.limits.max_headers", "must be at least 1");
+        }
+        for (name, rate) in [
+            ("min_request_body_rate", &limits.min_request_body_rate),
+            ("min_response_body_rate", &limits.min_response_body_rate),
+        ] {
+            if let Some(rate) = rate {
+                self.min_rate(&format!("server.limits.{name}"), rate);
+            }
         }
         if config.access_log.path.is_empty() {
             self.error("access_log.path", "is empty: use `stdout`, `stderr`, `off` or a file path");

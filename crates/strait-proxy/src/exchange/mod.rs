@@ -6,9 +6,13 @@ mod log;
 pub(crate) mod respond;
 pub(crate) mod sink;
 
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
@@ -17,6 +21,7 @@ use http_body::Body;
 use strait_http::context::{ConnInfo, OriginalUri};
 use strait_http::{LocalResponse, Phases, Reason, RequestCtx};
 use strait_router::RequestView;
+use tokio::time::Instant;
 
 use crate::actions;
 use crate::body::{BodyError, Either};
@@ -70,25 +75,48 @@ where
     let logged_target = snapshot.access_log.is_enabled().then(|| parts.uri.clone());
     let mut chain = Chain::default();
     chain.extend(&inbound.listener.filters);
-    let sent = match route_request(inbound, &mut parts, &body, &mut ctx, &mut chain).await {
-        Ok((route, cluster)) => {
-            let body = with_body_filters(body, &mut chain, &ctx);
-            match upstream::forward(snapshot, route, cluster, &mut parts, body, &mut ctx, &mut chain).await {
-                Ok(response) if switches(&parts, response.status()) => {
-                    let boxed = Box::pin(switch_protocols(sink, &mut chain, &mut ctx, snapshot, &parts, response));
+    // The whole exchange's deadline (`timeouts.exchange`, or the route's): routing may move it,
+    // so it is a cell the work below sets and the timer around it reads after each poll.
+    let start = Instant::from_std(ctx.start);
+    let deadline = Cell::new(snapshot.server.exchange_timeout.map(|limit| start + limit));
+    let outcome = {
+        let work = async {
+            match route_request(inbound, &mut parts, &body, &mut ctx, &mut chain, &deadline).await {
+                Ok((route, cluster)) => {
+                    let body = with_body_filters(body, &mut chain, &ctx);
+                    match upstream::forward(snapshot, route, cluster, &mut parts, body, &mut ctx, &mut chain).await {
+                        Ok(response) if switches(&parts, response.status()) => {
+                            let boxed =
+                                Box::pin(switch_protocols(sink, &mut chain, &mut ctx, snapshot, &parts, response));
+                            boxed.await
+                        }
+                        Ok(response) => respond::send(sink, &mut chain, &mut ctx, response).await,
+                        Err(upstream::Refusal::Reason(reason)) => {
+                            local(sink, &mut chain, &mut ctx, snapshot, LocalResponse::for_reason(reason)).await
+                        }
+                        Err(upstream::Refusal::Local(answer)) => {
+                            local(sink, &mut chain, &mut ctx, snapshot, answer).await
+                        }
+                    }
+                }
+                Err(Routed::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
+                Err(Routed::Act(route)) => {
+                    let body = with_body_filters(body, &mut chain, &ctx);
+                    let boxed = Box::pin(answer_locally(inbound, route, &mut parts, body, sink, &mut ctx, &mut chain));
                     boxed.await
                 }
-                Ok(response) => respond::send(sink, &mut chain, &mut ctx, response).await,
-                Err(upstream::Refusal::Reason(reason)) => {
-                    local(sink, &mut chain, &mut ctx, snapshot, LocalResponse::for_reason(reason)).await
-                }
-                Err(upstream::Refusal::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
             }
-        }
-        Err(Routed::Local(answer)) => local(sink, &mut chain, &mut ctx, snapshot, answer).await,
-        Err(Routed::Act(route)) => {
-            let body = with_body_filters(body, &mut chain, &ctx);
-            let boxed = Box::pin(answer_locally(inbound, route, &mut parts, body, sink, &mut ctx, &mut chain));
+        };
+        // Polled where it lies: moving the exchange's state into a wrapper future would copy
+        // all of it on every request.
+        let mut work = std::pin::pin!(work);
+        let mut timer = None;
+        poll_fn(|cx| poll_within(&deadline, &mut timer, work.as_mut(), cx)).await
+    };
+    let sent = match outcome {
+        Some(sent) => sent,
+        None => {
+            let boxed = Box::pin(out_of_time(sink, &mut chain, &mut ctx, snapshot));
             boxed.await
         }
     };
@@ -107,6 +135,42 @@ where
 fn switches(request: &request::Parts, status: http::StatusCode) -> bool {
     status == http::StatusCode::SWITCHING_PROTOCOLS
         || (status.is_success() && request.extensions.get::<crate::websocket::OwnKey>().is_some())
+}
+
+/// Polls `work` until it ends or the time in `deadline` (read after every poll) passes:
+/// `None` then, and the caller drops `work`, which closes its upstream connection. Without a
+/// deadline this is one check per poll: no timer and no clock.
+fn poll_within<F: Future<Output = bool>>(
+    deadline: &Cell<Option<Instant>>,
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    work: Pin<&mut F>,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<bool>> {
+    if let Poll::Ready(sent) = work.poll(cx) {
+        return Poll::Ready(Some(sent));
+    }
+    let Some(at) = deadline.get() else { return Poll::Pending };
+    let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+    if timer.deadline() != at {
+        timer.as_mut().reset(at);
+    }
+    timer.as_mut().poll(cx).map(|()| None)
+}
+
+/// The exchange ran out of time: 408 `exchange_timeout` when nothing of the answer reached the
+/// client yet; otherwise the HTTP/1 connection closes (the answer stays incomplete) or the
+/// HTTP/2 stream is reset. Never complete, so the connection is not reused.
+async fn out_of_time<S: ResponseSink>(
+    sink: &mut S,
+    chain: &mut Chain,
+    ctx: &mut RequestCtx,
+    snapshot: &Snapshot,
+) -> bool {
+    if sink.interrupt() {
+        respond::send_local(sink, chain, ctx, snapshot, LocalResponse::for_reason(Reason::ExchangeTimeout)).await;
+    }
+    ctx.reason = Some(Reason::ExchangeTimeout);
+    false
 }
 
 /// Relays an upstream's `101 Switching Protocols` and hands its connection to the client's
@@ -169,6 +233,7 @@ async fn route_request<'s, B>(
     body: &B,
     ctx: &mut RequestCtx,
     chain: &mut Chain,
+    deadline: &Cell<Option<Instant>>,
 ) -> Result<(&'s RoutePlan, &'s Upstream), Routed<'s>>
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
@@ -200,6 +265,9 @@ where
         return Err(Routed::Local(LocalResponse::for_reason(Reason::NoRoute)));
     };
     let route: &'s RoutePlan = found.route;
+    if let Some(limit) = route.exchange_timeout {
+        deadline.set(limit.map(|limit| Instant::from_std(ctx.start) + limit));
+    }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
     if !route.filters.is_empty() {

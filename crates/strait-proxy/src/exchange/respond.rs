@@ -11,7 +11,7 @@ use http::{response, HeaderMap, StatusCode};
 use http_body::Body;
 use strait_http::{LocalResponse, Phases, RequestCtx};
 
-use super::sink::{BodySize, ResponseSink};
+use super::sink::{BodySize, ResponseSink, SinkClosed};
 use crate::body::{BodyError, Full};
 use crate::chain::{filter_chunk, Chain};
 use crate::snapshot::Snapshot;
@@ -87,15 +87,21 @@ where
         }
     };
     ctx.status = head.status;
-    if sink.head(&head, size).await.is_err() {
-        ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
+    if let Err(closed) = sink.head(&head, size).await {
+        note_closed(ctx, closed);
         return false;
     }
     // The head is out: its map serves the next response (its values no longer hold the
     // upstream's read buffer either).
     crate::buffers::recycle_headers(std::mem::take(&mut head.headers));
     if bodiless || !sink.sends_body() {
-        return sink.finish().await.is_ok();
+        return match sink.finish().await {
+            Ok(()) => true,
+            Err(closed) => {
+                note_closed(ctx, closed);
+                false
+            }
+        };
     }
     loop {
         // Take what is ready; before waiting for more, write out what the sink holds back.
@@ -103,8 +109,8 @@ where
         let next = match ready {
             Poll::Ready(frame) => frame,
             Poll::Pending => {
-                if sink.flush().await.is_err() {
-                    ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
+                if let Err(closed) = sink.flush().await {
+                    note_closed(ctx, closed);
                     return false;
                 }
                 crate::body::next_frame(&mut body).await
@@ -153,8 +159,8 @@ where
                 Err(_) => Ok(()),
             },
         };
-        if sent.is_err() {
-            ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
+        if let Err(closed) = sent {
+            note_closed(ctx, closed);
             return false;
         }
     }
@@ -164,11 +170,22 @@ where
             return false;
         }
     }
-    if sink.finish().await.is_err() {
-        ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
+    if let Err(closed) = sink.finish().await {
+        note_closed(ctx, closed);
         return false;
     }
     true
+}
+
+/// Records why the client's side closed: a client that went away leaves an earlier reason in
+/// place (a 404's `no_route`), a client below its minimum rate replaces it.
+fn note_closed(ctx: &mut RequestCtx, SinkClosed(reason): SinkClosed) {
+    match reason {
+        strait_http::Reason::ClientAborted => {
+            ctx.reason.get_or_insert(reason);
+        }
+        _ => ctx.reason = Some(reason),
+    }
 }
 
 /// Ends the response-body filters (their last output goes to the client); a no-op once done.
@@ -186,7 +203,13 @@ async fn flush_filters<S: ResponseSink>(
         Ok(data) if data.is_empty() => true,
         Ok(data) => {
             ctx.bytes_sent += data.len() as u64;
-            sink.data(data).await.is_ok()
+            match sink.data(data).await {
+                Ok(()) => true,
+                Err(closed) => {
+                    note_closed(ctx, closed);
+                    false
+                }
+            }
         }
         Err(reason) => {
             ctx.reason = Some(reason);

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 use http::{response, HeaderMap};
+use strait_http::Reason;
 
 /// How much body follows a response head, as far as is known when the head is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,9 +15,14 @@ pub(crate) enum BodySize {
     Unknown,
 }
 
-/// The client went away or stopped reading.
+/// The client went away or stopped reading, and why (the reason the access log shows).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SinkClosed;
+pub(crate) struct SinkClosed(pub Reason);
+
+impl SinkClosed {
+    /// The client closed the connection or stream, or stopped reading for too long.
+    pub(crate) const GONE: SinkClosed = SinkClosed(Reason::ClientAborted);
+}
 
 /// One response on its way to the client: a head, data chunks, trailers, the end.
 ///
@@ -43,6 +49,11 @@ pub(crate) trait ResponseSink {
 
     /// Whether the body of this response is sent at all (not for HEAD requests).
     fn sends_body(&self) -> bool;
+
+    /// The exchange ran out of time: whether another answer can still be sent in place of
+    /// this one (nothing of it reached the client). Either way the HTTP/1 connection closes
+    /// after the exchange; an HTTP/2 stream whose response had started is reset.
+    fn interrupt(&mut self) -> bool;
 
     /// After a `101 Switching Protocols` head: relay the connection's bytes to `upgraded`
     /// from now on. `false` where the protocol has no such switch (the upstream connection is

@@ -134,6 +134,8 @@ enum PumpState {
     Sent,
     /// The upstream stopped taking it.
     WriteFailed,
+    /// The client's body failed while the response was already coming back.
+    ClientFailed(Reason),
 }
 
 /// Why the request body stopped.
@@ -225,7 +227,8 @@ where
         }
         match self.poll(cx, stream) {
             Poll::Ready(Ok(())) => self.state = PumpState::Sent,
-            Poll::Ready(Err(_)) => self.state = PumpState::WriteFailed,
+            Poll::Ready(Err(PumpError::Write)) => self.state = PumpState::WriteFailed,
+            Poll::Ready(Err(PumpError::Body(reason))) => self.state = PumpState::ClientFailed(reason),
             Poll::Pending => {}
         }
     }
@@ -254,10 +257,7 @@ where
         let outcome = poll_fn(|cx| self.poll_head(cx, method, upgrading)).await;
         outcome.map_err(|reason| {
             let stale = !self.received && !self.pump.touched && reason == Reason::UpstreamReset;
-            let endpoint_fault = !matches!(
-                reason,
-                Reason::BodyTooLarge | Reason::ClientBodyTimeout | Reason::BadRequest | Reason::ClientAborted
-            );
+            let endpoint_fault = !is_client_fault(reason);
             let body = if self.pump.touched { None } else { self.pump.body.take() };
             Failure { reason, stale, endpoint_fault, sent: self.pump.wrote, body }
         })
@@ -316,6 +316,18 @@ where
             Poll::Pending => Poll::Pending,
         }
     }
+}
+
+/// Whether a failure is the client's (its body), not the upstream's.
+pub(crate) fn is_client_fault(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::BodyTooLarge
+            | Reason::ClientBodyTimeout
+            | Reason::ClientBodyTooSlow
+            | Reason::BadRequest
+            | Reason::ClientAborted
+    )
 }
 
 /// Reads into `buf` (reserving `reserve` when it is nearly full), recording short reads.
@@ -390,6 +402,11 @@ where
         loop {
             let Some(exchange) = this.exchange.as_mut() else { return Poll::Ready(None) };
             exchange.pump.poll_quietly(cx, &mut exchange.stream);
+            if let PumpState::ClientFailed(reason @ Reason::ClientBodyTooSlow) = exchange.pump.state {
+                // A client below its minimum rate loses the answer too (the connection closes).
+                this.exchange = None;
+                return Poll::Ready(Some(Err(BodyError(reason))));
+            }
             match this.decoder.decode(&mut exchange.buf) {
                 Ok(Decoded::Data(data)) => {
                     this.timer.disarm();

@@ -251,10 +251,7 @@ where
             Ok(Response::from_parts(parts, body))
         }
         Err(reason) => {
-            let client_side = matches!(
-                reason,
-                Reason::BodyTooLarge | Reason::ClientBodyTimeout | Reason::BadRequest | Reason::ClientAborted
-            );
+            let client_side = super::h1::is_client_fault(reason);
             let untouched = !pump.touched;
             let body = if untouched { pump.body.take() } else { None };
             Err(Failure { reason, stale: false, endpoint_fault: !client_side, sent: true, body })
@@ -393,8 +390,14 @@ where
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         if !this.pump.done && !this.pump.failed {
-            if let Poll::Ready(Err(_)) = this.pump.poll(cx) {
-                this.pump.failed = true;
+            match this.pump.poll(cx) {
+                // A client below its minimum rate loses the answer too (the stream is reset).
+                Poll::Ready(Err(PumpError::Body(reason @ Reason::ClientBodyTooSlow))) => {
+                    this.pump.failed = true;
+                    return Poll::Ready(Some(Err(BodyError(reason))));
+                }
+                Poll::Ready(Err(_)) => this.pump.failed = true,
+                Poll::Ready(Ok(())) | Poll::Pending => {}
             }
         }
         if !this.data_done {

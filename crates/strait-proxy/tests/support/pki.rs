@@ -149,6 +149,9 @@ where
     tokio::spawn(conn);
     let mut got = Vec::new();
     for request in requests {
+        // The previous exchange may still be settling in the connection task: wait until the
+        // connection takes a request.
+        tokio::time::timeout(WAIT, sender.ready()).await.unwrap().unwrap();
         let response = tokio::time::timeout(WAIT, sender.send_request(request)).await.unwrap().unwrap();
         got.push(collect(response).await);
     }

@@ -10,7 +10,7 @@ use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
 
 use super::{poll_read_into, Conn, CONTINUE};
-use crate::body::{BodyError, ReadTimer};
+use crate::body::{BodyError, Expired, RateMeter, ReadTimer};
 use crate::h1::decode::{DecodeError, Decoded};
 use crate::snapshot::ServerPlan;
 use crate::transport::Transport;
@@ -18,8 +18,8 @@ use crate::transport::Transport;
 /// The body of the request being served on a connection.
 ///
 /// Sends `100 Continue` before its first read when the client asked for it, enforces
-/// `limits.max_body_bytes` and `timeouts.client_body`, and keeps request trailers only when
-/// `server.request_trailers` allows them.
+/// `limits.max_body_bytes`, `timeouts.client_body` and `limits.min_request_body_rate`, and keeps
+/// request trailers only when `server.request_trailers` allows them.
 pub(super) struct RequestBody<'c, T> {
     conn: &'c RefCell<Conn<T>>,
     read_timeout: Duration,
@@ -29,6 +29,8 @@ pub(super) struct RequestBody<'c, T> {
     continue_left: usize,
     /// Times the waits for more bytes.
     timer: ReadTimer,
+    /// Measures the body's rate, when it has a minimum.
+    meter: Option<Box<RateMeter>>,
 }
 
 impl<'c, T: Transport> RequestBody<'c, T> {
@@ -41,6 +43,7 @@ impl<'c, T: Transport> RequestBody<'c, T> {
             allowed_trailers: &server.request_trailers,
             continue_left: CONTINUE.len(),
             timer: ReadTimer::default(),
+            meter: RateMeter::for_rate(server.min_request_body_rate.as_ref()),
         }
     }
 }
@@ -60,7 +63,10 @@ impl<T: Transport> Body for RequestBody<'_, T> {
             };
             match decoded {
                 Ok((Decoded::Data(data), total)) => {
-                    this.timer.disarm();
+                    this.timer.disarm_metered(this.meter.as_deref_mut());
+                    if let Some(meter) = this.meter.as_deref_mut() {
+                        meter.count(data.len());
+                    }
                     if this.max_bytes != 0 && total > this.max_bytes {
                         return Poll::Ready(Some(Err(BodyError(Reason::BodyTooLarge))));
                     }
@@ -91,6 +97,7 @@ impl<T: Transport> Body for RequestBody<'_, T> {
                             if this.continue_left == 0 {
                                 conn.expect_continue = false;
                             }
+                            this.timer.disarm();
                             continue;
                         }
                         Poll::Ready(_) => return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
@@ -112,14 +119,18 @@ impl<T: Transport> Body for RequestBody<'_, T> {
                         Err(_) => Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
                     };
                 }
-                Poll::Ready(Ok(_)) => this.timer.disarm(),
+                Poll::Ready(Ok(_)) => this.timer.disarm_metered(this.meter.as_deref_mut()),
                 Poll::Ready(Err(_)) => return Poll::Ready(Some(Err(BodyError(Reason::ClientAborted)))),
                 Poll::Pending => {
-                    drop(guard);
-                    if this.timer.expired(cx, this.read_timeout) {
-                        return Poll::Ready(Some(Err(BodyError(Reason::ClientBodyTimeout))));
-                    }
-                    return Poll::Pending;
+                    let reason = match this.timer.poll_wait(cx, this.read_timeout, this.meter.as_deref_mut()) {
+                        Some(Expired::Silent) => Reason::ClientBodyTimeout,
+                        Some(Expired::TooSlow) => Reason::ClientBodyTooSlow,
+                        None => return Poll::Pending,
+                    };
+                    // A client this slow is not waited for again to drain the rest: the
+                    // answer says `connection: close`.
+                    conn.drain_limit = 0;
+                    return Poll::Ready(Some(Err(BodyError(reason))));
                 }
             }
         }

@@ -15,6 +15,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -26,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::time::{timeout_at, Instant};
 
 use super::drain::{self, DrainWatch};
+use crate::body::RateMeter;
 use crate::deadline::LazyDeadline;
 use crate::exchange::{self, Inbound};
 use crate::h1::decode::Decoder;
@@ -338,27 +340,65 @@ fn poll_read_into<T: AsyncRead + Unpin>(
     std::future::Future::poll(std::pin::pin!(io.read_buf(buf)), cx)
 }
 
-/// Writes all of `bytes` within `limit`; a write the socket takes at once (the usual case for
-/// a response head and small body) needs no timer.
-async fn write_all<T: Transport>(conn: &RefCell<Conn<T>>, mut bytes: &[u8], limit: Duration) -> bool {
-    let write = |cx: &mut std::task::Context<'_>, bytes: &mut &[u8]| -> std::task::Poll<bool> {
+/// Writes all of `bytes` within `limit` of waiting, and no slower than `meter`'s minimum rate
+/// when the response is metered. A write the socket takes at once (the usual case for a
+/// response head and small body) needs no timer and no clock.
+async fn write_all<T: Transport>(
+    conn: &RefCell<Conn<T>>,
+    mut bytes: &[u8],
+    limit: Duration,
+    meter: Option<&mut RateMeter>,
+) -> Result<(), Reason> {
+    let write = |cx: &mut std::task::Context<'_>, bytes: &mut &[u8]| -> Poll<bool> {
         let mut conn = conn.borrow_mut();
         while !bytes.is_empty() {
             match Pin::new(&mut conn.io).poll_write(cx, bytes) {
-                std::task::Poll::Ready(Ok(n)) if n > 0 => *bytes = &bytes[n..],
-                std::task::Poll::Ready(_) => return std::task::Poll::Ready(false),
-                std::task::Poll::Pending => return std::task::Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => *bytes = &bytes[n..],
+                Poll::Ready(_) => return Poll::Ready(false),
+                Poll::Pending => return Poll::Pending,
             }
         }
-        std::task::Poll::Ready(true)
+        Poll::Ready(true)
     };
-    let first = poll_fn(|cx| std::task::Poll::Ready(write(cx, &mut bytes))).await;
-    match first {
-        std::task::Poll::Ready(done) => done,
-        std::task::Poll::Pending => {
-            matches!(tokio::time::timeout(limit, poll_fn(|cx| write(cx, &mut bytes))).await, Ok(true))
-        }
+    let done = |written: bool| if written { Ok(()) } else { Err(Reason::ClientAborted) };
+    if let Poll::Ready(written) = poll_fn(|cx| Poll::Ready(write(cx, &mut bytes))).await {
+        return done(written);
     }
+    let Some(meter) = meter else {
+        return match tokio::time::timeout(limit, poll_fn(|cx| write(cx, &mut bytes))).await {
+            Ok(written) => done(written),
+            Err(_) => Err(Reason::ClientAborted),
+        };
+    };
+    // Metered: one timer, set to the silence limit or to the moment the average rate would
+    // fall below the minimum, whichever is first; the rate is looked at again only then.
+    let now = Instant::now();
+    let silence = now + limit;
+    meter.wait_begins(now);
+    let next = |meter: &RateMeter| meter.deadline().map_or(silence, |slow| slow.min(silence));
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(next(meter)));
+    let outcome = poll_fn(|cx| loop {
+        let before = bytes.len();
+        let written = write(cx, &mut bytes);
+        meter.count(before - bytes.len());
+        if let Poll::Ready(written) = written {
+            return Poll::Ready(done(written));
+        }
+        if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        if now >= silence {
+            return Poll::Ready(Err(Reason::ClientAborted));
+        }
+        if meter.too_slow(now) {
+            return Poll::Ready(Err(Reason::ClientReadTooSlow));
+        }
+        sleep.as_mut().reset(next(meter));
+    })
+    .await;
+    meter.wait_ends(Instant::now());
+    outcome
 }
 
 /// `100 Continue`, sent before the first read of a body whose client asked for it.

@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap};
 use http::{response, Version};
 
 use super::{write_all, Conn};
+use crate::body::RateMeter;
 use crate::exchange::respond::is_bodiless;
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
 use crate::h1::encode::{write_framing, OutFraming};
@@ -31,6 +32,10 @@ pub(super) struct H1Sink<'c, T> {
     /// The chunked body's last chunk (and trailers) are written.
     terminated: bool,
     write_timeout: Duration,
+    /// Measures how fast the client takes the response, when it has a minimum.
+    meter: Option<Box<RateMeter>>,
+    /// Some bytes of this response were handed to the socket.
+    wrote: bool,
     /// The upstream connection to relay to after a `101 Switching Protocols`.
     upgraded: Option<Upgraded>,
 }
@@ -53,6 +58,8 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             chunked: false,
             terminated: false,
             write_timeout: server.client_body_timeout,
+            meter: RateMeter::for_rate(server.min_response_body_rate.as_ref()),
+            wrote: false,
             upgraded: None,
         }
     }
@@ -71,24 +78,22 @@ impl<'c, T: Transport> H1Sink<'c, T> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let written = write_all(self.conn, &self.out, self.write_timeout).await;
+        self.wrote = true;
+        let written = write_all(self.conn, &self.out, self.write_timeout, self.meter.as_deref_mut()).await;
         self.out.clear();
-        if written {
-            Ok(())
-        } else {
+        written.map_err(|reason| {
             self.keep_alive = false;
-            Err(SinkClosed)
-        }
+            SinkClosed(reason)
+        })
     }
 
     async fn write_direct(&mut self, data: &[u8]) -> Result<(), SinkClosed> {
         self.write_out().await?;
-        if write_all(self.conn, data, self.write_timeout).await {
-            Ok(())
-        } else {
+        self.wrote = true;
+        write_all(self.conn, data, self.write_timeout, self.meter.as_deref_mut()).await.map_err(|reason| {
             self.keep_alive = false;
-            Err(SinkClosed)
-        }
+            SinkClosed(reason)
+        })
     }
 }
 
@@ -210,6 +215,18 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn sends_body(&self) -> bool {
         !self.head_request
+    }
+
+    fn interrupt(&mut self) -> bool {
+        self.keep_alive = false;
+        if self.wrote {
+            return false;
+        }
+        // Only held back so far: drop it, and the connection can still carry another answer.
+        self.out.clear();
+        self.chunked = false;
+        self.terminated = false;
+        true
     }
 
     fn upgrade(&mut self, upgraded: Upgraded) -> bool {

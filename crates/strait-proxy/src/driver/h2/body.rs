@@ -10,7 +10,7 @@ use http::HeaderName;
 use http_body::{Body, Frame, SizeHint};
 use strait_http::Reason;
 
-use crate::body::{BodyError, ReadTimer};
+use crate::body::{BodyError, Expired, RateMeter, ReadTimer};
 use crate::snapshot::ServerPlan;
 
 /// The body of one HTTP/2 request.
@@ -27,6 +27,8 @@ pub(super) struct RequestBody<'s> {
     allowed_trailers: &'s [HeaderName],
     /// Times the waits for more bytes.
     timer: ReadTimer,
+    /// Measures the body's rate, when it has a minimum.
+    meter: Option<Box<RateMeter>>,
 }
 
 impl<'s> RequestBody<'s> {
@@ -43,6 +45,7 @@ impl<'s> RequestBody<'s> {
             max_bytes: server.max_body_bytes,
             allowed_trailers: &server.request_trailers,
             timer: ReadTimer::default(),
+            meter: if done { None } else { RateMeter::for_rate(server.min_request_body_rate.as_ref()) },
         }
     }
 
@@ -58,6 +61,7 @@ impl<'s> RequestBody<'s> {
             max_bytes: server.max_body_bytes,
             allowed_trailers: &server.request_trailers,
             timer: ReadTimer::default(),
+            meter: None,
         }
     }
 }
@@ -83,7 +87,10 @@ impl Body for RequestBody<'_> {
         if !this.data_done {
             match recv.poll_data(cx) {
                 Poll::Ready(Some(Ok(data))) => {
-                    this.timer.disarm();
+                    this.timer.disarm_metered(this.meter.as_deref_mut());
+                    if let Some(meter) = this.meter.as_deref_mut() {
+                        meter.count(data.len());
+                    }
                     let _ = recv.flow_control().release_capacity(data.len());
                     this.received += data.len() as u64;
                     if this.max_bytes != 0 && this.received > this.max_bytes {
@@ -98,11 +105,13 @@ impl Body for RequestBody<'_> {
                 }
                 Poll::Ready(None) => this.data_done = true,
                 Poll::Pending => {
-                    if this.timer.expired(cx, this.read_timeout) {
-                        this.done = true;
-                        return Poll::Ready(Some(Err(BodyError(Reason::ClientBodyTimeout))));
-                    }
-                    return Poll::Pending;
+                    let reason = match this.timer.poll_wait(cx, this.read_timeout, this.meter.as_deref_mut()) {
+                        Some(Expired::Silent) => Reason::ClientBodyTimeout,
+                        Some(Expired::TooSlow) => Reason::ClientBodyTooSlow,
+                        None => return Poll::Pending,
+                    };
+                    this.done = true;
+                    return Poll::Ready(Some(Err(BodyError(reason))));
                 }
             }
         }

@@ -1,13 +1,17 @@
 //! The HTTP/2 response sink: a HEADERS frame, DATA frames within the peer's flow-control
 //! window, trailers; for a WebSocket, `200` on a stream that stays open for the relay.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{response, HeaderMap, Response, StatusCode};
+use strait_http::Reason;
+use tokio::time::Instant;
 
+use crate::body::RateMeter;
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
 use crate::snapshot::ServerPlan;
 use crate::upstream::Upgraded;
@@ -24,6 +28,8 @@ pub(super) struct H2Sink {
     write_timeout: Duration,
     /// The upstream connection a WebSocket switched to (boxed: other streams carry a pointer).
     upgraded: Option<Box<Upgraded>>,
+    /// Measures how fast the client takes the response, when it has a minimum.
+    meter: Option<Box<RateMeter>>,
 }
 
 /// Chunks up to this size are queued without waiting for window capacity: `h2` sends them as
@@ -41,6 +47,7 @@ impl H2Sink {
             held: None,
             write_timeout: server.client_body_timeout,
             upgraded: None,
+            meter: RateMeter::for_rate(server.min_response_body_rate.as_ref()),
         }
     }
 
@@ -51,41 +58,89 @@ impl H2Sink {
     }
 
     async fn send(&mut self, mut data: Bytes, end: bool) -> Result<(), SinkClosed> {
-        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
-        if data.len() <= QUEUE_WITHOUT_CAPACITY {
-            stream.send_data(data, end).map_err(|_| SinkClosed)?;
+        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed::GONE) };
+        // A metered response always waits for the window: that wait is what the meter measures.
+        if data.len() <= QUEUE_WITHOUT_CAPACITY && self.meter.is_none() {
+            stream.send_data(data, end).map_err(|_| SinkClosed::GONE)?;
             self.ended = end;
             return Ok(());
         }
         while !data.is_empty() {
             stream.reserve_capacity(data.len());
-            let capacity = poll_fn(|cx| stream.poll_capacity(cx));
-            let granted = match tokio::time::timeout(self.write_timeout, capacity).await {
-                Ok(Some(Ok(n))) if n > 0 => n,
-                Ok(Some(Ok(_))) => continue,
-                _ => {
+            let granted = match wait_capacity(stream, self.write_timeout, self.meter.as_deref_mut()).await {
+                Ok(0) => continue,
+                Ok(n) => n,
+                Err(reason) => {
                     stream.send_reset(h2::Reason::CANCEL);
-                    return Err(SinkClosed);
+                    return Err(SinkClosed(reason));
                 }
             };
             let chunk = data.split_to(granted.min(data.len()));
             let last = end && data.is_empty();
-            stream.send_data(chunk, last).map_err(|_| SinkClosed)?;
+            stream.send_data(chunk, last).map_err(|_| SinkClosed::GONE)?;
             if last {
                 self.ended = true;
             }
         }
         if end && !self.ended {
-            stream.send_data(Bytes::new(), true).map_err(|_| SinkClosed)?;
+            stream.send_data(Bytes::new(), true).map_err(|_| SinkClosed::GONE)?;
             self.ended = true;
         }
         Ok(())
     }
 }
 
+/// Waits for window capacity on `stream`: at most `limit`, and, when the response is metered,
+/// no longer than the client's minimum rate allows. Capacity that is there already needs no
+/// timer and no clock.
+async fn wait_capacity(
+    stream: &mut h2::SendStream<Bytes>,
+    limit: Duration,
+    meter: Option<&mut RateMeter>,
+) -> Result<usize, Reason> {
+    let granted = |polled: Option<Result<usize, h2::Error>>| polled.and_then(Result::ok).ok_or(Reason::ClientAborted);
+    if let Poll::Ready(polled) = poll_fn(|cx| Poll::Ready(stream.poll_capacity(cx))).await {
+        return granted(polled);
+    }
+    let Some(meter) = meter else {
+        return match tokio::time::timeout(limit, poll_fn(|cx| stream.poll_capacity(cx))).await {
+            Ok(polled) => granted(polled),
+            Err(_) => Err(Reason::ClientAborted),
+        };
+    };
+    // One timer, at the silence limit or when the average rate would fall below the minimum.
+    let now = Instant::now();
+    let silence = now + limit;
+    meter.wait_begins(now);
+    let next = |meter: &RateMeter| meter.deadline().map_or(silence, |slow| slow.min(silence));
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(next(meter)));
+    let outcome = poll_fn(|cx| loop {
+        if let Poll::Ready(polled) = stream.poll_capacity(cx) {
+            return Poll::Ready(granted(polled));
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = Instant::now();
+        if now >= silence {
+            return Poll::Ready(Err(Reason::ClientAborted));
+        }
+        if meter.too_slow(now) {
+            return Poll::Ready(Err(Reason::ClientReadTooSlow));
+        }
+        sleep.as_mut().reset(next(meter));
+    })
+    .await;
+    meter.wait_ends(Instant::now());
+    if let Ok(n) = outcome {
+        meter.count(n);
+    }
+    outcome
+}
+
 impl ResponseSink for H2Sink {
     async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
-        let Some(mut respond) = self.respond.take() else { return Err(SinkClosed) };
+        let Some(mut respond) = self.respond.take() else { return Err(SinkClosed::GONE) };
         // HTTP/2 has no `101` (RFC 9113 §8.6): a WebSocket's switch is a `200` whose stream
         // stays open (RFC 8441 §5), and the response as the exchange sees it ends here.
         let tunnel = head.status == StatusCode::SWITCHING_PROTOCOLS
@@ -107,13 +162,13 @@ impl ResponseSink for H2Sink {
             }
         }
         if tunnel {
-            let stream = respond.send_response(response, false).map_err(|_| SinkClosed)?;
+            let stream = respond.send_response(response, false).map_err(|_| SinkClosed::GONE)?;
             self.ended = true;
             self.stream = Some(stream);
             return Ok(());
         }
         let end = size == BodySize::Empty || self.head_request || crate::exchange::respond::is_bodiless(head.status);
-        let stream = respond.send_response(response, end).map_err(|_| SinkClosed)?;
+        let stream = respond.send_response(response, end).map_err(|_| SinkClosed::GONE)?;
         self.ended = end;
         self.stream = Some(stream);
         Ok(())
@@ -140,14 +195,14 @@ impl ResponseSink for H2Sink {
         if let Some(held) = self.held.take() {
             self.send(held, false).await?;
         }
-        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed) };
+        let Some(stream) = self.stream.as_mut() else { return Err(SinkClosed::GONE) };
         let mut kept = HeaderMap::new();
         for (name, value) in &trailers {
             if !crate::h1::is_framing(name) {
                 kept.append(name.clone(), value.clone());
             }
         }
-        stream.send_trailers(kept).map_err(|_| SinkClosed)?;
+        stream.send_trailers(kept).map_err(|_| SinkClosed::GONE)?;
         self.ended = true;
         Ok(())
     }
@@ -178,5 +233,16 @@ impl ResponseSink for H2Sink {
         }
         self.upgraded = Some(Box::new(upgraded));
         true
+    }
+
+    fn interrupt(&mut self) -> bool {
+        if self.respond.is_some() {
+            // No HEADERS yet: another answer can take this one's place.
+            return true;
+        }
+        if let (Some(stream), false) = (self.stream.as_mut(), self.ended) {
+            stream.send_reset(h2::Reason::CANCEL);
+        }
+        false
     }
 }
