@@ -23,8 +23,9 @@ pub struct ConnInfo {
     pub scheme: &'static str,
     /// The protocol: HTTP/1.0, HTTP/1.1 or HTTP/2.
     pub version: Version,
-    /// What the TLS handshake established, on TLS listeners.
-    pub tls: Option<TlsInfo>,
+    /// What the TLS handshake established, on TLS listeners (boxed: a plain connection keeps
+    /// only the pointer's room, for as long as it stays open).
+    pub tls: Option<Box<TlsInfo>>,
 }
 
 /// The TLS session of a connection.

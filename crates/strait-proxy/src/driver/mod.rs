@@ -96,7 +96,7 @@ pub(crate) async fn serve_tls(
         }),
     };
     let h2 = info.alpn.as_deref() == Some(b"h2");
-    let info = ConnInfo { peer, listener, scheme: "https", version: Version::HTTP_11, tls: Some(info) };
+    let info = ConnInfo { peer, listener, scheme: "https", version: Version::HTTP_11, tls: Some(Box::new(info)) };
     if h2 {
         h2::serve(tls, info, shared).await;
     } else {
