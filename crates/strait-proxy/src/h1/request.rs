@@ -470,7 +470,7 @@ fn check_reg_name(name: &[u8]) -> Result<bool, Reason> {
                 changed = true;
                 i += 3;
             }
-            byte if is_unreserved(byte) || is_sub_delim(byte) => {
+            byte if REG_NAME_BYTE[usize::from(byte)] => {
                 changed |= byte.is_ascii_uppercase();
                 i += 1;
             }
@@ -495,13 +495,25 @@ fn trailing_dot_len(name: &[u8]) -> usize {
     }
 }
 
+/// Bytes a reg-name holds as they are: RFC 3986 `unreserved` and `sub-delims`.
+const REG_NAME_BYTE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let byte = i as u8;
+        table[i] = is_unreserved(byte) || is_sub_delim(byte);
+        i += 1;
+    }
+    table
+};
+
 /// RFC 3986 `unreserved`.
-fn is_unreserved(byte: u8) -> bool {
+const fn is_unreserved(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~')
 }
 
 /// RFC 3986 `sub-delims`.
-fn is_sub_delim(byte: u8) -> bool {
+const fn is_sub_delim(byte: u8) -> bool {
     matches!(byte, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
 }
 
