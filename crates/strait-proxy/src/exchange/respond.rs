@@ -87,12 +87,12 @@ where
         }
     };
     ctx.status = head.status;
-    if sink.head(&head, size).await.is_err() {
+    if sink.head(&mut head, size).await.is_err() {
         ctx.reason.get_or_insert(strait_http::Reason::ClientAborted);
         return false;
     }
-    // The head is out: its map serves the next response (its values no longer hold the
-    // upstream's read buffer either).
+    // The head is out: its map, unless the sink took it, serves the next response (its values
+    // no longer hold the upstream's read buffer either).
     crate::buffers::recycle_headers(std::mem::take(&mut head.headers));
     if bodiless || !sink.sends_body() {
         return sink.finish().await.is_ok();
