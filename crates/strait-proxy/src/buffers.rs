@@ -3,9 +3,11 @@
 //!
 //! A buffer larger than glibc's thread cache (about 1 KiB) is an expensive allocation; every
 //! request needs a few of them (the client's head, the answer's head). Each worker keeps a short
-//! stack of spare buffers per size class. A buffer comes back only when nothing else still
-//! points into it (header values are slices of the read buffer), so reuse never overwrites
-//! bytes in use; the stack is bounded, so an idle worker holds at most a few hundred KiB.
+//! stack of spare buffers per size class. A buffer is kept only when its free room is its own:
+//! either no other handle shares its memory any more (header values are slices of the read
+//! buffer), or the room left after the shared part is large enough; reuse never overwrites
+//! bytes in use. Stacks and buffer sizes are bounded, so an idle worker holds at most about
+//! 1.5 MiB of spares.
 
 use std::cell::RefCell;
 
@@ -20,9 +22,9 @@ pub(crate) const WRITE: usize = 1024;
 /// Spare buffers kept per class and worker.
 const KEEP: usize = 64;
 /// Larger buffers are not kept (a large body's buffer would tie up memory).
-const MAX_KEPT: usize = 16 * 1024;
+pub(crate) const MAX_KEPT: usize = 16 * 1024;
 /// Header maps with room for more fields than this are not kept.
-const MAX_KEPT_FIELDS: usize = 64;
+const MAX_KEPT_FIELDS: usize = 32;
 
 /// The spare buffers of one worker.
 #[derive(Default)]
@@ -89,7 +91,8 @@ fn recycle(mut buf: BytesMut, min: usize, class: fn(&mut Spares) -> &mut Vec<Byt
     buf.clear();
     // Without allocating: succeeds when the room left is enough, or when this is the only
     // handle to the memory (then its start is reclaimed).
-    if !buf.try_reclaim(min) {
+    if !buf.try_reclaim(min) || buf.capacity() > MAX_KEPT {
+        // Not reusable without allocating, or its memory, reclaimed whole, is a large body's.
         return;
     }
     SPARES.with(|s| {

@@ -6,7 +6,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 thread_local! {
     static DRAIN: Registry = Registry::default();
@@ -45,38 +45,40 @@ pub(crate) struct DrainWatch {
 impl DrainWatch {
     /// Resolves once this worker drains.
     pub(crate) async fn wait(&mut self) {
-        poll_fn(|cx| {
-            DRAIN.with(|d| {
-                if d.draining.get() {
-                    return Poll::Ready(());
-                }
-                let mut wakers = d.wakers.borrow_mut();
-                match self.slot {
-                    Some(slot) => {
-                        if let Some(Some(stored)) = wakers.get_mut(slot) {
-                            if !stored.will_wake(cx.waker()) {
-                                *stored = cx.waker().clone();
-                            }
+        poll_fn(|cx| self.poll_wait(cx)).await
+    }
+
+    /// `Ready` once this worker drains; otherwise wakes the caller when it does.
+    pub(crate) fn poll_wait(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        DRAIN.with(|d| {
+            if d.draining.get() {
+                return Poll::Ready(());
+            }
+            let mut wakers = d.wakers.borrow_mut();
+            match self.slot {
+                Some(slot) => {
+                    if let Some(Some(stored)) = wakers.get_mut(slot) {
+                        if !stored.will_wake(cx.waker()) {
+                            *stored = cx.waker().clone();
                         }
                     }
-                    None => {
-                        let slot = match d.free.borrow_mut().pop() {
-                            Some(slot) => {
-                                wakers[slot] = Some(cx.waker().clone());
-                                slot
-                            }
-                            None => {
-                                wakers.push(Some(cx.waker().clone()));
-                                wakers.len() - 1
-                            }
-                        };
-                        self.slot = Some(slot);
-                    }
                 }
-                Poll::Pending
-            })
+                None => {
+                    let slot = match d.free.borrow_mut().pop() {
+                        Some(slot) => {
+                            wakers[slot] = Some(cx.waker().clone());
+                            slot
+                        }
+                        None => {
+                            wakers.push(Some(cx.waker().clone()));
+                            wakers.len() - 1
+                        }
+                    };
+                    self.slot = Some(slot);
+                }
+            }
+            Poll::Pending
         })
-        .await
     }
 }
 

@@ -87,12 +87,12 @@ where
         }
     };
     ctx.status = head.status;
-    if let Err(closed) = sink.head(&head, size).await {
+    if let Err(closed) = sink.head(&mut head, size).await {
         note_closed(ctx, closed);
         return false;
     }
-    // The head is out: its map serves the next response (its values no longer hold the
-    // upstream's read buffer either).
+    // The head is out: its map, unless the sink took it, serves the next response (its values
+    // no longer hold the upstream's read buffer either).
     crate::buffers::recycle_headers(std::mem::take(&mut head.headers));
     if bodiless || !sink.sends_body() {
         return match sink.finish().await {

@@ -32,8 +32,9 @@ impl SinkClosed {
 /// [`ResponseSink::flush`] or [`ResponseSink::finish`], so that a head and a small body go out
 /// in one write.
 pub(crate) trait ResponseSink {
-    /// Sends the head; its headers are end-to-end only (framing is the sink's business).
-    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed>;
+    /// Sends the head; its headers are end-to-end only (framing is the sink's business). The
+    /// sink may take the header map: the head is not used after.
+    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed>;
 
     /// Sends a piece of the body.
     async fn data(&mut self, data: Bytes) -> Result<(), SinkClosed>;

@@ -83,8 +83,12 @@ where
         keepalive: cfg.keepalive,
         idle: cfg.timeouts.idle.0,
     };
-    // The upstream's time is measured only for whoever reads it (access log, log filters).
-    let timed = snapshot.access_log.is_enabled() || chain.has(Phases::LOG);
+    // The upstream's time is measured only for whoever reads it (access log, filters of the
+    // later phases).
+    let timed = snapshot.access_log.is_enabled()
+        || chain.has(Phases::LOG)
+        || chain.has(Phases::RESPONSE_HEADERS)
+        || chain.has(Phases::RESPONSE_BODY);
     let mut tried = [UNSPECIFIED; MAX_ATTEMPTS];
     let mut failure = Reason::NoHealthyUpstream;
     let mut body = Some(body);

@@ -384,7 +384,9 @@ where
         let clean = self.keep_alive && exchange.pump.state == PumpState::Sent && exchange.buf.is_empty();
         if clean {
             let Exchange { stream, key, buf, pump, limits, timer, .. } = exchange;
-            let kept = Kept { read: buf, write: pump.out, timer: Some(timer) };
+            // A large body's buffers are not kept with an idle connection.
+            let small = |buf: BytesMut| if buf.capacity() <= crate::buffers::MAX_KEPT { buf } else { BytesMut::new() };
+            let kept = Kept { read: small(buf), write: small(pump.out), timer: Some(timer) };
             pool::put(key, stream, kept, limits.keepalive, limits.idle);
         }
     }

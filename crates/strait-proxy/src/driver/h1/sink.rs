@@ -104,7 +104,7 @@ impl<T> Drop for H1Sink<'_, T> {
 }
 
 impl<T: Transport> ResponseSink for H1Sink<'_, T> {
-    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed> {
         let framing = match size {
             _ if is_bodiless(head.status) => OutFraming::None,
             // A HEAD answer keeps the length the upstream announced (in the headers).

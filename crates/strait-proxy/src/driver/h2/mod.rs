@@ -1,5 +1,6 @@
-//! The HTTP/2 connection driver (the `h2` crate): one task drives the connection, each stream
-//! is an exchange on a task of its own, with [`RequestBody`] and [`H2Sink`] as its body and sink.
+//! The HTTP/2 connection driver (the `h2` crate): one task drives the connection and runs its
+//! streams (see [`streams`]), each an exchange with [`RequestBody`] and [`H2Sink`] as its body
+//! and sink.
 //!
 //! Limits come from `server.http2`: concurrent streams, windows, frame and header-list sizes,
 //! and the reset budgets that end Rapid Reset and malformed-stream floods with GOAWAY. Requests
@@ -13,10 +14,13 @@
 
 mod body;
 mod sink;
+mod streams;
 mod websocket;
 
+use std::future::poll_fn;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -28,10 +32,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use super::drain::DrainWatch;
+use crate::deadline::LazyDeadline;
 use crate::exchange::{self, Inbound};
 use crate::shared::Shared;
 use body::RequestBody;
 use sink::H2Sink;
+use streams::Streams;
 
 /// How long a draining connection waits for its streams after GOAWAY.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -66,44 +72,91 @@ where
     info.version = Version::HTTP_2;
     let info = Rc::new(info);
     let mut drain = DrainWatch::default();
-    // Last time the connection had a stream; it closes after `idle` without one.
-    let mut last_active = Instant::now();
-    let mut shutting_down: Option<Instant> = None;
+    let mut streams = Streams::new();
+    // Closes the connection after `idle` without a stream: armed (one clock read) when the
+    // last stream ends, and kept across idle periods (see `LazyDeadline`).
+    let mut idle_timer: Option<LazyDeadline> = None;
+    let mut idle_armed = false;
+    // After GOAWAY: how long the streams left get.
+    let mut shutdown: Option<LazyDeadline> = None;
     loop {
-        if conn.has_streams() {
-            last_active = Instant::now();
-        }
-        let deadline = shutting_down.unwrap_or(last_active + idle);
-        tokio::select! {
-            accepted = conn.accept() => match accepted {
-                Some(Ok((request, respond))) => {
-                    last_active = Instant::now();
-                    let shared = shared.clone();
-                    let info = info.clone();
-                    tokio::task::spawn_local(async move { serve_stream(request, respond, info, shared).await });
-                }
-                Some(Err(error)) => {
-                    tracing::debug!(peer = %info.peer, %error, "HTTP/2 connection error");
-                    break;
-                }
-                // Closed by the client, or every stream done after GOAWAY.
-                None => break,
-            },
-            _ = tokio::time::sleep_until(deadline), if shutting_down.is_some() || !conn.has_streams() => {
-                if shutting_down.is_some() {
-                    break;
-                }
-                if !conn.has_streams() && Instant::now() >= last_active + idle {
-                    conn.graceful_shutdown();
-                    shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+        let event = poll_fn(|cx| {
+            // New streams start here and are polled at once, in the same turn of the task.
+            loop {
+                streams.poll(cx);
+                match conn.poll_accept(cx) {
+                    Poll::Ready(Some(Ok((request, respond)))) => {
+                        idle_armed = false;
+                        streams.start(serve_stream(request, respond, info.clone(), shared.clone()));
+                    }
+                    Poll::Ready(Some(Err(error))) => return Poll::Ready(Event::Failed(error)),
+                    Poll::Ready(None) => return Poll::Ready(Event::Closed),
+                    Poll::Pending => break,
                 }
             }
-            _ = drain.wait(), if shutting_down.is_none() => {
+            if let Some(grace) = &mut shutdown {
+                return grace.poll_expired(cx).map(|()| Event::GraceOver);
+            }
+            if drain.poll_wait(cx).is_ready() {
+                return Poll::Ready(Event::Drain);
+            }
+            if conn.has_streams() {
+                idle_armed = false;
+                return Poll::Pending;
+            }
+            let timer = match &mut idle_timer {
+                Some(timer) if idle_armed => timer,
+                Some(timer) => {
+                    streams.release_spares();
+                    timer.set(Instant::now() + idle);
+                    timer
+                }
+                None => {
+                    streams.release_spares();
+                    idle_timer.insert(LazyDeadline::new(Instant::now() + idle))
+                }
+            };
+            idle_armed = true;
+            timer.poll_expired(cx).map(|()| Event::Idle)
+        })
+        .await;
+        match event {
+            Event::Failed(error) => {
+                tracing::debug!(peer = %info.peer, %error, "HTTP/2 connection error");
+                break;
+            }
+            Event::Closed | Event::GraceOver => break,
+            Event::Idle | Event::Drain => {
                 conn.graceful_shutdown();
-                shutting_down = Some(Instant::now() + SHUTDOWN_GRACE);
+                shutdown = Some(LazyDeadline::new(Instant::now() + SHUTDOWN_GRACE));
             }
         }
     }
+    drop(conn);
+    // Streams still running end on their own: their client is gone.
+    poll_fn(|cx| {
+        streams.poll(cx);
+        if streams.is_empty() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// What the connection's task woke for.
+enum Event {
+    /// A connection error.
+    Failed(h2::Error),
+    /// Closed by the client, or every stream done after GOAWAY.
+    Closed,
+    /// The connection has been without streams for the idle timeout.
+    Idle,
+    /// The worker drains.
+    Drain,
+    /// The streams left after GOAWAY had their time.
+    GraceOver,
 }
 
 /// Serves one stream: checks what `h2` leaves to the application, then runs the exchange.
@@ -134,8 +187,7 @@ async fn serve_stream(
     }
     let length = parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let body = RequestBody::new(recv, length, &snapshot.server);
-    let boxed = Box::pin(exchange::handle(&inbound, parts, body, &mut sink));
-    boxed.await;
+    exchange::handle(&inbound, parts, body, &mut sink).await;
 }
 
 /// Makes an HTTP/2 request look like any other to the exchange: `:authority` becomes `Host`
@@ -155,7 +207,9 @@ fn authority_to_host(parts: &mut http::request::Parts) -> Result<(), Reason> {
         Some(authority) => {
             let value = HeaderValue::from_str(authority.as_str()).map_err(|_| Reason::BadRequest)?;
             let value = crate::h1::request::normalize_host(&value)?.unwrap_or(value);
+            // Replaces every `Host` the client sent: one is left.
             parts.headers.insert(header::HOST, value);
+            return Ok(());
         }
         None if parts.headers.contains_key(header::HOST) => {
             let host = parts.headers.get(header::HOST).cloned().expect("checked");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::{response, HeaderMap, Response, StatusCode};
+use http::{response, HeaderMap, HeaderName, Response, StatusCode};
 use strait_http::Reason;
 use tokio::time::Instant;
 
@@ -139,28 +139,38 @@ async fn wait_capacity(
 }
 
 impl ResponseSink for H2Sink {
-    async fn head(&mut self, head: &response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed> {
         let Some(mut respond) = self.respond.take() else { return Err(SinkClosed::GONE) };
         // HTTP/2 has no `101` (RFC 9113 §8.6): a WebSocket's switch is a `200` whose stream
         // stays open (RFC 8441 §5), and the response as the exchange sees it ends here.
         let tunnel = head.status == StatusCode::SWITCHING_PROTOCOLS
             && head.extensions.get::<strait_http::context::UpgradeRequest>().is_some();
-        let mut response = Response::new(());
-        *response.status_mut() = if tunnel { StatusCode::OK } else { head.status };
-        let headers = response.headers_mut();
-        headers.reserve(head.headers.len() + 1);
-        for (name, value) in &head.headers {
-            // HTTP/2 carries no connection-specific fields (RFC 9113 §8.2.2); the length is
-            // the stream's own, below.
-            if !crate::h1::is_framing(name) || (name == header::CONTENT_LENGTH && self.head_request) {
-                headers.append(name.clone(), value.clone());
+        let head_request = self.head_request;
+        // HTTP/2 carries no connection-specific fields (RFC 9113 §8.2.2); the length is the
+        // stream's own, below.
+        let dropped =
+            |name: &HeaderName| crate::h1::is_framing(name) && !(name == header::CONTENT_LENGTH && head_request);
+        // The head's own map goes out when it has nothing to drop (the usual case: upstream
+        // heads and Strait's answers carry no framing fields), saving a copy of every field.
+        let mut headers = if head.headers.keys().any(dropped) {
+            let mut kept = HeaderMap::with_capacity(head.headers.len() + 1);
+            for (name, value) in &head.headers {
+                if !dropped(name) {
+                    kept.append(name.clone(), value.clone());
+                }
             }
-        }
+            kept
+        } else {
+            std::mem::take(&mut head.headers)
+        };
         if let BodySize::Exact(n) = size {
-            if !self.head_request || n > 0 {
+            if !head_request || n > 0 {
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
             }
         }
+        let mut response = Response::new(());
+        *response.status_mut() = if tunnel { StatusCode::OK } else { head.status };
+        *response.headers_mut() = headers;
         if tunnel {
             let stream = respond.send_response(response, false).map_err(|_| SinkClosed::GONE)?;
             self.ended = true;
