@@ -233,3 +233,30 @@ fn sha2_of(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).to_vec()
 }
+
+#[test]
+fn an_http2_connection_that_served_streams_closes_after_the_idle_timeout() {
+    let backend = Backend::start(|_| Reply::text("ok"));
+    let proxy = h2c_proxy(&backend, "server: { timeouts: { idle: 300ms } }");
+    let addr = proxy.addr("web");
+    let rt = pki::runtime();
+    let idle_for = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = h2::client::handshake(tcp).await.unwrap();
+        let mut conn = tokio::spawn(conn);
+        let request = http::Request::builder().uri("http://h2.test/app/one").body(()).unwrap();
+        let (response, _) = sender.send_request(request, true).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), response).await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        while let Some(chunk) = body.data().await {
+            chunk.unwrap();
+        }
+        let idle_since = std::time::Instant::now();
+        // The connection ends (GOAWAY, then close) once it has been idle for the timeout.
+        let ended = tokio::time::timeout(Duration::from_secs(5), &mut conn).await;
+        assert!(ended.is_ok(), "the idle HTTP/2 connection was not closed");
+        idle_since.elapsed()
+    });
+    assert!(idle_for >= Duration::from_millis(250), "closed too early: {idle_for:?}");
+}
