@@ -64,6 +64,8 @@ fn ws_echo(rt: &tokio::runtime::Runtime) -> (SocketAddr, Arc<Mutex<Vec<Handshake
             let Ok((tcp, _)) = listener.accept().await else { continue };
             let recorded = recorded.clone();
             tokio::spawn(async move {
+                // The callback's signature is tungstenite's, error type included.
+                #[allow(clippy::result_large_err)]
                 let callback = move |request: &WsRequest, mut response: WsResponse| {
                     let headers = request.headers().clone();
                     recorded.lock().unwrap().push((request.method().to_string(), request.uri().to_string(), headers));
