@@ -17,6 +17,15 @@ const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GrpcRequest;
 
+/// Whether a request is gRPC or gRPC-Web (`application/grpc...`), whose clients may send
+/// `grpc-timeout`.
+pub(crate) fn is_grpc_family(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let v = v.as_bytes();
+        v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
+    })
+}
+
 /// Whether a request is gRPC: its content type is `application/grpc` or `application/grpc+...`.
 pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).is_some_and(|v| {
@@ -98,6 +107,22 @@ pub(crate) fn reshape(reply: &mut LocalResponse) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn grpc_web_clients_deadlines_are_read_too() {
+        let mut headers = HeaderMap::new();
+        for (value, family) in [
+            ("application/grpc", true),
+            ("application/grpc-web+proto", true),
+            ("application/grpc-web-text", true),
+            ("application/json", false),
+        ] {
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
+            assert_eq!(is_grpc_family(&headers), family, "{value}");
+        }
+        headers.remove(header::CONTENT_TYPE);
+        assert!(!is_grpc_family(&headers));
+    }
 
     #[test]
     fn grpc_content_types_are_recognized() {

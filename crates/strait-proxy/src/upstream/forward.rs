@@ -59,10 +59,8 @@ where
     let hash_key = hash_key(cluster, &request.headers);
     let pick = PickContext { client_ip: ctx.client_ip, hash_key: hash_key.as_deref() };
     // A gRPC client's own deadline (`grpc-timeout`) bounds the exchange too.
-    let grpc_timeout = match ctx.extensions.get::<crate::grpc::GrpcRequest>() {
-        Some(_) => crate::grpc::timeout(&request.headers),
-        None => None,
-    };
+    let grpc_timeout =
+        if crate::grpc::is_grpc_family(&request.headers) { crate::grpc::timeout(&request.headers) } else { None };
     let timeout = match (route.timeout, grpc_timeout) {
         (Some(route), Some(grpc)) => Some(route.min(grpc)),
         (route, grpc) => route.or(grpc),
