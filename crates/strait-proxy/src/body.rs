@@ -277,6 +277,40 @@ pub(crate) fn allowed_trailers(trailers: HeaderMap, allowed: &[http::HeaderName]
     (!kept.is_empty()).then_some(kept)
 }
 
+/// Waits while `poll` is pending, on one timer: at most `limit` without progress
+/// (`ClientAborted`) and never below `meter`'s minimum rate (`ClientReadTooSlow`); the rate is
+/// looked at only when that timer fires. `poll` counts what it moves on the meter it is given.
+pub(crate) async fn metered_wait<T>(
+    limit: Duration,
+    meter: &mut RateMeter,
+    mut poll: impl FnMut(&mut Context<'_>, &mut RateMeter) -> Poll<T>,
+) -> Result<T, Reason> {
+    let now = tokio::time::Instant::now();
+    let silence = now + limit;
+    meter.wait_begins(now);
+    let next = |meter: &RateMeter| meter.deadline().map_or(silence, |slow| slow.min(silence));
+    let mut sleep = std::pin::pin!(tokio::time::sleep_until(next(meter)));
+    let outcome = std::future::poll_fn(|cx| loop {
+        if let Poll::Ready(value) = poll(cx, meter) {
+            return Poll::Ready(Ok(value));
+        }
+        if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
+            return Poll::Pending;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= silence {
+            return Poll::Ready(Err(Reason::ClientAborted));
+        }
+        if meter.too_slow(now) {
+            return Poll::Ready(Err(Reason::ClientReadTooSlow));
+        }
+        sleep.as_mut().reset(next(meter));
+    })
+    .await;
+    meter.wait_ends(tokio::time::Instant::now());
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

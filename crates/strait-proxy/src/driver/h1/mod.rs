@@ -370,35 +370,15 @@ async fn write_all<T: Transport>(
             Err(_) => Err(Reason::ClientAborted),
         };
     };
-    // Metered: one timer, set to the silence limit or to the moment the average rate would
-    // fall below the minimum, whichever is first; the rate is looked at again only then.
-    let now = Instant::now();
-    let silence = now + limit;
-    meter.wait_begins(now);
-    let next = |meter: &RateMeter| meter.deadline().map_or(silence, |slow| slow.min(silence));
-    let mut sleep = std::pin::pin!(tokio::time::sleep_until(next(meter)));
-    let outcome = poll_fn(|cx| loop {
+    // Metered: the rate is looked at again only when the wait's one timer fires.
+    let outcome = crate::body::metered_wait(limit, meter, |cx, meter| {
         let before = bytes.len();
         let written = write(cx, &mut bytes);
         meter.count(before - bytes.len());
-        if let Poll::Ready(written) = written {
-            return Poll::Ready(done(written));
-        }
-        if std::future::Future::poll(sleep.as_mut(), cx).is_pending() {
-            return Poll::Pending;
-        }
-        let now = Instant::now();
-        if now >= silence {
-            return Poll::Ready(Err(Reason::ClientAborted));
-        }
-        if meter.too_slow(now) {
-            return Poll::Ready(Err(Reason::ClientReadTooSlow));
-        }
-        sleep.as_mut().reset(next(meter));
+        written
     })
     .await;
-    meter.wait_ends(Instant::now());
-    outcome
+    outcome.and_then(done)
 }
 
 /// `100 Continue`, sent before the first read of a body whose client asked for it.

@@ -1,7 +1,7 @@
 //! The HTTP/2 response sink: a HEADERS frame, DATA frames within the peer's flow-control
 //! window, trailers; for a WebSocket, `200` on a stream that stays open for the relay.
 
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{response, HeaderMap, HeaderName, Response, StatusCode};
 use strait_http::Reason;
-use tokio::time::Instant;
 
 use crate::body::RateMeter;
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
@@ -108,30 +107,8 @@ async fn wait_capacity(
             Err(_) => Err(Reason::ClientAborted),
         };
     };
-    // One timer, at the silence limit or when the average rate would fall below the minimum.
-    let now = Instant::now();
-    let silence = now + limit;
-    meter.wait_begins(now);
-    let next = |meter: &RateMeter| meter.deadline().map_or(silence, |slow| slow.min(silence));
-    let mut sleep = std::pin::pin!(tokio::time::sleep_until(next(meter)));
-    let outcome = poll_fn(|cx| loop {
-        if let Poll::Ready(polled) = stream.poll_capacity(cx) {
-            return Poll::Ready(granted(polled));
-        }
-        if sleep.as_mut().poll(cx).is_pending() {
-            return Poll::Pending;
-        }
-        let now = Instant::now();
-        if now >= silence {
-            return Poll::Ready(Err(Reason::ClientAborted));
-        }
-        if meter.too_slow(now) {
-            return Poll::Ready(Err(Reason::ClientReadTooSlow));
-        }
-        sleep.as_mut().reset(next(meter));
-    })
-    .await;
-    meter.wait_ends(Instant::now());
+    let outcome =
+        crate::body::metered_wait(limit, &mut *meter, |cx, _| stream.poll_capacity(cx)).await.and_then(granted);
     if let Ok(n) = outcome {
         meter.count(n);
     }
