@@ -1,0 +1,9 @@
+//! End-to-end tests of strait-config, one test binary: each module is one area of behaviour.
+
+mod deadlines;
+mod durations;
+mod examples;
+mod load;
+mod path_normalization;
+mod reference_doc;
+mod tls;

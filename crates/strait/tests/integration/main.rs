@@ -1,0 +1,10 @@
+//! End-to-end tests of strait, one test binary: each module is one area of behaviour.
+
+mod support;
+
+mod access_log;
+mod cli;
+mod lifecycle;
+mod quickstart;
+mod reload;
+mod reload_under_load;
