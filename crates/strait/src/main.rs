@@ -77,9 +77,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// rustls warns once per connection about what a peer sent (an IP address as SNI, which wrk and
+/// OpenSSL clients send): noise at a handshake rate, and its cost. Its errors stay; a filter that
+/// names `rustls` decides for itself.
+const QUIET_RUSTLS: &str = "rustls=error";
+
 fn init_logging(level: &str, format: LogFormat) {
+    let spec = if level.contains("rustls") { level.to_string() } else { format!("{level},{QUIET_RUSTLS}") };
     let filter =
-        tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        tracing_subscriber::EnvFilter::try_new(spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colour codes only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);

@@ -260,3 +260,39 @@ fn an_http2_connection_that_served_streams_closes_after_the_idle_timeout() {
     });
     assert!(idle_for >= Duration::from_millis(250), "closed too early: {idle_for:?}");
 }
+
+#[test]
+fn freeing_an_idle_connections_stream_slots_does_not_close_it_before_the_idle_timeout() {
+    // The stream slots are freed after one second without streams; the connection stays open
+    // until the idle timeout, and serves the streams that come after.
+    let backend = Backend::start(|_| Reply::text("ok"));
+    let proxy = h2c_proxy(&backend, "server: { timeouts: { idle: 1700ms } }");
+    let addr = proxy.addr("web");
+    let rt = pki::runtime();
+    let idle_for = rt.block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = h2::client::handshake(tcp).await.unwrap();
+        let mut conn = tokio::spawn(conn);
+        let fetch = async |sender: &mut h2::client::SendRequest<Bytes>| {
+            let request = http::Request::builder().uri("http://h2.test/app/one").body(()).unwrap();
+            let (response, _) = sender.send_request(request, true).unwrap();
+            let response = tokio::time::timeout(Duration::from_secs(5), response).await.unwrap().unwrap();
+            assert_eq!(response.status(), 200);
+            let mut body = response.into_body();
+            while let Some(chunk) = body.data().await {
+                chunk.unwrap();
+            }
+        };
+        fetch(&mut sender).await;
+        // Past the slots' second, within the idle timeout: still served.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        assert!(!conn.is_finished(), "closed when the stream slots were freed");
+        sender = sender.ready().await.expect("connection still open");
+        fetch(&mut sender).await;
+        let idle_since = std::time::Instant::now();
+        let ended = tokio::time::timeout(Duration::from_secs(6), &mut conn).await;
+        assert!(ended.is_ok(), "the idle HTTP/2 connection was not closed");
+        idle_since.elapsed()
+    });
+    assert!(idle_for >= Duration::from_millis(1500), "closed before the idle timeout: {idle_for:?}");
+}

@@ -218,3 +218,39 @@ fn json_log_format_writes_one_object_per_line() {
     let addr: std::net::SocketAddr = value["fields"]["addr"].as_str().unwrap().parse().unwrap();
     assert_eq!(get(addr, "/").status, 404);
 }
+
+#[test]
+fn a_client_sending_an_ip_address_as_sni_does_not_fill_the_log() {
+    let work = Workdir::new("");
+    let (cert, key) = (work.path("cert.pem"), work.path("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-days", "2", "-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "openssl req: {}", String::from_utf8_lossy(&made.stderr));
+    work.rewrite(&format!(
+        "workers: 1\nlisteners:\n  - name: tls\n    bind: 127.0.0.1:0\n    tls:\n      certificates:\n        \
+         - {{ cert: {}, key: {} }}\n    routes:\n      - direct: {{ status: 200, body: ok }}\n",
+        cert.display(),
+        key.display()
+    ));
+    let strait = Strait::run(&work.config(), &["--no-watch"]);
+    let addr = strait.listener("tls");
+    for _ in 0..3 {
+        let hello = std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &addr.to_string(), "-servername", "127.0.0.1"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("openssl s_client runs");
+        let out = String::from_utf8_lossy(&hello.stdout);
+        assert!(out.contains("BEGIN CERTIFICATE"), "no handshake:\n{out}");
+    }
+    // A reload's line comes after anything the handshakes logged.
+    strait.reload_to(2);
+    let log = strait.stderr_text();
+    assert!(!log.contains("SNI"), "rustls's per-connection warning reached the log:\n{log}");
+}

@@ -41,6 +41,8 @@ use streams::Streams;
 
 /// How long a draining connection waits for its streams after GOAWAY.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a connection without streams keeps its stream slots for the next ones.
+const SPARES_LINGER: Duration = Duration::from_secs(1);
 
 /// Serves one HTTP/2 connection until the client closes it, it idles out or the server drains.
 pub(crate) async fn serve<T>(io: T, mut info: ConnInfo, shared: Arc<Shared>)
@@ -74,8 +76,11 @@ where
     let mut drain = DrainWatch::default();
     let mut streams = Streams::new();
     // Closes the connection after `idle` without a stream: armed (one clock read) when the
-    // last stream ends, and kept across idle periods (see `LazyDeadline`).
+    // last stream ends, and kept across idle periods (see `LazyDeadline`). It first fires after
+    // `SPARES_LINGER`, to free the stream slots: a client that pauses between bursts of
+    // streams finds them still there, an idle connection does not keep them.
     let mut idle_timer: Option<LazyDeadline> = None;
+    let mut idle_deadline = Instant::now();
     let mut idle_armed = false;
     // After GOAWAY: how long the streams left get.
     let mut shutdown: Option<LazyDeadline> = None;
@@ -87,7 +92,7 @@ where
                 match conn.poll_accept(cx) {
                     Poll::Ready(Some(Ok((request, respond)))) => {
                         idle_armed = false;
-                        streams.start(serve_stream(request, respond, info.clone(), shared.clone()));
+                        streams.start(|| serve_stream(request, respond, info.clone(), shared.clone()));
                     }
                     Poll::Ready(Some(Err(error))) => return Poll::Ready(Event::Failed(error)),
                     Poll::Ready(None) => return Poll::Ready(Event::Closed),
@@ -104,20 +109,27 @@ where
                 idle_armed = false;
                 return Poll::Pending;
             }
-            let timer = match &mut idle_timer {
-                Some(timer) if idle_armed => timer,
-                Some(timer) => {
-                    streams.release_spares();
-                    timer.set(Instant::now() + idle);
-                    timer
+            if !idle_armed {
+                let now = Instant::now();
+                idle_deadline = now + idle;
+                let first = if streams.has_spares() { idle_deadline.min(now + SPARES_LINGER) } else { idle_deadline };
+                match &mut idle_timer {
+                    Some(timer) => timer.set(first),
+                    None => idle_timer = Some(LazyDeadline::new(first)),
                 }
-                None => {
-                    streams.release_spares();
-                    idle_timer.insert(LazyDeadline::new(Instant::now() + idle))
+                idle_armed = true;
+            }
+            let timer = idle_timer.as_mut().expect("armed above");
+            loop {
+                if timer.poll_expired(cx).is_pending() {
+                    return Poll::Pending;
                 }
-            };
-            idle_armed = true;
-            timer.poll_expired(cx).map(|()| Event::Idle)
+                if timer.deadline() >= idle_deadline {
+                    return Poll::Ready(Event::Idle);
+                }
+                streams.release_spares();
+                timer.set(idle_deadline);
+            }
         })
         .await;
         match event {

@@ -4,7 +4,8 @@
 //!
 //! Every stream future has a slot with a waker of its own; a wake queues the slot and wakes the
 //! connection task, which polls only the queued slots. A finished stream's slot (its box and
-//! waker) serves the next stream.
+//! waker) serves the next stream; the connection frees the slots once it has been without
+//! streams for a while.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -89,18 +90,21 @@ impl<F: Future<Output = ()>> Streams<F> {
         self.running == 0
     }
 
-    /// Starts `future`; it is first polled by the next [`poll`](Streams::poll).
-    pub(super) fn start(&mut self, future: F) {
+    /// Starts the future `make` returns; it is first polled by the next [`poll`](Streams::poll).
+    /// Made here, the future can be written straight into its slot instead of being moved
+    /// there (a stream's future is about 5 KiB).
+    #[inline]
+    pub(super) fn start(&mut self, make: impl FnOnce() -> F) {
         let index = match self.free.pop() {
             Some(index) => {
-                self.slots[index].future.as_mut().set(Some(future));
+                self.slots[index].future.as_mut().set(Some(make()));
                 index
             }
             None => {
                 let index = self.slots.len();
                 let waker = Arc::new(SlotWaker { index, queued: AtomicBool::new(false), ready: self.ready.clone() });
                 let handle = Waker::from(waker.clone());
-                self.slots.push(Slot { future: Box::pin(Some(future)), waker, handle });
+                self.slots.push(Slot { future: Box::pin(Some(make())), waker, handle });
                 index
             }
         };
@@ -135,6 +139,11 @@ impl<F: Future<Output = ()>> Streams<F> {
                 self.running -= 1;
             }
         }
+    }
+
+    /// Whether slots beyond [`SPARE_WHEN_IDLE`] are kept.
+    pub(super) fn has_spares(&self) -> bool {
+        self.slots.len() > SPARE_WHEN_IDLE
     }
 
     /// Drops the spare slots beyond [`SPARE_WHEN_IDLE`] once no stream runs.
@@ -177,7 +186,7 @@ mod tests {
             .map(|_| (Rc::new(Cell::new(false)), Rc::new(Cell::new(0)), Rc::new(Cell::new(None::<Waker>))))
             .collect();
         for (open, polls, waker) in &gates {
-            streams.start(gate(open.clone(), polls.clone(), waker.clone()));
+            streams.start(|| gate(open.clone(), polls.clone(), waker.clone()));
         }
         streams.poll(&mut cx);
         assert!(gates.iter().all(|(_, polls, _)| polls.get() == 1));
@@ -191,7 +200,7 @@ mod tests {
         assert_eq!(streams.running, 2);
         // Its slot serves the next stream.
         let next = (Rc::new(Cell::new(true)), Rc::new(Cell::new(0)), Rc::new(Cell::new(None)));
-        streams.start(gate(next.0.clone(), next.1.clone(), next.2.clone()));
+        streams.start(|| gate(next.0.clone(), next.1.clone(), next.2.clone()));
         assert_eq!(streams.slots.len(), 3);
         streams.poll(&mut cx);
         assert_eq!(next.1.get(), 1);
