@@ -12,6 +12,7 @@ mod headers;
 mod health;
 mod http2;
 mod hygiene;
+mod interop;
 mod plugins;
 mod retries;
 mod routing;
