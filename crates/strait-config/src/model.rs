@@ -24,6 +24,11 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// Upstream pools that routes forward to.
     pub clusters: Vec<Cluster>,
+    /// Filters for every route of every listener (Kong's global plugins); a route's or its
+    /// cluster's filter of the same name takes their place.
+    pub filters: Vec<FilterSpec>,
+    /// The API's clients, with the credentials authentication filters check.
+    pub consumers: Vec<Consumer>,
     /// Where each field came from (not part of the file's content).
     #[serde(skip)]
     pub source: crate::SourceMap,
@@ -301,6 +306,114 @@ pub struct FilterSpec {
     /// The plugin's own settings; each plugin documents and checks its fields.
     #[serde(default)]
     pub config: serde_json::Value,
+    /// Where the filter runs in its chain: higher first. Each plugin has a default (Kong's
+    /// priorities); filters of equal priority run in list order.
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// A client of the API (Kong's consumer): who it is, the groups it belongs to, the credentials
+/// that identify it, and filters that apply only to its requests.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Consumer {
+    /// Unique name; logs, upstream headers and rate limits use it.
+    pub username: String,
+    /// An identifier from another system, passed upstream with the username.
+    pub custom_id: Option<String>,
+    /// Groups, for `acl` filters.
+    pub groups: Vec<String>,
+    /// Credentials, by kind.
+    pub credentials: Credentials,
+    /// Filters that replace the route's filters of the same name for this consumer's
+    /// requests, or join them (run after authentication).
+    pub filters: Vec<FilterSpec>,
+}
+
+/// A consumer's credentials, by the filter that checks them.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Credentials {
+    /// API keys (`key_auth` filters).
+    pub key_auth: Vec<KeyCredential>,
+    /// User names and passwords (`basic_auth` filters).
+    pub basic_auth: Vec<BasicCredential>,
+    /// JWT signing keys (`jwt` filters).
+    pub jwt: Vec<JwtCredential>,
+}
+
+/// An API key.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeyCredential {
+    /// The key; unique across consumers.
+    pub key: String,
+}
+
+/// A user name and password.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BasicCredential {
+    /// The user name; unique across consumers.
+    pub username: String,
+    /// The password: a bcrypt hash (`$2b$...`, as `htpasswd -B` writes) or, discouraged, the
+    /// plain text.
+    pub password: String,
+}
+
+/// A key that signs a consumer's JWTs (Kong's `jwt_secrets`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JwtCredential {
+    /// Matched against the token's `iss` claim (or its `kid` header, by the filter's
+    /// `key_claim`); unique across consumers.
+    pub key: String,
+    /// The signature algorithm tokens must use with this key.
+    #[serde(default)]
+    pub algorithm: JwtAlgorithm,
+    /// The shared secret, for the HS algorithms.
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The public key in PEM, for the RS, PS, ES and EdDSA algorithms (Kong's name).
+    #[serde(default)]
+    pub rsa_public_key: Option<String>,
+}
+
+/// JWT signature algorithms (RFC 7518, RFC 8037). `none` is not one of them.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+pub enum JwtAlgorithm {
+    /// HMAC with SHA-256.
+    #[default]
+    HS256,
+    /// HMAC with SHA-384.
+    HS384,
+    /// HMAC with SHA-512.
+    HS512,
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    RS256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    RS384,
+    /// RSASSA-PKCS1-v1_5 with SHA-512.
+    RS512,
+    /// RSASSA-PSS with SHA-256.
+    PS256,
+    /// RSASSA-PSS with SHA-384.
+    PS384,
+    /// RSASSA-PSS with SHA-512.
+    PS512,
+    /// ECDSA P-256 with SHA-256.
+    ES256,
+    /// ECDSA P-384 with SHA-384.
+    ES384,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl JwtAlgorithm {
+    /// Whether the algorithm uses a shared secret (HS) rather than a public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, JwtAlgorithm::HS256 | JwtAlgorithm::HS384 | JwtAlgorithm::HS512)
+    }
 }
 
 /// One route: what it matches and what it does.
@@ -553,6 +666,10 @@ pub struct Cluster {
     /// TLS), which multiplexes requests over few connections (gRPC needs it).
     #[serde(default)]
     pub protocol: UpstreamProtocol,
+    /// Filters for every route that forwards to this cluster (Kong's service plugins); a
+    /// route's filter of the same name takes their place.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
 }
 
 fn default_dns_refresh() -> Dur {

@@ -6,6 +6,7 @@
 //! plugins by name from configuration.
 #![forbid(unsafe_code)]
 
+pub mod consumer;
 pub mod context;
 pub mod filter;
 pub mod local;
@@ -13,6 +14,7 @@ pub mod reason;
 pub mod registry;
 pub mod subrequest;
 
+pub use consumer::Consumer;
 pub use context::RequestCtx;
 pub use filter::{BodyFilter, BodyStep, Filter, FilterFactory, Flow, Phase, Phases, UpstreamTarget};
 pub use local::LocalResponse;

@@ -45,6 +45,37 @@ pub trait Plugin: Send + Sync {
 
     /// Builds a factory from the `config:` block (`Value::Null` when it is absent).
     fn build(&self, config: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError>;
+
+    /// Where its filters run in a chain when the configuration does not say (`priority:`):
+    /// higher first, as Kong's plugin priorities (see `docs/CONFIG.md`). Default 0.
+    fn priority(&self) -> i32 {
+        0
+    }
+}
+
+/// `plugin` with the default chain priority `priority`.
+pub fn prioritized(plugin: impl Plugin + 'static, priority: i32) -> impl Plugin {
+    Prioritized { plugin, priority }
+}
+
+/// See [`prioritized`].
+struct Prioritized<P> {
+    plugin: P,
+    priority: i32,
+}
+
+impl<P: Plugin> Plugin for Prioritized<P> {
+    fn name(&self) -> &'static str {
+        self.plugin.name()
+    }
+
+    fn build(&self, config: &Value, env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> {
+        self.plugin.build(config, env)
+    }
+
+    fn priority(&self) -> i32 {
+        self.priority
+    }
 }
 
 /// The plugins a Strait binary knows, by name.
@@ -68,6 +99,11 @@ impl Registry {
     /// The names of every registered plugin, sorted.
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.plugins.keys().copied()
+    }
+
+    /// The chain priority of the filter `spec` configures: its `priority:`, or its plugin's.
+    pub fn priority(&self, spec: &FilterSpec) -> i32 {
+        spec.priority.unwrap_or_else(|| self.plugins.get(spec.name.as_str()).map_or(0, |p| p.priority()))
     }
 
     /// Builds the filter configured by `spec`, found at `path` (`listeners[0].filters[1]`).

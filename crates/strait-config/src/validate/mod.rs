@@ -1,6 +1,7 @@
 //! Semantic checks of a deserialized configuration, reporting every problem found.
 
 mod clusters;
+mod consumers;
 mod listeners;
 mod routes;
 pub use routes::header_edit_problems;
@@ -27,6 +28,7 @@ pub fn validate(config: &Config, index: &PathIndex, reporter: &mut Reporter) {
     let cluster_names: HashSet<&str> = config.clusters.iter().map(|cluster| cluster.name.as_str()).collect();
     checker.listeners(&config.listeners, &cluster_names);
     checker.clusters(&config.clusters);
+    checker.consumers(&config.consumers);
 }
 
 /// Reports problems at the positions of the fields they concern.
