@@ -28,6 +28,7 @@ pub fn cluster(name: &str, balancer: Balancer, endpoints: &[(&str, u32, bool)]) 
         health: Health::default(),
         tls: None,
         protocol: Default::default(),
+        filters: Vec::new(),
     }
 }
 
