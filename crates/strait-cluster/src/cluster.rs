@@ -229,6 +229,7 @@ mod tests {
             health: Health::default(),
             tls: None,
             protocol: Default::default(),
+            filters: Vec::new(),
         };
         let state = ClusterState::start(config, &resolved(&[1, 2]), Handle::current(), Arc::default());
         let before = state.endpoints();

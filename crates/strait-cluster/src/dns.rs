@@ -175,6 +175,7 @@ mod tests {
             health: Default::default(),
             tls: None,
             protocol: Default::default(),
+            filters: Vec::new(),
         };
         let cache = DnsCache::default();
         assert!(resolve(&cluster, &cache, true).await.is_err());
