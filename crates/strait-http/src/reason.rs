@@ -70,6 +70,20 @@ pub enum Reason {
     /// The request asks for a protocol Strait does not relay: an HTTP/2 extended CONNECT whose
     /// `:protocol` is not `websocket` (501, as RFC 9220 §3 prescribes).
     UnsupportedProtocol,
+    /// No credential, or one that is not valid (an authentication filter: `key_auth`, `basic_auth`, `jwt`).
+    Unauthorized,
+    /// The authenticated consumer may not use this route (`acl`).
+    ConsumerForbidden,
+    /// The client address is denied, or not allowed (`ip_restriction`).
+    IpForbidden,
+    /// A rate or concurrency limit refused the request (`rate_limiting`, `limit_req`, `concurrency_limit`).
+    RateLimited,
+    /// A request body without a declared length where the route requires one (`request_size_limiting`).
+    LengthRequired,
+    /// `Expect: 100-continue` for a body that is already known to be too large (`request_size_limiting`).
+    ExpectationFailed,
+    /// A CORS preflight from an origin, method or header the `cors` filter does not allow.
+    CorsRejected,
 }
 
 impl Reason {
@@ -105,6 +119,13 @@ impl Reason {
             Reason::FilterFailed => "filter_failed",
             Reason::UpstreamTlsFailed => "upstream_tls_failed",
             Reason::UnsupportedProtocol => "unsupported_protocol",
+            Reason::Unauthorized => "unauthorized",
+            Reason::ConsumerForbidden => "consumer_forbidden",
+            Reason::IpForbidden => "ip_forbidden",
+            Reason::RateLimited => "rate_limited",
+            Reason::LengthRequired => "length_required",
+            Reason::ExpectationFailed => "expectation_failed",
+            Reason::CorsRejected => "cors_rejected",
         }
     }
 
@@ -133,6 +154,11 @@ impl Reason {
             Reason::AuthUnavailable | Reason::FilterFailed => StatusCode::INTERNAL_SERVER_ERROR,
             Reason::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             Reason::FileError => StatusCode::INTERNAL_SERVER_ERROR,
+            Reason::Unauthorized => StatusCode::UNAUTHORIZED,
+            Reason::ConsumerForbidden | Reason::IpForbidden | Reason::CorsRejected => StatusCode::FORBIDDEN,
+            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::LengthRequired => StatusCode::LENGTH_REQUIRED,
+            Reason::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
         }
     }
 
@@ -167,6 +193,13 @@ impl Reason {
         Reason::FilterFailed,
         Reason::UpstreamTlsFailed,
         Reason::UnsupportedProtocol,
+        Reason::Unauthorized,
+        Reason::ConsumerForbidden,
+        Reason::IpForbidden,
+        Reason::RateLimited,
+        Reason::LengthRequired,
+        Reason::ExpectationFailed,
+        Reason::CorsRejected,
     ];
 }
 
