@@ -60,7 +60,7 @@ fn code(status: StatusCode, reason: Option<Reason>) -> u8 {
     match reason {
         Some(Reason::NoRoute | Reason::UnsupportedProtocol) => 12,
         Some(Reason::UpstreamTimeout | Reason::UpstreamConnectTimeout | Reason::ExchangeTimeout) => 4,
-        Some(Reason::BodyTooLarge | Reason::HeaderTooLarge | Reason::UriTooLong) => 8,
+        Some(Reason::BodyTooLarge | Reason::HeaderTooLarge | Reason::UriTooLong | Reason::RateLimited) => 8,
         Some(Reason::AuthDenied) if status == StatusCode::UNAUTHORIZED => 16,
         Some(Reason::AuthDenied | Reason::Forbidden) => 7,
         Some(Reason::BadRequest | Reason::MethodNotAllowed | Reason::UnsupportedTransferEncoding) => 13,
