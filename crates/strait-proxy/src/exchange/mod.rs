@@ -249,7 +249,7 @@ where
     }
     if !chain.members_empty() {
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
-        if let Some(answer) = chain.request_headers(0, parts, ctx).await {
+        if let Some(answer) = chain.request_headers(0, parts, ctx, &snapshot.consumer_filters).await {
             return Err(Routed::Local(answer));
         }
     }
@@ -270,13 +270,13 @@ where
     }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
-    if !route.filters.is_empty() {
+    if !route.filters.is_empty() || !snapshot.consumer_filters.is_empty() {
         let route_start = chain.len();
         chain.extend(&route.filters);
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
-        if let Some(answer) = chain.request_headers(route_start, parts, ctx).await {
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx, &snapshot.consumer_filters).await {
             return Err(Routed::Local(answer));
         }
     }

@@ -16,6 +16,7 @@ mod interop;
 mod plugins;
 mod retries;
 mod routing;
+mod scopes;
 mod smoke;
 mod static_files;
 mod timeouts;
