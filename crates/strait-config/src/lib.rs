@@ -21,7 +21,7 @@ pub use error::{ConfigError, ConfigErrors, Position};
 pub use model::*;
 pub use source_map::SourceMap;
 pub use tls::*;
-pub use validate::{header_edit_problems, MAX_WORKERS};
+pub use validate::{aggregate_placeholders, header_edit_problems, MAX_WORKERS};
 
 use report::Reporter;
 

@@ -21,6 +21,7 @@ use strait_router::{PathRewrite, RouteTable};
 
 use strait_http::{LocalResponse, Registry};
 
+use crate::actions::aggregate::AggregatePlan;
 use crate::chain::{ConsumerFilters, FilterList};
 use crate::h1::HeadLimits;
 use crate::listener_tls::{ListenerTlsPlan, TlsCache};
@@ -280,6 +281,9 @@ impl RoutePlan {
             })
         } else if let Some(e) = &route.echo {
             Action::Echo(EchoPlan { name: e.name.clone() })
+        } else if let Some(aggregate) = &route.aggregate {
+            let plan = AggregatePlan::compile(aggregate).map_err(|e| format!("route `{name}`: {e}"))?;
+            Action::Aggregate(Box::new(plan))
         } else {
             return Err(format!("route `{name}` has no action"));
         };
@@ -311,6 +315,8 @@ pub enum Action {
     Static(StaticPlan),
     /// Describe the request back (demo upstream).
     Echo(EchoPlan),
+    /// Call several clusters and merge their answers.
+    Aggregate(Box<AggregatePlan>),
 }
 
 /// A cluster and how connections to its endpoints are made.

@@ -312,7 +312,7 @@ where
     }
 }
 
-/// Performs an action Strait answers itself (direct, redirect, echo, static files).
+/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation).
 async fn answer_locally<B, S>(
     inbound: &Inbound<'_>,
     route: &RoutePlan,
@@ -332,6 +332,11 @@ where
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
+        Action::Aggregate(plan) => {
+            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
+            let boxed = Box::pin(actions::aggregate::answer(plan, parts, &subrequests));
+            boxed.await
+        }
         Action::Echo(plan) => {
             let max = match snapshot.server.max_body_bytes {
                 0 => ECHO_BODY_MAX,

@@ -3,6 +3,7 @@
 mod support;
 
 mod actions;
+mod aggregate;
 mod balancing;
 mod bodies;
 mod connection_limits;
