@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth_request;
+pub mod circuit_breaker;
 pub mod compression;
 pub mod headers;
 
@@ -12,6 +13,7 @@ use strait_http::Registry;
 pub fn builtin() -> Registry {
     let mut registry = Registry::new();
     registry.register(auth_request::auth_request_plugin());
+    registry.register(circuit_breaker::circuit_breaker_plugin());
     registry.register(compression::compression_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
