@@ -77,14 +77,9 @@ impl Output {
                     }
                 }
             }
-            "rate-limiting" => {
-                if config.get("policy").and_then(Value::as_str) == Some("cluster") {
-                    self.warn(
-                        &format!("{at}.config.policy"),
-                        "`cluster` (counters in Kong's database) read as `local`",
-                    );
-                    config.insert("policy".into(), json!("local"));
-                }
+            "rate-limiting" if config.get("policy").and_then(Value::as_str) == Some("cluster") => {
+                self.warn(&format!("{at}.config.policy"), "`cluster` (counters in Kong's database) read as `local`");
+                config.insert("policy".into(), json!("local"));
             }
             _ => {}
         }
