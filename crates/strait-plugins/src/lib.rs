@@ -5,6 +5,7 @@
 pub mod auth_request;
 pub mod compression;
 pub mod headers;
+pub mod rate_limiting;
 
 use strait_http::Registry;
 
@@ -13,7 +14,10 @@ pub fn builtin() -> Registry {
     let mut registry = Registry::new();
     registry.register(auth_request::auth_request_plugin());
     registry.register(compression::compression_plugin());
+    registry.register(rate_limiting::concurrency_limit_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry.register(rate_limiting::limit_req_plugin());
+    registry.register(rate_limiting::rate_limiting_plugin());
     registry
 }
