@@ -14,6 +14,7 @@ mod http2;
 mod hygiene;
 mod interop;
 mod plugins;
+mod rate_limits;
 mod retries;
 mod routing;
 mod smoke;
