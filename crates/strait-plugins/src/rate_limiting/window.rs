@@ -10,8 +10,9 @@
 //!
 //! The estimate assumes the previous window's requests were spread evenly. Bounds: no fixed
 //! window ever admits more than the limit; a sliding interval of length `P` may admit up to
-//! twice the limit in the worst case (every request of one window bunched at its very end),
-//! but steady or random traffic is held to the limit within a fraction of a percent.
+//! twice the limit in the worst case (every request of one window bunched at its very end);
+//! for traffic that was steady through the previous window the estimate is exact. It can
+//! also refuse a little early, when the previous window's requests came early in it.
 
 use std::cmp::Reverse;
 
