@@ -29,7 +29,7 @@
 pub mod concurrency_limit;
 pub mod headers;
 pub mod key;
-mod leaky_bucket;
+pub mod leaky_bucket;
 pub mod limit_req;
 pub mod plugin;
 mod shards;

@@ -62,7 +62,7 @@ fn default_limit_by() -> LimitBy {
     LimitBy::Consumer
 }
 
-/// Default of `max_keys` (shared by `limit_req`): a few megabytes of counters.
+/// Default of `max_keys` (shared by `limit_req`): at most some 20 MB of counters per filter.
 pub(crate) fn default_max_keys() -> usize {
     100_000
 }
@@ -145,6 +145,16 @@ impl RateLimitingFactory {
     /// A factory for `config`, reading time from `clock`.
     pub fn new(config: &RateLimitingConfig, clock: Clock) -> Result<RateLimitingFactory, PluginError> {
         Ok(RateLimitingFactory(Arc::new(Settings::compile(config, clock)?)))
+    }
+
+    /// A factory for `config` whose counters are in `store` instead of its policy's.
+    pub fn with_store(
+        config: &RateLimitingConfig,
+        clock: Clock,
+        store: Arc<dyn CounterStore>,
+    ) -> Result<RateLimitingFactory, PluginError> {
+        let settings = Settings { store, ..Settings::compile(config, clock)? };
+        Ok(RateLimitingFactory(Arc::new(settings)))
     }
 }
 

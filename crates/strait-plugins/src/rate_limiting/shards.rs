@@ -45,19 +45,17 @@ impl<V: Expiring> Shards<V> {
         Shards { shards, hasher: RandomState::new(), shard_capacity }
     }
 
-    /// Runs `f` on the value of `key`, created fresh when absent. A full shard first drops its
-    /// expired entries, then, if still full, evicts the entry that expires first among a
-    /// few (that key starts over).
+    /// Runs `f` on the value of `key`, created fresh when absent. Each shard drops its expired
+    /// entries at most once a second; a full one makes room by evicting the entry that
+    /// expires first among a few (that key starts over), so a flood of new keys costs a
+    /// constant time each.
     pub fn with<R>(&self, key: &str, now: u64, f: impl FnOnce(&mut V) -> R) -> R {
         let mut shard = self.shard(key);
         if now >= shard.next_sweep {
             shard.sweep(now);
         }
-        if !shard.entries.contains_key(key) && shard.entries.len() >= self.shard_capacity {
-            shard.sweep(now);
-            if shard.entries.len() >= self.shard_capacity {
-                shard.evict_one();
-            }
+        if shard.entries.len() >= self.shard_capacity && !shard.entries.contains_key(key) {
+            shard.evict_one();
         }
         match shard.entries.get_mut(key) {
             Some(value) => f(value),

@@ -155,3 +155,56 @@ fn hidden_headers_leave_only_retry_after() {
     assert!(headers.contains_key("retry-after"));
     assert!(!headers.contains_key("ratelimit-limit") && !headers.contains_key("x-ratelimit-limit-day"));
 }
+
+// === stores that answer later ===
+
+/// A store that answers after yielding once (as a network round trip would): with `usage`,
+/// or with an error when it has none.
+#[derive(Debug)]
+struct LaterStore(Option<Usage>);
+
+impl CounterStore for LaterStore {
+    fn hit<'a>(&'a self, _key: &'a str, _limits: &'a [Limit], _now: u64) -> super::super::store::Hit<'a> {
+        Phase::wait(async move {
+            tokio::task::yield_now().await;
+            self.0.clone().ok_or_else(|| StoreError("unreachable".into()))
+        })
+    }
+}
+
+/// The status and response headers of one request through a factory whose store is `store`.
+async fn run_later(store: LaterStore) -> (u16, http::HeaderMap) {
+    let config: RateLimitingConfig = serde_json::from_value(json!({ "minute": 2 })).unwrap();
+    let factory = RateLimitingFactory::with_store(&config, manual(0).1, Arc::new(store)).unwrap();
+    let mut filter = factory.create();
+    let (mut request, mut ctx) = (get("/", &[]), ctx_from("10.0.0.1"));
+    let flow = filter.request_headers(&mut request, &mut ctx).resolve().await;
+    let mut response = http::Response::new(()).into_parts().0;
+    if let Flow::Respond(local) = flow {
+        response.status = local.status;
+        response.headers = local.headers;
+    }
+    filter.response_headers(&mut response, &mut ctx).resolve().await;
+    (response.status.as_u16(), response.headers)
+}
+
+#[tokio::test]
+async fn an_async_store_decides_after_its_wait() {
+    let window = super::super::window::WindowUsage {
+        limit: Limit { window: Window::Minute, max: 2 },
+        remaining: 0,
+        reset_ms: 30_000,
+    };
+    let refused = Usage { allowed: false, retry_after_ms: 30_000, windows: vec![window] };
+    let (status, headers) = run_later(LaterStore(Some(refused))).await;
+    assert_eq!(status, 429);
+    assert_eq!(headers["retry-after"], "30");
+    assert_eq!(headers["x-ratelimit-remaining-minute"], "0");
+}
+
+#[tokio::test]
+async fn a_failing_store_lets_requests_through_without_headers() {
+    let (status, headers) = run_later(LaterStore(None)).await;
+    assert_eq!(status, 200);
+    assert!(headers.is_empty(), "{headers:?}");
+}
