@@ -1,5 +1,5 @@
 //! Rate and concurrency limits end to end: `rate_limiting` (counts, 429 with `Retry-After`,
-//! Kong's and the IETF draft's headers, keys per client address and per header value),
+//! Kong's and the IETF draft's headers, keys per client address, header value and consumer),
 //! `limit_req` (burst with and without `nodelay`) and `concurrency_limit` (slots held while a
 //! slow backend answers, given back afterwards, also by aborted requests).
 //!
@@ -8,11 +8,15 @@
 
 use crate::support;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use http::request;
+use strait_http::registry::{typed, BuildEnv};
+use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, RequestCtx};
 use support::{Backend, Proxy, RawConn, RawResponse};
 
 /// A proxy on one listener whose routes are `(path prefix, filters)`, forwarding to `backend`.
@@ -125,6 +129,61 @@ fn keys_are_separate_per_client_address_and_per_header_value() {
     assert_eq!(status("127.0.0.3", "/by-key", ""), 200, "without the header, the address counts");
     assert_eq!(status("127.0.0.3", "/by-key", ""), 429);
     assert_eq!(backend.count(), 5);
+}
+
+/// A test plugin that takes the consumer named in `x-user` as authenticated (what an
+/// authentication filter leaves for the filters after it).
+#[derive(Debug)]
+struct IdentifyFactory;
+
+impl FilterFactory for IdentifyFactory {
+    fn name(&self) -> &'static str {
+        "identify"
+    }
+
+    fn phases(&self) -> Phases {
+        Phases::REQUEST_HEADERS
+    }
+
+    fn create(&self) -> Box<dyn Filter> {
+        Box::new(Identify)
+    }
+}
+
+struct Identify;
+
+impl Filter for Identify {
+    fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
+        if let Some(user) = request.headers.get("x-user").and_then(|v| v.to_str().ok()) {
+            let spec = strait_config::Consumer { username: user.to_owned(), ..Default::default() };
+            let consumer = strait_http::Consumer::from_config(&spec, None);
+            strait_http::consumer::identify(&mut request.headers, ctx, consumer, false);
+        }
+        Phase::Ready(Flow::Continue)
+    }
+}
+
+#[test]
+fn rate_limiting_by_consumer_counts_each_consumer_and_anonymous_clients_by_address() {
+    let backend = Backend::named("app");
+    let mut registry = strait_plugins::builtin();
+    registry.register(typed("identify", |_: BTreeMap<String, String>, _env: &BuildEnv<'_>| {
+        Ok(Arc::new(IdentifyFactory) as Arc<dyn FilterFactory>)
+    }));
+    let yaml = format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters: [{{ name: identify }}, {{ name: rate_limiting, config: {{ hour: 1 }} }}]\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr
+    );
+    let proxy = Proxy::start_with(&yaml, registry);
+    let addr = proxy.addr("web");
+    let status = |headers: &str| get_from("127.0.0.1", addr, "/", headers).status;
+    assert_eq!(status("X-User: alice\r\n"), 200);
+    assert_eq!(status("X-User: alice\r\n"), 429);
+    assert_eq!(status("X-User: bob\r\n"), 200, "bob has his own count, from the same address");
+    assert_eq!(status(""), 200, "no consumer: the address counts");
+    assert_eq!(status(""), 429);
+    let users: Vec<_> = backend.requests().iter().map(|r| r.headers.get("x-consumer-username").cloned()).collect();
+    assert_eq!(users, [Some("alice".parse().unwrap()), Some("bob".parse().unwrap()), None]);
 }
 
 // === limit_req ===
