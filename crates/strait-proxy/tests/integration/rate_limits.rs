@@ -45,6 +45,7 @@ fn get_from(source: &str, addr: SocketAddr, path: &str, headers: &str) -> RawRes
     conn.read_response().expect("response")
 }
 
+/// A GET of `path` from 127.0.0.1.
 fn get(addr: SocketAddr, path: &str) -> RawResponse {
     get_from("127.0.0.1", addr, path, "")
 }
@@ -150,6 +151,7 @@ impl FilterFactory for IdentifyFactory {
     }
 }
 
+/// One request's `identify` filter.
 struct Identify;
 
 impl Filter for Identify {
@@ -239,6 +241,7 @@ struct GatedBackend {
 }
 
 impl GatedBackend {
+    /// Starts it on a port of its own, closed.
     fn start() -> GatedBackend {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -269,10 +272,12 @@ impl GatedBackend {
         GatedBackend { addr, arrived, open, _runtime: runtime }
     }
 
+    /// Requests that reached it so far.
     fn arrived(&self) -> usize {
         self.arrived.load(Ordering::SeqCst)
     }
 
+    /// Lets every held response (and every later one) go.
     fn open(&self) {
         self.open.store(true, Ordering::SeqCst);
     }
