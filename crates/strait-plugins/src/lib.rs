@@ -6,6 +6,7 @@ pub mod auth_request;
 pub mod circuit_breaker;
 pub mod compression;
 pub mod headers;
+pub mod rate_limiting;
 
 use strait_http::Registry;
 
@@ -15,7 +16,10 @@ pub fn builtin() -> Registry {
     registry.register(auth_request::auth_request_plugin());
     registry.register(circuit_breaker::circuit_breaker_plugin());
     registry.register(compression::compression_plugin());
+    registry.register(rate_limiting::concurrency_limit_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry.register(rate_limiting::limit_req_plugin());
+    registry.register(rate_limiting::rate_limiting_plugin());
     registry
 }

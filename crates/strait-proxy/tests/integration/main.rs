@@ -16,6 +16,7 @@ mod http2;
 mod hygiene;
 mod interop;
 mod plugins;
+mod rate_limits;
 mod retries;
 mod routing;
 mod scopes;
