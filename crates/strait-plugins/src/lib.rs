@@ -4,8 +4,11 @@
 
 pub mod auth_request;
 pub mod compression;
+pub mod cors;
 pub mod headers;
+pub mod request_size_limiting;
 
+use strait_http::registry::prioritized;
 use strait_http::Registry;
 
 /// A registry with every built-in plugin.
@@ -13,7 +16,10 @@ pub fn builtin() -> Registry {
     let mut registry = Registry::new();
     registry.register(auth_request::auth_request_plugin());
     registry.register(compression::compression_plugin());
+    registry.register(prioritized(cors::cors_plugin(), cors::PRIORITY));
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry
+        .register(prioritized(request_size_limiting::request_size_limiting_plugin(), request_size_limiting::PRIORITY));
     registry
 }
