@@ -278,3 +278,77 @@ fn a_declared_length_can_be_required() {
     assert_eq!(streamed.text(), "got 5");
     assert_eq!(backend.count(), 3);
 }
+
+/// A request body sent as these frames; its length is announced only when `declared`.
+struct Frames {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    declared: bool,
+}
+
+impl Frames {
+    fn new(lengths: &[usize], declared: bool) -> Frames {
+        Frames { frames: lengths.iter().map(|n| bytes::Bytes::from(vec![b'x'; *n])).collect(), declared }
+    }
+}
+
+impl http_body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(self.frames.pop_front().map(|data| Ok(http_body::Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.declared {
+            true => http_body::SizeHint::with_exact(self.frames.iter().map(|f| f.len() as u64).sum()),
+            false => http_body::SizeHint::default(),
+        }
+    }
+}
+
+#[test]
+fn http2_bodies_are_limited_by_their_content_length_or_as_they_stream() {
+    let backend = Backend::start(|r| Reply::text(&format!("got {}", r.body_len)));
+    let proxy = Proxy::start(&format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    http2: true\n    routes:\n{SIZE_ROUTES}clusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr
+    ));
+    let post = |path: &str, body: Frames| http::Request::post(format!("http://api.test{path}")).body(body).unwrap();
+    let requests = vec![
+        post("/upload", Frames::new(&[2000], true)),
+        post("/upload", Frames::new(&[600, 600], false)),
+        post("/upload", Frames::new(&[100, 100], false)),
+        post("/strict", Frames::new(&[10], false)),
+        post("/strict", Frames::new(&[10], true)),
+    ];
+    let addr = proxy.addr("web");
+    let got = support::pki::runtime().block_on(async move {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        support::pki::http2_requests(tcp, requests).await
+    });
+    let answers: Vec<(u16, Option<&str>)> = got
+        .iter()
+        .map(|g| (g.parts.status.as_u16(), g.parts.headers.get("x-strait-reason").map(|v| v.to_str().unwrap())))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (413, Some("body_too_large")),
+            (413, Some("body_too_large")),
+            (200, None),
+            (411, Some("length_required")),
+            (200, None)
+        ]
+    );
+    assert_eq!(got[2].body, "got 200");
+    assert_eq!(got[4].body, "got 10");
+    assert!(backend.requests().iter().all(|r| r.body_len <= 1024), "no oversized body reached the backend");
+}
