@@ -131,14 +131,11 @@ impl Policy {
                 _ => Err(PluginError::at(format!("methods[{i}]"), format!("`{m}` is not a method name"))),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let headers = match config.headers.is_empty() {
-            true => None,
-            false => {
-                let names = header_names("headers", &config.headers)?;
-                let value = joined(&names);
-                Some((names, value))
-            }
-        };
+        let names = header_names("headers", &config.headers)?;
+        let headers = (!names.is_empty()).then(|| {
+            let value = joined(&names);
+            (names, value)
+        });
         let exposed = header_names("exposed_headers", &config.exposed_headers)?;
         Ok(Policy {
             origins,

@@ -307,9 +307,10 @@ impl http_body::Body for Frames {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        match self.declared {
-            true => http_body::SizeHint::with_exact(self.frames.iter().map(|f| f.len() as u64).sum()),
-            false => http_body::SizeHint::default(),
+        if self.declared {
+            http_body::SizeHint::with_exact(self.frames.iter().map(|f| f.len() as u64).sum())
+        } else {
+            http_body::SizeHint::default()
         }
     }
 }
