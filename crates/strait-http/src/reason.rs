@@ -16,7 +16,7 @@ pub enum Reason {
     HeaderTooLarge,
     /// The request target is longer than `limits.max_uri_bytes` (414).
     UriTooLong,
-    /// The request body is larger than `limits.max_body_bytes` (413).
+    /// The request body is larger than `limits.max_body_bytes` or a `request_size_limiting` filter allows (413).
     BodyTooLarge,
     /// The request head did not arrive within `timeouts.client_header` (408).
     HeaderTimeout,

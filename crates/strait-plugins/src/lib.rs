@@ -5,9 +5,12 @@
 pub mod auth_request;
 pub mod circuit_breaker;
 pub mod compression;
+pub mod cors;
 pub mod headers;
 pub mod rate_limiting;
+pub mod request_size_limiting;
 
+use strait_http::registry::prioritized;
 use strait_http::Registry;
 
 /// A registry with every built-in plugin.
@@ -17,9 +20,12 @@ pub fn builtin() -> Registry {
     registry.register(circuit_breaker::circuit_breaker_plugin());
     registry.register(compression::compression_plugin());
     registry.register(rate_limiting::concurrency_limit_plugin());
+    registry.register(prioritized(cors::cors_plugin(), cors::PRIORITY));
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
     registry.register(rate_limiting::limit_req_plugin());
     registry.register(rate_limiting::rate_limiting_plugin());
+    registry
+        .register(prioritized(request_size_limiting::request_size_limiting_plugin(), request_size_limiting::PRIORITY));
     registry
 }

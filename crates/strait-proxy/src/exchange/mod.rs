@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{request, HeaderMap, Uri};
 use http_body::Body;
-use strait_http::context::{ConnInfo, OriginalUri};
+use strait_http::context::{ConnInfo, OriginalUri, RequestLength};
 use strait_http::{LocalResponse, Phases, Reason, RequestCtx};
 use strait_router::RequestView;
 use tokio::time::Instant;
@@ -248,6 +248,7 @@ where
         }
     }
     if !chain.members_empty() {
+        declare_length(parts, body);
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         if let Some(answer) = chain.request_headers(0, parts, ctx, &snapshot.consumer_filters).await {
             return Err(Routed::Local(answer));
@@ -272,6 +273,9 @@ where
     ctx.route = Some(route.name.clone());
     if !route.filters.is_empty() || !snapshot.consumer_filters.is_empty() {
         let route_start = chain.len();
+        if route_start == 0 {
+            declare_length(parts, body);
+        }
         chain.extend(&route.filters);
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
@@ -294,6 +298,14 @@ where
         Action::Forward(cluster) => Ok((route, cluster)),
         Action::Split(split) => Ok((route, split.pick())),
         _ => Err(Routed::Act(route)),
+    }
+}
+
+/// Tells the request phases the body's declared length, when its framing gives one
+/// ([`RequestLength`]); only requests that meet filters pay for the extension.
+fn declare_length<B: Body>(parts: &mut request::Parts, body: &B) {
+    if let Some(length) = body.size_hint().exact() {
+        parts.extensions.insert(RequestLength(length));
     }
 }
 
