@@ -101,6 +101,10 @@ impl Settings {
         for (position, spec) in env.config.consumers.iter().enumerate() {
             for (index, user) in spec.credentials.basic_auth.iter().enumerate() {
                 let path = format!("consumers[{position}].credentials.basic_auth[{index}]");
+                if user.username.contains(':') {
+                    let message = format!("{path}.username contains `:`, which Basic authentication cannot send");
+                    return Err(PluginError::at("", message));
+                }
                 let password = StoredPassword::parse(&user.password, &path)?;
                 let credential = Credential { kind: "basic_auth", id: user.username.as_str().into() };
                 let consumer = Consumer::from_config(spec, Some(credential));

@@ -137,6 +137,10 @@ fn bad_settings_and_passwords_are_refused() {
     config.consumers[1].credentials.basic_auth[0].password = "$apr1$x$y".into();
     let error = basic_auth_plugin().build(&json!({}), &BuildEnv { config: &config }).unwrap_err();
     assert!(error.message.starts_with("consumers[1].credentials.basic_auth[0].password looks like"), "{error:?}");
+    let mut config = consumers();
+    config.consumers[1].credentials.basic_auth[0].username = "bob:the:builder".into();
+    let error = basic_auth_plugin().build(&json!({}), &BuildEnv { config: &config }).unwrap_err();
+    assert!(error.message.contains("basic_auth[0].username contains `:`"), "{error:?}");
     let unknown = basic_auth_plugin().build(&json!({ "users": [] }), &BuildEnv { config: &config }).unwrap_err();
     assert!(unknown.message.contains("unknown field `users`"), "{}", unknown.message);
 }

@@ -32,8 +32,7 @@ fn hex_pair(high: u8, low: u8) -> Option<u8> {
 
 /// The `name=value` pieces of a raw query whose decoded name is `name`, with their values
 /// (a piece without `=` has an empty value).
-pub(super) fn values<'q>(query: &'q str, name: &str) -> impl Iterator<Item = &'q str> + 'q {
-    let name = name.to_owned();
+pub(super) fn values<'a>(query: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     pieces(query).filter(move |(n, _)| *decode(n) == *name.as_bytes()).map(|(_, value)| value)
 }
 
