@@ -2,11 +2,16 @@
 //! and tests; [`builtin`] registers them all, one line each.
 #![forbid(unsafe_code)]
 
+pub mod acl;
 pub mod auth_request;
+mod consumer_auth;
+pub mod basic_auth;
 pub mod circuit_breaker;
 pub mod compression;
 pub mod cors;
 pub mod headers;
+pub mod ip_restriction;
+pub mod key_auth;
 pub mod rate_limiting;
 pub mod request_size_limiting;
 
@@ -16,8 +21,10 @@ use strait_http::Registry;
 /// A registry with every built-in plugin.
 pub fn builtin() -> Registry {
     let mut registry = Registry::new();
+    registry.register(acl::acl_plugin());
     registry.register(auth_request::auth_request_plugin());
     registry.register(circuit_breaker::circuit_breaker_plugin());
+    registry.register(basic_auth::basic_auth_plugin());
     registry.register(compression::compression_plugin());
     registry.register(rate_limiting::concurrency_limit_plugin());
     registry.register(prioritized(cors::cors_plugin(), cors::PRIORITY));
@@ -27,5 +34,7 @@ pub fn builtin() -> Registry {
     registry.register(rate_limiting::rate_limiting_plugin());
     registry
         .register(prioritized(request_size_limiting::request_size_limiting_plugin(), request_size_limiting::PRIORITY));
+    registry.register(ip_restriction::ip_restriction_plugin());
+    registry.register(key_auth::key_auth_plugin());
     registry
 }

@@ -9,6 +9,7 @@ mod bodies;
 mod circuit_breaker;
 mod connection_limits;
 mod deadlines;
+mod gateway_auth;
 mod gateway_cors_size;
 mod hardening;
 mod headers;
