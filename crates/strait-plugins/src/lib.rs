@@ -4,10 +4,10 @@
 
 pub mod acl;
 pub mod auth_request;
-mod consumer_auth;
 pub mod basic_auth;
 pub mod circuit_breaker;
 pub mod compression;
+mod consumer_auth;
 pub mod cors;
 pub mod headers;
 pub mod ip_restriction;
