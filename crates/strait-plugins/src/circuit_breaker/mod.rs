@@ -27,6 +27,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{response, StatusCode};
 use serde::Deserialize;
 use strait_config::units::{ByteSize, Dur};
+use strait_http::context::ResponseLength;
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{
     BodyFilter, BodyStep, Filter, FilterFactory, Flow, LocalResponse, Phase, Phases, Plugin, PluginError, Reason,
@@ -249,12 +250,8 @@ impl FilterFactory for CircuitBreakerFactory {
     }
 
     fn phases(&self) -> Phases {
-        let keep = if self.0.last_response.is_some() {
-            Phases::RESPONSE_HEADERS | Phases::RESPONSE_BODY
-        } else {
-            Phases::NONE
-        };
-        Phases::REQUEST_HEADERS | Phases::LOG | keep
+        let keep = if self.0.last_response.is_some() { Phases::RESPONSE_BODY } else { Phases::NONE };
+        Phases::REQUEST_HEADERS | Phases::RESPONSE_HEADERS | Phases::LOG | keep
     }
 
     fn create(&self) -> Box<dyn Filter> {
@@ -267,8 +264,8 @@ struct CircuitBreaker {
     shared: Arc<Shared>,
     /// What the breaker decided, until the outcome is recorded.
     admission: Option<Admission>,
-    /// A successful upstream head, while its body may be kept.
-    keep: Option<(StatusCode, HeaderMap)>,
+    /// A successful upstream head (and its body's length, when known), while its body may be kept.
+    keep: Option<(StatusCode, HeaderMap, Option<u64>)>,
 }
 
 impl Filter for CircuitBreaker {
@@ -287,31 +284,38 @@ impl Filter for CircuitBreaker {
 
     fn response_headers<'a>(&'a mut self, response: &'a mut response::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, ()> {
         let from_upstream = ctx.reason.is_none() && !matches!(self.admission, Some(Admission::Refuse) | None);
+        // Recorded before the answer goes out, so the client's next request sees the outcome.
+        if let Some(admission) = self.admission.take() {
+            match outcome(ctx.reason, response.status, ctx.upstream_addr.is_some(), &self.shared.failure_statuses) {
+                Some(failed) => self.shared.breaker().record(admission, failed, Instant::now()),
+                None => self.shared.breaker().abandon(admission),
+            }
+        }
+        if self.shared.last_response.is_none() {
+            return Phase::Ready(());
+        }
         if from_upstream && response.status.is_success() && ctx.upstream_addr.is_some() {
             let mut headers = response.headers.clone();
             headers.remove(header::DATE);
             headers.remove(FALLBACK);
-            self.keep = Some((response.status, headers));
+            let length = response.extensions.get::<ResponseLength>().map(|l| l.0);
+            self.keep = Some((response.status, headers, length));
         }
         Phase::Ready(())
     }
 
     fn response_body(&mut self, _response: &response::Parts, _ctx: &RequestCtx) -> Option<Box<dyn BodyFilter>> {
-        let (status, headers) = self.keep.take()?;
+        let (status, headers, length) = self.keep.take()?;
         let max = self.shared.last_response?;
-        Some(Box::new(KeepBody {
-            shared: self.shared.clone(),
-            status,
-            headers,
-            body: BytesMut::new(),
-            max,
-            too_big: false,
-        }))
+        let body = BytesMut::new();
+        Some(Box::new(KeepBody { shared: self.shared.clone(), status, headers, body, length, max, done: false }))
     }
 
     fn log<'a>(&'a mut self, ctx: &'a RequestCtx, error: Option<Reason>) -> Phase<'a, ()> {
+        // Only when no response was made (the exchange failed before one).
         if let Some(admission) = self.admission.take() {
-            match outcome(ctx, error, &self.shared.failure_statuses) {
+            match outcome(error.or(ctx.reason), ctx.status, ctx.upstream_addr.is_some(), &self.shared.failure_statuses)
+            {
                 Some(failed) => self.shared.breaker().record(admission, failed, Instant::now()),
                 None => self.shared.breaker().abandon(admission),
             }
@@ -331,8 +335,13 @@ impl Drop for CircuitBreaker {
 
 /// Whether the request failed the upstream's way (`Some(true)`), succeeded (`Some(false)`),
 /// or says nothing about the upstream (`None`: the client left, a filter answered).
-fn outcome(ctx: &RequestCtx, error: Option<Reason>, failure_statuses: &[StatusCode]) -> Option<bool> {
-    match error.or(ctx.reason) {
+fn outcome(
+    reason: Option<Reason>,
+    status: StatusCode,
+    reached_upstream: bool,
+    failure_statuses: &[StatusCode],
+) -> Option<bool> {
+    match reason {
         Some(
             Reason::UpstreamConnectFailed
             | Reason::UpstreamConnectTimeout
@@ -343,8 +352,8 @@ fn outcome(ctx: &RequestCtx, error: Option<Reason>, failure_statuses: &[StatusCo
             | Reason::NoHealthyUpstream,
         ) => Some(true),
         Some(_) => None,
-        None if ctx.upstream_addr.is_none() => None,
-        None => Some(failure_statuses.contains(&ctx.status)),
+        None if !reached_upstream => None,
+        None => Some(failure_statuses.contains(&status)),
     }
 }
 
@@ -354,23 +363,34 @@ struct KeepBody {
     status: StatusCode,
     headers: HeaderMap,
     body: BytesMut,
+    /// The body's length, when the response declared it: the copy is kept as soon as it is
+    /// complete, before the end of the body is signalled.
+    length: Option<u64>,
     max: usize,
-    too_big: bool,
+    /// Kept already, or too large to keep.
+    done: bool,
+}
+
+impl KeepBody {
+    fn keep(&mut self) {
+        let kept = Kept { status: self.status, headers: self.headers.clone(), body: self.body.split().freeze() };
+        *self.shared.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
+        self.done = true;
+    }
 }
 
 impl BodyFilter for KeepBody {
     fn chunk(mut self: Box<Self>, chunk: Bytes, end: bool) -> BodyStep {
-        if !self.too_big {
+        if !self.done {
             if self.body.len() + chunk.len() > self.max {
-                self.too_big = true;
+                self.done = true;
                 self.body = BytesMut::new();
             } else {
                 self.body.extend_from_slice(&chunk);
+                if end || self.length == Some(self.body.len() as u64) {
+                    self.keep();
+                }
             }
-        }
-        if end && !self.too_big {
-            let kept = Kept { status: self.status, headers: self.headers.clone(), body: self.body.split().freeze() };
-            *self.shared.kept.lock().unwrap_or_else(PoisonError::into_inner) = Some(kept);
         }
         Phase::Ready((self as Box<dyn BodyFilter>, Ok(chunk)))
     }

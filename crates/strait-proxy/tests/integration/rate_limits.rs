@@ -173,7 +173,7 @@ fn rate_limiting_by_consumer_counts_each_consumer_and_anonymous_clients_by_addre
         Ok(Arc::new(IdentifyFactory) as Arc<dyn FilterFactory>)
     }));
     let yaml = format!(
-        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters: [{{ name: identify }}, {{ name: rate_limiting, config: {{ hour: 1 }} }}]\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters: [{{ name: identify, priority: 2000 }}, {{ name: rate_limiting, config: {{ hour: 1 }} }}]\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
         backend.addr
     );
     let proxy = Proxy::start_with(&yaml, registry);
