@@ -5,6 +5,7 @@
 pub mod auth_request;
 pub mod compression;
 pub mod headers;
+pub mod transform;
 
 use strait_http::Registry;
 
@@ -15,5 +16,7 @@ pub fn builtin() -> Registry {
     registry.register(compression::compression_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry.register(transform::request_transformer_plugin());
+    registry.register(transform::response_transformer_plugin());
     registry
 }
