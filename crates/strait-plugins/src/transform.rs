@@ -12,8 +12,8 @@
 //! Each section applies in Kong's order: `remove`, `rename` (`old:new`), `replace` (only what
 //! is present), `add` (only what is absent), `append` (always). A JSON body is edited only when
 //! its type is `application/json` and it has no content encoding; it is held back up to
-//! `max_body_size`, parsed, edited and serialized again, and then sent without a known length.
-//! A larger body, or one that does not parse, passes unchanged.
+//! `max_body_size`, parsed, edited and (when an edit applied) serialized again, and then sent
+//! without a known length. A larger body, or one that does not parse, passes unchanged.
 
 mod body;
 mod entries;

@@ -56,7 +56,9 @@ impl JsonBody {
         }
         let original = self.held.take().unwrap_or_default();
         match edited(&self.ops, &original) {
-            Ok(out) => Bytes::from(out),
+            Ok(Some(out)) => Bytes::from(out),
+            // Nothing to edit: the body keeps its bytes (its key order, its spacing).
+            Ok(None) => Bytes::from(original),
             Err(error) => {
                 tracing::debug!(body = self.side, %error, "JSON body not transformed: it does not parse");
                 Bytes::from(original)
@@ -65,11 +67,13 @@ impl JsonBody {
     }
 }
 
-/// `body` parsed, edited and serialized again.
-fn edited(ops: &JsonOps, body: &[u8]) -> Result<Vec<u8>, serde_json::Error> {
+/// `body` parsed, edited and serialized again; `None` when no edit applied to it.
+fn edited(ops: &JsonOps, body: &[u8]) -> Result<Option<Vec<u8>>, serde_json::Error> {
     let mut value: serde_json::Value = serde_json::from_slice(body)?;
-    ops.apply(&mut value);
-    serde_json::to_vec(&value)
+    if !ops.apply(&mut value) {
+        return Ok(None);
+    }
+    serde_json::to_vec(&value).map(Some)
 }
 
 impl BodyFilter for JsonBody {
@@ -108,6 +112,8 @@ mod tests {
     fn a_json_body_is_edited_at_its_end() {
         let body = JsonBody::new(remove_secret(), 1024, "response");
         assert_eq!(run(body, &[r#"{"id":1,"#, r#""secret":"s"}"#]), r#"{"id":1}"#);
+        let untouched = r#"{ "z": 1, "a": 2 }"#;
+        assert_eq!(run(JsonBody::new(remove_secret(), 1024, "response"), &[untouched]), untouched);
     }
 
     #[test]

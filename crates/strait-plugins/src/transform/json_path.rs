@@ -134,36 +134,43 @@ impl JsonOps {
             && self.append.is_empty()
     }
 
-    /// Edits a parsed body: an object, or each object of an array.
-    pub(crate) fn apply(&self, body: &mut Value) {
+    /// Edits a parsed body: an object, or each object of an array. Returns whether any edit
+    /// applied (a body no edit touched can be passed on as it came).
+    pub(crate) fn apply(&self, body: &mut Value) -> bool {
         match body {
             Value::Object(object) => self.apply_object(object),
-            Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).for_each(|o| self.apply_object(o)),
-            _ => {}
+            Value::Array(items) => items
+                .iter_mut()
+                .filter_map(Value::as_object_mut)
+                .fold(false, |changed, o| self.apply_object(o) | changed),
+            _ => false,
         }
     }
 
-    /// Edits one object.
-    fn apply_object(&self, object: &mut Map<String, Value>) {
+    /// Edits one object; returns whether any edit applied.
+    fn apply_object(&self, object: &mut Map<String, Value>) -> bool {
+        let mut changed = false;
         for path in &self.remove {
-            path.remove(object);
+            changed |= path.remove(object).is_some();
         }
         for (old, new) in &self.rename {
             if let Some(value) = old.remove(object) {
-                if let Err(value) = new.insert(object, value) {
+                match new.insert(object, value) {
+                    Ok(()) => changed = true,
                     // The new place is blocked: the field stays where it was.
-                    let _ = old.insert(object, value);
+                    Err(value) => _ = old.insert(object, value),
                 }
             }
         }
         for (path, value) in &self.replace {
             if let Some(slot) = path.get_mut(object) {
                 *slot = value.clone();
+                changed = true;
             }
         }
         for (path, value) in &self.add {
             if path.get_mut(object).is_none() {
-                let _ = path.insert(object, value.clone());
+                changed |= path.insert(object, value.clone()).is_ok();
             }
         }
         for (path, value) in &self.append {
@@ -171,10 +178,14 @@ impl JsonOps {
                 Some(Value::Array(items)) => items.push(value.clone()),
                 Some(slot) => *slot = Value::Array(vec![slot.take(), value.clone()]),
                 None => {
-                    let _ = path.insert(object, Value::Array(vec![value.clone()]));
+                    if path.insert(object, Value::Array(vec![value.clone()])).is_err() {
+                        continue;
+                    }
                 }
             }
+            changed = true;
         }
+        changed
     }
 }
 
@@ -234,7 +245,7 @@ mod tests {
             "secret": 1, "id": 7, "tags": ["old"], "single": "first",
             "user": { "name": "Ann", "mail": "a@x", "password": "p" }
         });
-        ops.apply(&mut body);
+        assert!(ops.apply(&mut body));
         assert_eq!(
             body,
             json!({
@@ -257,8 +268,9 @@ mod tests {
         })
         .unwrap();
         let mut body = json!([{ "id": 1, "internal": "x" }, { "id": 2, "internal": "y" }, 3]);
-        ops.apply(&mut body);
+        assert!(ops.apply(&mut body));
         assert_eq!(body, json!([{ "id": 1 }, { "id": 2 }, 3]));
+        assert!(!ops.apply(&mut body), "nothing left to remove");
     }
 
     #[test]
@@ -273,7 +285,7 @@ mod tests {
         })
         .unwrap();
         let mut body = json!({ "name": "Ann" });
-        ops.apply(&mut body);
+        assert!(!ops.apply(&mut body));
         assert_eq!(body, json!({ "name": "Ann" }));
     }
 

@@ -139,7 +139,8 @@ impl RequestPlan {
 
     /// The request's new URI, when the path or the query change.
     fn uri(&self, uri: &Uri) -> Option<Uri> {
-        if self.path.is_none() && self.query.is_empty() {
+        // `*` (OPTIONS) and authority-form targets (CONNECT) have no path to edit.
+        if (self.path.is_none() && self.query.is_empty()) || !uri.path().starts_with('/') {
             return None;
         }
         let path = self.path.as_deref().unwrap_or(uri.path());

@@ -245,10 +245,11 @@ fn response_json_fields_are_edited_for_the_client() {
 }
 
 #[test]
-fn bodies_that_are_not_json_too_large_or_malformed_pass_unchanged() {
+fn bodies_not_json_too_large_malformed_or_untouched_pass_unchanged() {
     let backend = Backend::start(|r: &Recorded| match r.uri.as_str() {
         "/json/text" => Reply::text(r#"{"password":"in text"}"#).header("content-type", "text/plain"),
         "/json/large" => json_reply(&format!(r#"{{"password":"{}"}}"#, "x".repeat(400))),
+        "/json/untouched" => json_reply(r#"{ "name": "Ann",  "id": 1 }"#),
         _ => json_reply(r#"{"password": "oops","#),
     });
     let filters = r#"[{ name: request_transformer, config: { max_body_size: 256, remove: { json: [password] } } },
@@ -259,10 +260,13 @@ fn bodies_that_are_not_json_too_large_or_malformed_pass_unchanged() {
     let text = r#"{"password":"in text"}"#;
     let large = format!(r#"{{"password":"{}"}}"#, "x".repeat(400));
     let malformed = r#"{"password": "oops","#;
+    // Valid JSON that no edit applies to keeps its bytes (spacing, key order).
+    let untouched = r#"{ "name": "Ann",  "id": 1 }"#;
     let cases = [
         ("/json/text", "text/plain", text),
         ("/json/large", "application/json", &large),
         ("/json/bad", "application/json", malformed),
+        ("/json/untouched", "application/json", untouched),
     ];
     for proto in [Proto::H1, Proto::H2] {
         for (path, content_type, body) in cases {
