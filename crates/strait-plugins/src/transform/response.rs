@@ -148,12 +148,17 @@ impl FilterFactory for ResponseTransformerFactory {
     }
 
     fn create(&self) -> Box<dyn Filter> {
-        Box::new(ResponseTransformer(self.plan.clone()))
+        Box::new(ResponseTransformer { plan: self.plan.clone(), edit_body: false })
     }
 }
 
-/// The per-request filter: stateless, it applies the shared plan.
-struct ResponseTransformer(Arc<ResponsePlan>);
+/// One request's filter. Whether the body is edited is decided in the header phase, from the
+/// response as this filter sees it: a filter that runs after it on the response (a compressor
+/// with a higher priority) encodes what this one has edited.
+struct ResponseTransformer {
+    plan: Arc<ResponsePlan>,
+    edit_body: bool,
+}
 
 impl Filter for ResponseTransformer {
     fn response_headers<'a>(
@@ -161,20 +166,23 @@ impl Filter for ResponseTransformer {
         response: &'a mut response::Parts,
         _ctx: &'a mut RequestCtx,
     ) -> Phase<'a, ()> {
-        if let Some(status) = self.0.status {
+        let plan = &self.plan;
+        if let Some(status) = plan.status {
             response.status = status;
         }
-        self.0.headers.apply(&mut response.headers);
+        plan.headers.apply(&mut response.headers);
+        if !plan.json.is_empty() {
+            match plan.skip_body(response) {
+                None => self.edit_body = true,
+                Some(why) => tracing::debug!("response body not transformed: {why}"),
+            }
+        }
         Phase::Ready(())
     }
 
-    fn response_body(&mut self, response: &response::Parts, _ctx: &RequestCtx) -> Option<Box<dyn BodyFilter>> {
-        let plan = &self.0;
-        if let Some(why) = plan.skip_body(response) {
-            tracing::debug!("response body not transformed: {why}");
-            return None;
-        }
-        Some(Box::new(JsonBody::new(plan.json.clone(), plan.max_body_size, "response")))
+    fn response_body(&mut self, _response: &response::Parts, _ctx: &RequestCtx) -> Option<Box<dyn BodyFilter>> {
+        let plan = &self.plan;
+        self.edit_body.then(|| Box::new(JsonBody::new(plan.json.clone(), plan.max_body_size, "response")) as _)
     }
 }
 

@@ -283,6 +283,31 @@ fn bodies_not_json_too_large_malformed_or_untouched_pass_unchanged() {
     assert_eq!(got.parts.headers["content-length"], large.len().to_string());
 }
 
+#[test]
+fn a_compressor_that_runs_after_the_transformer_compresses_the_edited_json() {
+    let backend =
+        Backend::start(|_| json_reply(&format!(r#"{{"id":1,"secret":"s","padding":"{}"}}"#, "p".repeat(500))));
+    // A higher priority puts compression first on the request, so last on the response.
+    let filters = r#"[{ name: compression, priority: 900, config: { algorithms: [gzip] } },
+          { name: response_transformer, config: { remove: { json: [secret] } } }]"#;
+    let proxy = proxy(&backend, &[("/", filters)]);
+    for proto in [Proto::H1, Proto::H2] {
+        let asked = request("GET", "/data").header("accept-encoding", "gzip").body(Full::new(Bytes::new())).unwrap();
+        let got = send(proxy.addr("web"), proto, asked);
+        assert_eq!(got.parts.headers["content-encoding"], "gzip", "{proto:?}");
+        let body: Value = serde_json::from_slice(&gunzip(&got.body)).unwrap();
+        assert_eq!(body, json!({ "id": 1, "padding": "p".repeat(500) }), "{proto:?}");
+    }
+}
+
+/// The gzip stream `bytes` decoded.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    out
+}
+
 // === backend for frontend ===
 
 #[test]
