@@ -14,6 +14,7 @@ pub mod ip_restriction;
 pub mod key_auth;
 pub mod rate_limiting;
 pub mod request_size_limiting;
+pub mod transform;
 
 use strait_http::registry::prioritized;
 use strait_http::Registry;
@@ -36,5 +37,7 @@ pub fn builtin() -> Registry {
         .register(prioritized(request_size_limiting::request_size_limiting_plugin(), request_size_limiting::PRIORITY));
     registry.register(ip_restriction::ip_restriction_plugin());
     registry.register(key_auth::key_auth_plugin());
+    registry.register(transform::request_transformer_plugin());
+    registry.register(transform::response_transformer_plugin());
     registry
 }

@@ -26,5 +26,6 @@ mod smoke;
 mod static_files;
 mod timeouts;
 mod tls;
+mod transforms;
 mod upstream_protocols;
 mod websocket_h2;
