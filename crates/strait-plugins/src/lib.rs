@@ -26,7 +26,8 @@ pub fn builtin() -> Registry {
     registry.register(auth_request::auth_request_plugin());
     registry.register(circuit_breaker::circuit_breaker_plugin());
     registry.register(basic_auth::basic_auth_plugin());
-    registry.register(compression::compression_plugin());
+    // Outermost: the response it compresses is what every other filter made of it.
+    registry.register(prioritized(compression::compression_plugin(), 3000));
     registry.register(rate_limiting::concurrency_limit_plugin());
     registry.register(prioritized(cors::cors_plugin(), cors::PRIORITY));
     registry.register(headers::request_headers_plugin());
