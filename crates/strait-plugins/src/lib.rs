@@ -6,6 +6,7 @@ pub mod auth_request;
 pub mod circuit_breaker;
 pub mod compression;
 pub mod headers;
+pub mod proxy_cache;
 
 use strait_http::Registry;
 
@@ -17,5 +18,6 @@ pub fn builtin() -> Registry {
     registry.register(compression::compression_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry.register(proxy_cache::proxy_cache_plugin());
     registry
 }
