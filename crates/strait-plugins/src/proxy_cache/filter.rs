@@ -129,6 +129,9 @@ impl ProxyCache {
                 None => upstream.status = CacheStatus::Miss,
                 Some(entry) if entry.is_fresh(now) => {
                     self.plan = Plan::Served(CacheStatus::Hit);
+                    if entry.status == StatusCode::OK && freshness::not_modified(&request.headers, &entry.headers) {
+                        return Some(not_modified(&entry, now));
+                    }
                     return Some(answer(&entry, now));
                 }
                 Some(entry) => {
@@ -291,6 +294,26 @@ fn answer(entry: &Entry, now: Instant) -> LocalResponse {
     let mut headers = entry.headers.clone();
     headers.insert(header::AGE, HeaderValue::from(entry.age(now).as_secs()));
     LocalResponse { status: entry.status, headers, body: entry.body.clone(), reason: None }
+}
+
+/// A `304` for a client whose conditions the fresh `entry` meets: the fields RFC 9110 §15.4.5
+/// asks for, no body.
+fn not_modified(entry: &Entry, now: Instant) -> LocalResponse {
+    let mut headers = HeaderMap::new();
+    for name in [
+        header::CACHE_CONTROL,
+        header::CONTENT_LOCATION,
+        header::ETAG,
+        header::EXPIRES,
+        header::VARY,
+        header::LAST_MODIFIED,
+    ] {
+        for value in entry.headers.get_all(&name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    headers.insert(header::AGE, HeaderValue::from(entry.age(now).as_secs()));
+    LocalResponse { status: StatusCode::NOT_MODIFIED, headers, body: Bytes::new(), reason: None }
 }
 
 /// Turns the upstream's response head into `entry`'s; returns the body to send instead.

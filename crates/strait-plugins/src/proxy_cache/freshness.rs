@@ -14,10 +14,6 @@ pub struct Directives {
     pub no_cache: bool,
     /// `private`: for the user's own cache only, never a shared one.
     pub private: bool,
-    /// `public`: storable even for a request with `Authorization`.
-    pub public: bool,
-    /// `must-revalidate`: storable for a request with `Authorization`.
-    pub must_revalidate: bool,
     /// `max-age=N` seconds.
     pub max_age: Option<u64>,
     /// `s-maxage=N` seconds, for shared caches (takes precedence over `max-age`).
@@ -36,16 +32,18 @@ impl Directives {
                     None => (item.trim(), None),
                 };
                 let seconds = || argument.and_then(|a| a.parse::<u64>().ok());
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => directives.no_store = true,
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("no-store") {
+                    directives.no_store = true;
+                } else if is("no-cache") {
                     // `no-cache="field"` and `private="field"` are read as the whole response.
-                    "no-cache" => directives.no_cache = true,
-                    "private" => directives.private = true,
-                    "public" => directives.public = true,
-                    "must-revalidate" | "proxy-revalidate" => directives.must_revalidate = true,
-                    "max-age" => directives.max_age = Some(seconds().unwrap_or(0)),
-                    "s-maxage" => directives.s_maxage = Some(seconds().unwrap_or(0)),
-                    _ => {}
+                    directives.no_cache = true;
+                } else if is("private") {
+                    directives.private = true;
+                } else if is("max-age") {
+                    directives.max_age = Some(seconds().unwrap_or(0));
+                } else if is("s-maxage") {
+                    directives.s_maxage = Some(seconds().unwrap_or(0));
                 }
             }
         }
@@ -66,10 +64,9 @@ impl Asked {
     /// What the request headers ask.
     pub fn parse(headers: &HeaderMap) -> Asked {
         let directives = Directives::parse(headers);
-        let pragma = headers
-            .get_all(header::PRAGMA)
-            .iter()
-            .any(|v| v.to_str().is_ok_and(|t| t.to_ascii_lowercase().contains("no-cache")));
+        let pragma = headers.get_all(header::PRAGMA).iter().any(|v| {
+            v.as_bytes().split(|b| *b == b',').any(|item| item.trim_ascii().eq_ignore_ascii_case(b"no-cache"))
+        });
         let no_cache = directives.no_cache
             || directives.max_age == Some(0)
             || (pragma && !headers.contains_key(header::CACHE_CONTROL));
@@ -96,6 +93,23 @@ pub fn initial_age(headers: &HeaderMap) -> Duration {
     Duration::from_secs(seconds.unwrap_or(0))
 }
 
+/// Whether a client's conditional request is answered `304` by a stored response with
+/// `stored` headers (RFC 9110 §13.1): `If-None-Match` names its `ETag` (weakly) or is `*`;
+/// without it, `If-Modified-Since` is not before its `Last-Modified`.
+pub fn not_modified(request: &HeaderMap, stored: &HeaderMap) -> bool {
+    if request.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored.get(header::ETAG) else { return false };
+        let opaque = |tag: &[u8]| -> Vec<u8> { tag.strip_prefix(b"W/").unwrap_or(tag).to_vec() };
+        let stored_tag = opaque(etag.as_bytes().trim_ascii());
+        return request.get_all(header::IF_NONE_MATCH).iter().any(|value| {
+            value.as_bytes().split(|b| *b == b',').map(|t| t.trim_ascii()).any(|t| t == b"*" || opaque(t) == stored_tag)
+        });
+    }
+    let since = request.get(header::IF_MODIFIED_SINCE).and_then(http_date);
+    let modified = stored.get(header::LAST_MODIFIED).and_then(http_date);
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
 /// An HTTP date field value.
 fn http_date(value: &http::HeaderValue) -> Option<SystemTime> {
     httpdate::parse_http_date(value.to_str().ok()?).ok()
@@ -118,7 +132,7 @@ mod tests {
     fn cache_control_directives_are_read_from_every_field() {
         let map = headers(&[("cache-control", "public, Max-Age=60"), ("cache-control", "s-maxage=\"30\", no-cache")]);
         let directives = Directives::parse(&map);
-        assert!(directives.public && directives.no_cache && !directives.no_store && !directives.private);
+        assert!(directives.no_cache && !directives.no_store && !directives.private);
         assert_eq!((directives.max_age, directives.s_maxage), (Some(60), Some(30)));
     }
 
@@ -146,6 +160,19 @@ mod tests {
         assert!(Asked::parse(&headers(&[("pragma", "no-cache")])).no_cache);
         assert!(Asked::parse(&headers(&[("cache-control", "no-store")])).no_store);
         assert_eq!(Asked::parse(&headers(&[("cache-control", "max-age=10")])), Asked::default());
+    }
+
+    #[test]
+    fn conditional_requests_match_the_stored_validators() {
+        let stored = headers(&[("etag", "\"v1\""), ("last-modified", "Tue, 01 Dec 2026 16:00:00 GMT")]);
+        assert!(not_modified(&headers(&[("if-none-match", "\"v0\", W/\"v1\"")]), &stored));
+        assert!(not_modified(&headers(&[("if-none-match", "*")]), &stored));
+        assert!(!not_modified(&headers(&[("if-none-match", "\"v2\"")]), &stored));
+        assert!(not_modified(&headers(&[("if-modified-since", "Tue, 01 Dec 2026 16:00:00 GMT")]), &stored));
+        assert!(!not_modified(&headers(&[("if-modified-since", "Tue, 01 Dec 2026 15:59:59 GMT")]), &stored));
+        let both = headers(&[("if-none-match", "\"v2\""), ("if-modified-since", "Tue, 01 Dec 2026 17:00:00 GMT")]);
+        assert!(!not_modified(&both, &stored), "If-None-Match decides when present");
+        assert!(!not_modified(&HeaderMap::new(), &stored));
     }
 
     #[test]

@@ -119,6 +119,12 @@ fn an_expired_entry_is_revalidated_with_its_etag() {
     let hit = get(&proxy, "/doc");
     assert_eq!((cache_status(&hit), hit.text().as_str()), ("HIT", "full body"));
     assert_eq!(backend.count(), 2, "fresh for another minute");
+    // A client holding the same version gets 304 from the cache.
+    let conditional = get_with(&proxy, "/doc", "If-None-Match: \"v1\"\r\n");
+    assert_eq!((conditional.status, cache_status(&conditional), conditional.body.len()), (304, "HIT", 0));
+    assert_eq!(conditional.header("etag"), Some("\"v1\""));
+    assert_eq!(get_with(&proxy, "/doc", "If-None-Match: \"v0\"\r\n").status, 200);
+    assert_eq!(backend.count(), 2);
 }
 
 #[test]
