@@ -201,6 +201,28 @@ fn a_stale_entry_answers_while_the_backend_is_down() {
 }
 
 #[test]
+fn a_stale_entry_answers_for_a_listed_upstream_status() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let backend = {
+        let failing = failing.clone();
+        Backend::start(move |_| {
+            if failing.load(Ordering::SeqCst) {
+                Reply { status: 503, ..Reply::text("down").header("x-from", "failure") }
+            } else {
+                Reply::text("old body").header("cache-control", "max-age=1")
+            }
+        })
+    };
+    let proxy = proxy(&backend, "{ use_stale: [http_503] }");
+    assert_eq!(cache_status(&get(&proxy, "/s")), "MISS");
+    failing.store(true, Ordering::SeqCst);
+    let stale = get_until_not_hit(&proxy, "/s");
+    assert_eq!((stale.status, cache_status(&stale), stale.text().as_str()), (200, "STALE", "old body"));
+    assert_eq!(stale.header("x-from"), None, "the failed answer's headers are not sent");
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
 fn without_use_stale_a_down_backend_is_an_error() {
     let backend = Backend::start(|_| Reply::text("old body").header("cache-control", "max-age=1"));
     let proxy = proxy(&backend, "{}");
