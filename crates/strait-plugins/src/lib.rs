@@ -12,6 +12,7 @@ pub mod cors;
 pub mod headers;
 pub mod ip_restriction;
 pub mod key_auth;
+pub mod proxy_cache;
 pub mod rate_limiting;
 pub mod request_size_limiting;
 pub mod transform;
@@ -40,5 +41,6 @@ pub fn builtin() -> Registry {
     registry.register(key_auth::key_auth_plugin());
     registry.register(transform::request_transformer_plugin());
     registry.register(transform::response_transformer_plugin());
+    registry.register(proxy_cache::proxy_cache_plugin());
     registry
 }

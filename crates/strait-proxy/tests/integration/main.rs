@@ -6,6 +6,7 @@ mod actions;
 mod aggregate;
 mod balancing;
 mod bodies;
+mod cache;
 mod circuit_breaker;
 mod connection_limits;
 mod deadlines;

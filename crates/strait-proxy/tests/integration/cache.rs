@@ -1,0 +1,280 @@
+//! The `proxy_cache` filter end to end: hits that never reach the backend, `Vary` variants,
+//! expiry and ETag revalidation, what is never stored, validity per status, LRU eviction,
+//! stale answers while the backend is down or being refreshed, and bypassing.
+
+use crate::support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::{Backend, Proxy, RawConn, RawResponse, Reply};
+
+fn proxy(backend: &Backend, cache: &str) -> Proxy {
+    Proxy::start(&format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {cache}\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr
+    ))
+}
+
+/// A GET of `path` with extra header lines (each ending in `\r\n`).
+fn get_with(proxy: &Proxy, path: &str, extra: &str) -> RawResponse {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: cache.test\r\n{extra}Connection: close\r\n\r\n");
+    support::raw_request(proxy.addr("web"), request.as_bytes()).expect("response")
+}
+
+fn get(proxy: &Proxy, path: &str) -> RawResponse {
+    get_with(proxy, path, "")
+}
+
+fn cache_status(response: &RawResponse) -> &str {
+    response.header("x-cache-status").unwrap_or("(none)")
+}
+
+/// GETs `path` until its cache status is not `HIT` (the entry expired), within a bounded wait.
+fn get_until_not_hit(proxy: &Proxy, path: &str) -> RawResponse {
+    let deadline = Instant::now() + support::WAIT;
+    loop {
+        let response = get(proxy, path);
+        if cache_status(&response) != "HIT" {
+            return response;
+        }
+        assert!(Instant::now() < deadline, "{path} never expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_miss_is_stored_and_the_hit_never_reaches_the_backend() {
+    let backend = Backend::start(|_| Reply::text("cached body").header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, "{}");
+    let first = get(&proxy, "/item");
+    assert_eq!((first.status, cache_status(&first), first.text().as_str()), (200, "MISS", "cached body"));
+    let second = get(&proxy, "/item");
+    assert_eq!((second.status, cache_status(&second), second.text().as_str()), (200, "HIT", "cached body"));
+    assert_eq!(second.header("cache-control"), Some("max-age=60"));
+    assert!(second.header("age").is_some_and(|age| age.parse::<u64>().is_ok()), "a hit has an Age");
+    assert_eq!(backend.count(), 1, "the hit was answered by the cache");
+    // Another query is another key; HEAD is answered from GET's entry.
+    assert_eq!(cache_status(&get(&proxy, "/item?page=2")), "MISS");
+    let mut conn = RawConn::connect(proxy.addr("web"));
+    conn.send(b"HEAD /item HTTP/1.1\r\nHost: cache.test\r\nConnection: close\r\n\r\n");
+    let head = conn.read_response_to(true).expect("response");
+    assert_eq!((head.status, cache_status(&head), head.body.len()), (200, "HIT", 0));
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn vary_on_accept_encoding_keeps_separate_entries() {
+    let backend = Backend::start(|request| {
+        let coding = request.headers.get("accept-encoding").map_or("identity", |v| v.to_str().unwrap());
+        Reply::text(&format!("body for {coding}"))
+            .header("cache-control", "max-age=60")
+            .header("vary", "Accept-Encoding")
+    });
+    let proxy = proxy(&backend, "{}");
+    let gzip = "Accept-Encoding: gzip\r\n";
+    assert_eq!(cache_status(&get_with(&proxy, "/v", gzip)), "MISS");
+    assert_eq!(cache_status(&get(&proxy, "/v")), "MISS", "another Accept-Encoding is another variant");
+    let hit_gzip = get_with(&proxy, "/v", gzip);
+    assert_eq!((cache_status(&hit_gzip), hit_gzip.text().as_str()), ("HIT", "body for gzip"));
+    let hit_plain = get(&proxy, "/v");
+    assert_eq!((cache_status(&hit_plain), hit_plain.text().as_str()), ("HIT", "body for identity"));
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn an_entry_expires_after_its_max_age() {
+    let backend = Backend::start(|_| Reply::text("short").header("cache-control", "max-age=1"));
+    let proxy = proxy(&backend, "{}");
+    let stored = Instant::now();
+    assert_eq!(cache_status(&get(&proxy, "/short")), "MISS");
+    let expired = get_until_not_hit(&proxy, "/short");
+    assert!(stored.elapsed() >= Duration::from_millis(900), "expired before its max-age");
+    assert_eq!((cache_status(&expired), expired.text().as_str()), ("EXPIRED", "short"));
+    assert_eq!(backend.count(), 2);
+    assert_eq!(cache_status(&get(&proxy, "/short")), "HIT", "the new answer is stored");
+}
+
+#[test]
+fn an_expired_entry_is_revalidated_with_its_etag() {
+    let backend = Backend::start(|request| {
+        if request.headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+            Reply::status(304).header("etag", "\"v1\"").header("cache-control", "max-age=60")
+        } else {
+            Reply::text("full body").header("etag", "\"v1\"").header("cache-control", "max-age=1")
+        }
+    });
+    let proxy = proxy(&backend, "{}");
+    assert_eq!(cache_status(&get(&proxy, "/doc")), "MISS");
+    let revalidated = get_until_not_hit(&proxy, "/doc");
+    assert_eq!(
+        (revalidated.status, cache_status(&revalidated), revalidated.text().as_str()),
+        (200, "REVALIDATED", "full body")
+    );
+    assert_eq!(revalidated.header("cache-control"), Some("max-age=60"), "the 304's headers refresh the entry");
+    let requests = backend.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[1].headers.get("if-none-match").unwrap(), "\"v1\"");
+    let hit = get(&proxy, "/doc");
+    assert_eq!((cache_status(&hit), hit.text().as_str()), ("HIT", "full body"));
+    assert_eq!(backend.count(), 2, "fresh for another minute");
+    // A client holding the same version gets 304 from the cache.
+    let conditional = get_with(&proxy, "/doc", "If-None-Match: \"v1\"\r\n");
+    assert_eq!((conditional.status, cache_status(&conditional), conditional.body.len()), (304, "HIT", 0));
+    assert_eq!(conditional.header("etag"), Some("\"v1\""));
+    assert_eq!(get_with(&proxy, "/doc", "If-None-Match: \"v0\"\r\n").status, 200);
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn no_store_private_and_set_cookie_answers_are_not_stored() {
+    let backend = Backend::start(|request| match request.uri.as_str() {
+        "/no-store" => Reply::text("a").header("cache-control", "no-store"),
+        "/private" => Reply::text("b").header("cache-control", "private, max-age=60"),
+        _ => Reply::text("c").header("cache-control", "max-age=60").header("set-cookie", "session=1"),
+    });
+    let proxy = proxy(&backend, "{}");
+    for path in ["/no-store", "/private", "/cookie"] {
+        assert_eq!(cache_status(&get(&proxy, path)), "MISS");
+        let again = get(&proxy, path);
+        assert_eq!(cache_status(&again), "MISS", "{path} was stored");
+    }
+    assert_eq!(backend.count(), 6);
+}
+
+#[test]
+fn a_404_is_cached_for_its_own_validity() {
+    let backend = Backend::start(|request| match request.uri.as_str() {
+        "/ok" => Reply::text("ok"),
+        _ => Reply::status(404),
+    });
+    let proxy = proxy(&backend, "{ ttl: 1m, valid: [{ statuses: [404], ttl: 1s }] }");
+    assert_eq!(cache_status(&get(&proxy, "/ok")), "MISS");
+    let started = Instant::now();
+    let missing = get(&proxy, "/missing");
+    assert_eq!((missing.status, cache_status(&missing)), (404, "MISS"));
+    assert_eq!(cache_status(&get(&proxy, "/missing")), "HIT");
+    let expired = get_until_not_hit(&proxy, "/missing");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!((expired.status, cache_status(&expired)), (404, "EXPIRED"));
+    assert_eq!(cache_status(&get(&proxy, "/ok")), "HIT", "200 keeps the one-minute ttl");
+    assert_eq!(backend.count(), 3);
+}
+
+#[test]
+fn the_least_recently_used_entry_is_evicted_under_max_size() {
+    // Each entry is a 1000-byte body plus under 500 bytes of headers and key: two fit.
+    let body = "x".repeat(1000);
+    let backend = Backend::start(move |_| Reply::text(&body).header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, "{ max_size: 3000 }");
+    assert_eq!(cache_status(&get(&proxy, "/a")), "MISS");
+    assert_eq!(cache_status(&get(&proxy, "/b")), "MISS");
+    assert_eq!(cache_status(&get(&proxy, "/a")), "HIT", "/a is now the most recently used");
+    assert_eq!(cache_status(&get(&proxy, "/c")), "MISS");
+    assert_eq!(cache_status(&get(&proxy, "/a")), "HIT");
+    assert_eq!(cache_status(&get(&proxy, "/c")), "HIT");
+    assert_eq!(cache_status(&get(&proxy, "/b")), "MISS", "/b was evicted");
+    assert_eq!(backend.count(), 4);
+}
+
+#[test]
+fn bodies_over_max_body_pass_and_are_not_stored() {
+    let backend = Backend::start(|_| Reply::text(&"y".repeat(2000)).header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, "{ max_body: 1KiB }");
+    for _ in 0..2 {
+        let response = get(&proxy, "/big");
+        assert_eq!((cache_status(&response), response.body.len()), ("MISS", 2000));
+    }
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn a_stale_entry_answers_while_the_backend_is_down() {
+    let backend = Backend::start(|_| Reply::text("old body").header("cache-control", "max-age=1"));
+    let proxy = proxy(&backend, "{ use_stale: [error, timeout] }");
+    assert_eq!(cache_status(&get(&proxy, "/s")), "MISS");
+    backend.stop();
+    let stale = get_until_not_hit(&proxy, "/s");
+    assert_eq!((stale.status, cache_status(&stale), stale.text().as_str()), (200, "STALE", "old body"));
+    assert_eq!(stale.header("x-strait-reason"), None);
+}
+
+#[test]
+fn a_stale_entry_answers_for_a_listed_upstream_status() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let backend = {
+        let failing = failing.clone();
+        Backend::start(move |_| {
+            if failing.load(Ordering::SeqCst) {
+                Reply { status: 503, ..Reply::text("down").header("x-from", "failure") }
+            } else {
+                Reply::text("old body").header("cache-control", "max-age=1")
+            }
+        })
+    };
+    let proxy = proxy(&backend, "{ use_stale: [http_503] }");
+    assert_eq!(cache_status(&get(&proxy, "/s")), "MISS");
+    failing.store(true, Ordering::SeqCst);
+    let stale = get_until_not_hit(&proxy, "/s");
+    assert_eq!((stale.status, cache_status(&stale), stale.text().as_str()), (200, "STALE", "old body"));
+    assert_eq!(stale.header("x-from"), None, "the failed answer's headers are not sent");
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn without_use_stale_a_down_backend_is_an_error() {
+    let backend = Backend::start(|_| Reply::text("old body").header("cache-control", "max-age=1"));
+    let proxy = proxy(&backend, "{}");
+    assert_eq!(cache_status(&get(&proxy, "/s")), "MISS");
+    backend.stop();
+    let failed = get_until_not_hit(&proxy, "/s");
+    assert_eq!((failed.status, cache_status(&failed)), (502, "EXPIRED"));
+}
+
+#[test]
+fn others_get_the_stale_entry_while_one_request_refreshes_it() {
+    let slow = Arc::new(AtomicBool::new(false));
+    let backend = {
+        let slow = slow.clone();
+        Backend::start(move |_| {
+            if slow.load(Ordering::SeqCst) {
+                Reply::text("new body").header("cache-control", "max-age=60").delayed(Duration::from_millis(1500))
+            } else {
+                Reply::text("old body").header("cache-control", "max-age=1")
+            }
+        })
+    };
+    let proxy = Arc::new(proxy(&backend, "{ use_stale: [updating] }"));
+    assert_eq!(cache_status(&get(&proxy, "/u")), "MISS");
+    slow.store(true, Ordering::SeqCst);
+    // A lower bound, not a race: after it the entry is certainly expired.
+    std::thread::sleep(Duration::from_millis(1200));
+    let refresher = {
+        let proxy = proxy.clone();
+        std::thread::spawn(move || get(&proxy, "/u"))
+    };
+    support::wait_until("the refresh to reach the backend", || backend.count() == 2);
+    let stale = get(&proxy, "/u");
+    assert_eq!((cache_status(&stale), stale.text().as_str()), ("STALE", "old body"));
+    let refreshed = refresher.join().unwrap();
+    assert_eq!((cache_status(&refreshed), refreshed.text().as_str()), ("EXPIRED", "new body"));
+    let hit = get(&proxy, "/u");
+    assert_eq!((cache_status(&hit), hit.text().as_str()), ("HIT", "new body"));
+    assert_eq!(backend.count(), 2);
+}
+
+#[test]
+fn the_clients_no_cache_and_bypass_headers_skip_the_cache() {
+    let backend = Backend::start(|_| Reply::text("v").header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, "{ bypass: [x-refresh], header: X-Proxy-Cache }");
+    let miss = get(&proxy, "/b");
+    assert_eq!(miss.header("x-proxy-cache"), Some("MISS"));
+    assert_eq!(miss.header("x-cache-status"), None, "the header name is configurable");
+    let bypassed = get_with(&proxy, "/b", "Cache-Control: no-cache\r\n");
+    assert_eq!(bypassed.header("x-proxy-cache"), Some("BYPASS"));
+    assert_eq!(get_with(&proxy, "/b", "X-Refresh: 1\r\n").header("x-proxy-cache"), Some("BYPASS"));
+    assert_eq!(backend.count(), 3, "bypassed requests reach the backend");
+    assert_eq!(get(&proxy, "/b").header("x-proxy-cache"), Some("HIT"));
+    assert_eq!(backend.count(), 3);
+}
