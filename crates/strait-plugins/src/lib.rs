@@ -5,6 +5,7 @@
 pub mod auth_request;
 pub mod compression;
 pub mod headers;
+pub mod jwt;
 
 use strait_http::Registry;
 
@@ -15,5 +16,6 @@ pub fn builtin() -> Registry {
     registry.register(compression::compression_plugin());
     registry.register(headers::request_headers_plugin());
     registry.register(headers::response_headers_plugin());
+    registry.register(jwt::jwt_plugin());
     registry
 }
