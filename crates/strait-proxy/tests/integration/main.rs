@@ -7,6 +7,7 @@ mod balancing;
 mod bodies;
 mod connection_limits;
 mod deadlines;
+mod gateway_jwt;
 mod hardening;
 mod headers;
 mod health;
