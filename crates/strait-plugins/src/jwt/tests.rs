@@ -281,3 +281,25 @@ fn claims_become_header_values() {
     assert!(header_value(&json!("line\nbreak")).is_none());
     assert!(header_value(&json!(null)).is_none());
 }
+
+#[test]
+fn reference_example_loads_and_builds() {
+    let doc = include_str!("../../../../docs/CONFIG.md");
+    let section = &doc[doc.find("### `jwt`").expect("docs/CONFIG.md documents the filter")..];
+    let start = section.find("```yaml\n").expect("with an example") + "```yaml\n".len();
+    let example = &section[start..start + section[start..].find("```").unwrap()];
+    let config = strait_config::load_str_with_env(example, "CONFIG.md", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let spec = &config.listeners[0].routes[0].filters[0];
+    let env = BuildEnv { config: &config };
+    let factory =
+        crate::builtin().build(spec, "listeners[0].routes[0].filters[0]", &env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(factory.name(), "jwt");
+    let settings = settings(&config, spec.config.clone()).unwrap();
+    assert_eq!(settings.keys["partner-key-1"].key.algorithm, JwtAlgorithm::ES256);
+    assert_eq!(settings.keys["https://idp.example.com"].consumer.username.as_ref(), "mobile-app");
+    assert_eq!(settings.rules.maximum_expiration, 3600);
+    let mut wrong = spec.clone();
+    wrong.config["maximum_expiration"] = json!(-1);
+    let error = crate::builtin().build(&wrong, "listeners[0].routes[0].filters[0]", &env).unwrap_err();
+    assert!(error.to_string().contains("CONFIG.md:"), "{error}");
+}
