@@ -19,8 +19,8 @@ use super::VerifiedClaims;
 /// What a verified token established.
 #[derive(Debug)]
 pub struct Verified {
-    /// The consumer its key belongs to.
-    pub consumer: Consumer,
+    /// The consumer its key belongs to (none for a JWKS key without `jwks.consumer`).
+    pub consumer: Option<Consumer>,
     /// Its claims.
     pub claims: VerifiedClaims,
     /// Its `exp` and `nbf`, checked on each use.
@@ -87,6 +87,13 @@ impl TokenCache {
         generations.current.insert(digest, verified);
     }
 
+    /// Forgets every token (the keys changed).
+    pub fn clear(&self) {
+        let mut generations = self.generations.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        generations.current.clear();
+        generations.previous.clear();
+    }
+
     /// How many tokens are remembered.
     #[cfg(test)]
     pub fn len(&self) -> usize {
@@ -102,7 +109,7 @@ mod tests {
     fn verified() -> Arc<Verified> {
         let spec = strait_config::Consumer { username: "u".into(), ..Default::default() };
         Arc::new(Verified {
-            consumer: Consumer::from_config(&spec, None),
+            consumer: Some(Consumer::from_config(&spec, None)),
             claims: VerifiedClaims { key: "k".into(), claims: Arc::default() },
             times: Times::default(),
         })

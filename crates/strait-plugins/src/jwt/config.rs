@@ -11,6 +11,7 @@ use strait_http::PluginError;
 
 use super::cache::TokenCache;
 use super::claims::ClaimRules;
+use super::jwks::{JwksConfig, JwksSource};
 use super::keys::VerifyingKey;
 use super::refusal::realm_is_valid;
 use super::source::TokenSources;
@@ -68,6 +69,9 @@ pub struct JwtConfig {
     /// Verified tokens remembered (0: none).
     #[serde(default = "default_cache_size")]
     pub cache_size: usize,
+    /// Keys fetched from a JWKS endpoint, found by the token's `kid`.
+    #[serde(default)]
+    pub jwks: Option<JwksConfig>,
 }
 
 /// A registered claim `claims_to_verify` may name.
@@ -142,6 +146,8 @@ pub struct Settings {
     pub run_on_preflight: bool,
     /// Verified tokens.
     pub cache: TokenCache,
+    /// The JWKS source, if any.
+    pub jwks: Option<JwksSource>,
 }
 
 impl JwtConfig {
@@ -199,6 +205,7 @@ impl JwtConfig {
                 .map_err(|_| PluginError::at(format!("claims_to_headers.{claim}"), "invalid header name"))?;
             claims_to_headers.push((claim.clone(), name));
         }
+        let jwks = self.jwks.map(|jwks| JwksSource::compile(jwks, env)).transpose()?;
         let rules = ClaimRules {
             require_exp: verifies(RegisteredClaim::Exp),
             require_nbf: verifies(RegisteredClaim::Nbf),
@@ -218,6 +225,7 @@ impl JwtConfig {
             realm: self.realm,
             run_on_preflight: self.run_on_preflight,
             cache: TokenCache::new(self.cache_size),
+            jwks,
         })
     }
 }

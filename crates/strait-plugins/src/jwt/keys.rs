@@ -54,6 +54,15 @@ impl VerifyingKey {
         Ok(VerifyingKey { key: credential.key.as_str().into(), algorithm, verifier })
     }
 
+    /// A key for `algorithm` from public key bytes (PKCS #1 or SPKI DER for RSA, an
+    /// uncompressed point for EC, the raw 32 bytes for Ed25519), as a JWKS gives them.
+    pub fn from_public_bytes(key: &str, algorithm: JwtAlgorithm, bytes: &[u8]) -> Result<VerifyingKey, String> {
+        let verification = public_algorithm(algorithm).ok_or("not a public-key algorithm")?;
+        let parsed = signature::ParsedPublicKey::new(verification, bytes)
+            .map_err(|e| format!("not a valid public key for {algorithm:?}: {e}"))?;
+        Ok(VerifyingKey { key: key.into(), algorithm, verifier: Verifier::Public(parsed) })
+    }
+
     /// Whether `signature` signs `message` (the token's `header.payload`) under this key.
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {

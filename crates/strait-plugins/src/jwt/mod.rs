@@ -21,6 +21,8 @@
 mod cache;
 mod claims;
 mod config;
+mod jwk;
+mod jwks;
 mod keys;
 mod refusal;
 mod source;
@@ -32,16 +34,17 @@ mod test_keys;
 mod tests;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::HeaderValue;
 use http::{request, Method};
 use serde_json::{Map, Value};
-use strait_http::consumer::{identify, Consumer};
+use strait_http::consumer::{identify, Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, RequestCtx};
 
 pub use config::{JwtConfig, RegisteredClaim, DEFAULT_CACHE_SIZE};
+pub use jwks::JwksConfig;
 
 use cache::{digest_of, Verified};
 use config::{KeyClaim, Settings};
@@ -101,7 +104,36 @@ struct JwtFilter(Arc<Settings>);
 
 impl Filter for JwtFilter {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
-        Phase::Ready(self.0.authenticate_request(request, ctx, now()))
+        match self.0.authenticate_request(request, ctx, now(), true) {
+            Ok(flow) => Phase::Ready(flow),
+            Err(FetchKeys) => Phase::wait(async move {
+                let settings = &self.0;
+                if let (Some(jwks), Some(subrequests)) = (&settings.jwks, ctx.subrequests.clone()) {
+                    if jwks.fetch(&*subrequests).await.is_ok() {
+                        settings.cache.clear();
+                    }
+                }
+                let flow = settings.authenticate_request(request, ctx, now(), false);
+                flow.unwrap_or_else(|FetchKeys| Flow::Respond(Refusal::UnknownKey.response(settings.realm.as_deref())))
+            }),
+        }
+    }
+}
+
+/// The token names a JWKS key that is not known yet, and the set may be fetched now.
+#[derive(Debug, PartialEq, Eq)]
+struct FetchKeys;
+
+/// Why a verification did not conclude: a refusal, or keys to fetch first.
+#[derive(Debug, PartialEq, Eq)]
+enum Failure {
+    Refused(Refusal),
+    Fetch(FetchKeys),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Failure {
+        Failure::Refused(refusal)
     }
 }
 
@@ -112,31 +144,44 @@ fn now() -> f64 {
 
 impl Settings {
     /// Authenticates one request at time `now`: identifies its consumer, or answers 401 (or
-    /// goes on as the anonymous consumer).
-    fn authenticate_request(&self, request: &mut request::Parts, ctx: &mut RequestCtx, now: f64) -> Flow {
+    /// goes on as the anonymous consumer). With `may_fetch`, a token of a JWKS key not known
+    /// yet asks for the set to be fetched first (and nothing about the request has changed).
+    fn authenticate_request(
+        &self,
+        request: &mut request::Parts,
+        ctx: &mut RequestCtx,
+        now: f64,
+        may_fetch: bool,
+    ) -> Result<Flow, FetchKeys> {
         if !self.run_on_preflight && request.method == Method::OPTIONS {
-            return Flow::Continue;
+            return Ok(Flow::Continue);
         }
         let already_authenticated = Consumer::of(ctx).is_some_and(|c| c.credential.is_some());
         if self.anonymous.is_some() && already_authenticated {
-            return Flow::Continue;
-        }
-        for (_, header) in &self.claims_to_headers {
-            request.headers.remove(header);
+            return Ok(Flow::Continue);
         }
         let outcome = match self.sources.find(request) {
-            Ok(Some(token)) => self.verify(&token, now),
+            Ok(Some(token)) => match self.verify(&token, now, may_fetch) {
+                Err(Failure::Fetch(fetch)) => return Err(fetch),
+                Err(Failure::Refused(refusal)) => Err(refusal),
+                Ok(verified) => Ok(verified),
+            },
             Ok(None) => Err(Refusal::NoToken),
             Err(refusal) => Err(refusal),
         };
-        match outcome {
+        for (_, header) in &self.claims_to_headers {
+            request.headers.remove(header);
+        }
+        Ok(match outcome {
             Ok(verified) => {
                 for (claim, header) in &self.claims_to_headers {
                     if let Some(value) = verified.claims.claims.get(claim).and_then(header_value) {
                         request.headers.insert(header.clone(), value);
                     }
                 }
-                identify(&mut request.headers, ctx, verified.consumer.clone(), false);
+                if let Some(consumer) = &verified.consumer {
+                    identify(&mut request.headers, ctx, consumer.clone(), false);
+                }
                 ctx.extensions.insert(verified.claims.clone());
                 Flow::Continue
             }
@@ -146,11 +191,11 @@ impl Settings {
                 Flow::Continue
             }
             Err(refusal) => Flow::Respond(refusal.response(self.realm.as_deref())),
-        }
+        })
     }
 
     /// Verifies `token` (or finds it verified in the cache) and checks its claims at `now`.
-    fn verify(&self, token: &str, now: f64) -> Result<Arc<Verified>, Refusal> {
+    fn verify(&self, token: &str, now: f64, may_fetch: bool) -> Result<Arc<Verified>, Failure> {
         let digest = digest_of(token);
         if let Some(verified) = self.cache.get(&digest) {
             self.rules.check_times(verified.times, now)?;
@@ -161,18 +206,39 @@ impl Settings {
             KeyClaim::KidHeader => parsed.kid.as_deref(),
             KeyClaim::Claim(name) => parsed.claims.get(name).and_then(Value::as_str),
         };
-        let key_name = key_name.ok_or_else(|| Refusal::NoKeyClaim(self.key_claim_label()))?;
-        let entry = self.keys.get(key_name).ok_or(Refusal::UnknownKey)?;
-        if parsed.algorithm != entry.key.algorithm {
-            return Err(Refusal::AlgorithmMismatch);
+        let configured = key_name.and_then(|name| self.keys.get(name));
+        let (jwks_key, consumer) = match (configured, &self.jwks, parsed.kid.as_deref()) {
+            (Some(entry), _, _) => (None, Some(entry.consumer.clone())),
+            (None, Some(jwks), Some(kid)) => {
+                let found = jwks.key(kid);
+                if may_fetch && jwks.claim_fetch(found.is_some(), Instant::now()) {
+                    return Err(Failure::Fetch(FetchKeys));
+                }
+                let found = found.ok_or(Refusal::UnknownKey)?;
+                let consumer = jwks.consumer.clone().map(|mut consumer| {
+                    consumer.credential = Some(Credential { kind: "jwt", id: kid.into() });
+                    consumer
+                });
+                (Some(found), consumer)
+            }
+            (None, _, _) if key_name.is_none() => return Err(Refusal::NoKeyClaim(self.key_claim_label()).into()),
+            (None, _, _) => return Err(Refusal::UnknownKey.into()),
+        };
+        let key = match (&jwks_key, configured) {
+            (Some(key), _) => &**key,
+            (None, Some(entry)) => &entry.key,
+            (None, None) => return Err(Refusal::UnknownKey.into()),
+        };
+        if parsed.algorithm != key.algorithm {
+            return Err(Refusal::AlgorithmMismatch.into());
         }
-        if !entry.key.verify(parsed.signing_input.as_bytes(), &parsed.signature) {
-            return Err(Refusal::BadSignature);
+        if !key.verify(parsed.signing_input.as_bytes(), &parsed.signature) {
+            return Err(Refusal::BadSignature.into());
         }
         let times = self.rules.check(&parsed.claims)?;
         self.rules.check_times(times, now)?;
-        let claims = VerifiedClaims { key: entry.key.key.clone(), claims: Arc::new(parsed.claims) };
-        let verified = Arc::new(Verified { consumer: entry.consumer.clone(), claims, times });
+        let claims = VerifiedClaims { key: key.key.clone(), claims: Arc::new(parsed.claims) };
+        let verified = Arc::new(Verified { consumer, claims, times });
         if token.len() <= MAX_CACHED_TOKEN_BYTES {
             self.cache.insert(digest, verified.clone());
         }

@@ -97,3 +97,47 @@ pub fn token(key: &TestKey, header: &Value, claims: &Value) -> String {
 pub fn header(alg: &str) -> Value {
     json!({ "alg": alg, "typ": "JWT" })
 }
+
+impl TestKey {
+    /// The public key as a JWK named `kid`, stating `alg`.
+    pub fn jwk(&self, kid: &str, alg: JwtAlgorithm) -> Value {
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let alg_name = format!("{alg:?}");
+        match self {
+            TestKey::Hmac(..) => panic!("no public JWK for an HMAC key"),
+            TestKey::Rsa(_, pair) => {
+                let (n, e) = rsa_components(pair.public_key().as_ref());
+                let (n, e) = (b64(n), b64(e));
+                json!({ "kty": "RSA", "kid": kid, "alg": alg_name, "use": "sig", "n": n, "e": e })
+            }
+            TestKey::Ecdsa(pair) => {
+                let point = pair.public_key().as_ref();
+                let size = (point.len() - 1) / 2;
+                let crv = if size == 32 { "P-256" } else { "P-384" };
+                json!({ "kty": "EC", "kid": kid, "alg": alg_name, "crv": crv, "x": b64(&point[1..=size]), "y": b64(&point[size + 1..]) })
+            }
+            TestKey::Ed25519(pair) => {
+                json!({ "kty": "OKP", "kid": kid, "crv": "Ed25519", "x": b64(pair.public_key().as_ref()) })
+            }
+        }
+    }
+}
+
+/// `n` and `e` of a PKCS #1 `RSAPublicKey` in DER, without leading zeros.
+fn rsa_components(der: &[u8]) -> (&[u8], &[u8]) {
+    /// One DER element at the start of `input`: (its content, what follows).
+    fn element(input: &[u8]) -> (&[u8], &[u8]) {
+        let (len, header) = match input[1] {
+            short if short < 0x80 => (short as usize, 2),
+            long => {
+                let count = (long & 0x7f) as usize;
+                (input[2..2 + count].iter().fold(0, |n, &b| n << 8 | b as usize), 2 + count)
+            }
+        };
+        (&input[header..header + len], &input[header + len..])
+    }
+    let (sequence, _) = element(der);
+    let (n, rest) = element(sequence);
+    let (e, _) = element(rest);
+    (n.strip_prefix(&[0]).unwrap_or(n), e.strip_prefix(&[0]).unwrap_or(e))
+}

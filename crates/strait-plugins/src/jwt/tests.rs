@@ -65,7 +65,7 @@ fn hs() -> Hs {
 
 /// Runs the filter on `request` at `NOW`.
 fn run(settings: &Settings, request: &mut request::Parts, ctx: &mut RequestCtx) -> Flow {
-    settings.authenticate_request(request, ctx, NOW)
+    settings.authenticate_request(request, ctx, NOW, false).expect("no JWKS here")
 }
 
 fn refused(flow: Flow) -> LocalResponse {
@@ -203,12 +203,16 @@ fn cached_tokens_are_checked_for_expiry_on_every_use() {
     let text = token(&hs.key, &header("HS256"), &json!({ "iss": "alice-iss", "exp": NOW + 60.0 }));
     assert!(matches!(run(&settings, &mut bearer(&text), &mut ctx()), Flow::Continue));
     assert_eq!(settings.cache.len(), 1);
-    assert!(settings.verify(&text, NOW + 59.0).is_ok());
-    assert_eq!(settings.verify(&text, NOW + 60.0).unwrap_err(), Refusal::Expired);
+    assert!(settings.verify(&text, NOW + 59.0, false).is_ok());
+    assert_eq!(settings.verify(&text, NOW + 60.0, false).unwrap_err(), Refusal::Expired.into());
     let nbf = token(&hs.key, &header("HS256"), &json!({ "iss": "alice-iss", "exp": NOW + 60.0, "nbf": NOW + 10.0 }));
-    assert_eq!(settings.verify(&nbf, NOW).unwrap_err(), Refusal::NotYetValid);
-    assert!(settings.verify(&nbf, NOW + 10.0).is_ok());
-    assert_eq!(settings.verify(&nbf, NOW).unwrap_err(), Refusal::NotYetValid, "checked again on a cache hit");
+    assert_eq!(settings.verify(&nbf, NOW, false).unwrap_err(), Refusal::NotYetValid.into());
+    assert!(settings.verify(&nbf, NOW + 10.0, false).is_ok());
+    assert_eq!(
+        settings.verify(&nbf, NOW, false).unwrap_err(),
+        Refusal::NotYetValid.into(),
+        "checked again on a cache hit"
+    );
     let no_exp = token(&hs.key, &header("HS256"), &json!({ "iss": "alice-iss" }));
     assert!(description(run(&settings, &mut bearer(&no_exp), &mut ctx())).contains("lacks the exp claim"));
 }
@@ -302,4 +306,30 @@ fn reference_example_loads_and_builds() {
     wrong.config["maximum_expiration"] = json!(-1);
     let error = crate::builtin().build(&wrong, "listeners[0].routes[0].filters[0]", &env).unwrap_err();
     assert!(error.to_string().contains("CONFIG.md:"), "{error}");
+}
+
+#[test]
+fn a_jwks_key_is_found_by_kid_once_the_set_is_fetched() {
+    let mut config = hs().config;
+    config
+        .clusters
+        .push(serde_json::from_value(json!({ "name": "idp", "endpoints": [{ "address": "127.0.0.1:1" }] })).unwrap());
+    let filter = json!({ "jwks": { "cluster": "idp", "path": "/jwks", "consumer": "guest" } });
+    let settings = settings(&config, filter).unwrap();
+    let es = TestKey::generate(JwtAlgorithm::ES256);
+    let text = token(&es, &json!({ "alg": "ES256", "kid": "remote-1" }), &json!({ "iss": "https://idp", "sub": "s" }));
+    let mut request = bearer(&text);
+    assert_eq!(settings.authenticate_request(&mut request, &mut ctx(), NOW, true).unwrap_err(), FetchKeys);
+    assert!(description(run(&settings, &mut request, &mut ctx())).contains("no key is known"));
+    let jwks = settings.jwks.as_ref().unwrap();
+    let set = json!({ "keys": [es.jwk("remote-1", JwtAlgorithm::ES256)] });
+    jwks.store(jwk::parse_key_set(set.to_string().as_bytes()).unwrap(), std::time::Instant::now());
+    let mut context = ctx();
+    assert!(matches!(settings.authenticate_request(&mut request, &mut context, NOW, true), Ok(Flow::Continue)));
+    assert_eq!(request.headers[CONSUMER_USERNAME], "guest");
+    assert_eq!(request.headers[CREDENTIAL_IDENTIFIER], "remote-1");
+    assert!(!request.headers.contains_key(ANONYMOUS_CONSUMER));
+    let hs_alg =
+        token(&TestKey::generate(JwtAlgorithm::HS256), &json!({ "alg": "HS256", "kid": "remote-1" }), &json!({}));
+    assert!(description(run(&settings, &mut bearer(&hs_alg), &mut ctx())).contains("not its key"));
 }

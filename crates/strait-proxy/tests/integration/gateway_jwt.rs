@@ -1,8 +1,12 @@
 //! The `jwt` filter end to end: tokens signed in the test with HS256, RS256, PS256, ES256 and
 //! EdDSA keys identify their consumers upstream; forged, expired, misdirected and missing
-//! tokens are answered 401 with a Bearer challenge and never reach the backend.
+//! tokens are answered 401 with a Bearer challenge and never reach the backend; keys from a
+//! JWKS endpoint are fetched on first use and again for an unknown `kid`.
 
 use crate::support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::jwt::{encode_part, now, token, SigningKey};
@@ -196,4 +200,53 @@ fn tokens_are_read_from_the_query_and_cookies() {
     let other = token(gateway.key("es-iss"), &header("ES256"), &good_claims("es-iss"));
     let both = gateway.get(&format!("/iss/data?jwt={text}"), &[("authorization", &format!("Bearer {other}"))]);
     gateway.assert_refused(&both, "multiple tokens", 2);
+}
+
+#[test]
+fn jwks_keys_are_fetched_on_first_use_and_refetched_for_an_unknown_kid_once_per_refresh() {
+    let first = SigningKey::generate("ES256", "");
+    let rotated = SigningKey::generate("ES256", "");
+    let key_set = Arc::new(Mutex::new(json!({ "keys": [first.es256_jwk("k1")] }).to_string()));
+    let served = key_set.clone();
+    let idp = Backend::start(move |request| match request.uri.as_str() {
+        "/jwks" => Reply::text(&served.lock().unwrap()).header("content-type", "application/json"),
+        _ => Reply::status(404),
+    });
+    let backend = Backend::start(|_| Reply::text("secret data"));
+    let yaml = format!(
+        "consumers:\n  - username: idp-users\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n\
+         \x20     - filters: [{{ name: jwt, config: {{ jwks: {{ cluster: idp, path: /jwks, refresh: 3s, consumer: idp-users }}, claims_to_headers: {{ sub: x-user }} }} }}]\n\
+         \x20       forward: {{ cluster: app }}\n\
+         clusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n  - name: idp\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr, idp.addr
+    );
+    let proxy = Proxy::start(&yaml);
+    let call = |key: &SigningKey, kid: &str| {
+        let text =
+            token(key, &json!({ "alg": "ES256", "kid": kid }), &json!({ "iss": "https://idp.test", "sub": kid }));
+        let request = format!(
+            "GET /data HTTP/1.1\r\nHost: jwt.test\r\nAuthorization: Bearer {text}\r\nConnection: close\r\n\r\n"
+        );
+        raw_request(proxy.addr("web"), request.as_bytes()).expect("a response")
+    };
+    let started = Instant::now();
+    let ok = call(&first, "k1");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let recorded = backend.requests().pop().unwrap();
+    assert_eq!(recorded.headers["x-consumer-username"], "idp-users");
+    assert_eq!(recorded.headers["x-credential-identifier"], "k1");
+    assert_eq!(recorded.headers["x-user"], "k1");
+    assert_eq!(call(&first, "k1").status, 200);
+    assert_eq!(idp.count(), 1, "the key set is remembered");
+    *key_set.lock().unwrap() = json!({ "keys": [first.es256_jwk("k1"), rotated.es256_jwk("k2")] }).to_string();
+    let early = call(&rotated, "k2");
+    if started.elapsed() < Duration::from_secs(3) {
+        assert_eq!(early.status, 401, "within `refresh` of the last fetch the set is not fetched again");
+        assert_eq!(idp.count(), 1);
+    }
+    support::wait_until("the rotated key is fetched", || call(&rotated, "k2").status == 200);
+    assert_eq!(idp.count(), 2, "one fetch for the unknown kid after `refresh`");
+    let forged = call(&SigningKey::generate("ES256", ""), "k2");
+    assert_eq!(forged.status, 401);
+    assert!(forged.header("www-authenticate").unwrap().contains("invalid signature"));
 }

@@ -68,6 +68,18 @@ impl SigningKey {
     }
 }
 
+impl SigningKey {
+    /// The public key of an ES256 key as a JWK named `kid`.
+    pub fn es256_jwk(&self, kid: &str) -> Value {
+        let SigningKey::Es256(pair) = self else { panic!("an ES256 key") };
+        let point = pair.public_key().as_ref();
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        })
+    }
+}
+
 /// `header.claims.signature`, each part base64url, signed by `key`.
 pub fn token(key: &SigningKey, header: &Value, claims: &Value) -> String {
     let input = format!("{}.{}", encode_part(header), encode_part(claims));
