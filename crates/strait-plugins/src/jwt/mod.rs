@@ -14,9 +14,10 @@
 //! or its `kid` header with `key_claim_name: kid`. The token must declare exactly that key's
 //! algorithm (no `none`, no HMAC with a public key as secret), carry no `crit` header, and
 //! verify; keys named by the token itself (`jwk`, `jku`, `x5u`, `x5c`) are never used. Then
-//! its claims are checked ([`claims`]) and the consumer recorded with
+//! its claims are checked (`claims`) and the consumer recorded with
 //! [`strait_http::consumer::identify`]; the claims stay in `ctx.extensions` as
-//! [`VerifiedClaims`] for later filters.
+//! [`VerifiedClaims`] for later filters. With `jwks:`, tokens may also be signed by the keys
+//! of a JSON Web Key Set fetched from a cluster (`jwks`), found by their `kid`.
 
 mod cache;
 mod claims;
@@ -153,6 +154,9 @@ impl Settings {
         now: f64,
         may_fetch: bool,
     ) -> Result<Flow, FetchKeys> {
+        for (_, header) in &self.claims_to_headers {
+            request.headers.remove(header);
+        }
         if !self.run_on_preflight && request.method == Method::OPTIONS {
             return Ok(Flow::Continue);
         }
@@ -169,9 +173,6 @@ impl Settings {
             Ok(None) => Err(Refusal::NoToken),
             Err(refusal) => Err(refusal),
         };
-        for (_, header) in &self.claims_to_headers {
-            request.headers.remove(header);
-        }
         Ok(match outcome {
             Ok(verified) => {
                 for (claim, header) in &self.claims_to_headers {

@@ -241,9 +241,12 @@ fn no_token_is_a_bare_challenge_and_preflights_may_pass() {
     let mut request = http::Request::options("/").body(()).unwrap().into_parts().0;
     let challenge = description(run(&settings_default, &mut request, &mut ctx()));
     assert_eq!(challenge, "Bearer realm=\"api\"");
-    let lenient = settings(&hs.config, json!({ "run_on_preflight": false })).unwrap();
+    let lenient =
+        settings(&hs.config, json!({ "run_on_preflight": false, "claims_to_headers": { "sub": "x-user" } })).unwrap();
+    request.headers.insert("x-user", http::HeaderValue::from_static("forged"));
     assert!(matches!(run(&lenient, &mut request, &mut ctx()), Flow::Continue));
     assert!(!request.headers.contains_key(CONSUMER_USERNAME));
+    assert!(!request.headers.contains_key("x-user"), "claim headers are never the client's");
 }
 
 fn settings_error(config: &Config, filter: serde_json::Value) -> PluginError {
