@@ -1,6 +1,7 @@
 //! The `jwt` filter's configuration, and its compilation into [`Settings`] at build time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use http::header::HeaderName;
 use serde::Deserialize;
@@ -120,7 +121,7 @@ pub enum KeyClaim {
 #[derive(Debug)]
 pub struct KeyEntry {
     /// The key.
-    pub key: VerifyingKey,
+    pub key: Arc<VerifyingKey>,
     /// Its consumer, with the credential (`jwt`, the key's name).
     pub consumer: Consumer,
 }
@@ -161,7 +162,8 @@ impl JwtConfig {
                     PluginError::at("", format!("{at} (consumer `{}`): {message}", consumer.username))
                 })?;
                 let credential_id = Credential { kind: "jwt", id: credential.key.as_str().into() };
-                let entry = KeyEntry { key, consumer: Consumer::from_config(consumer, Some(credential_id)) };
+                let entry =
+                    KeyEntry { key: Arc::new(key), consumer: Consumer::from_config(consumer, Some(credential_id)) };
                 keys.insert(credential.key.clone(), entry);
             }
         }

@@ -208,27 +208,21 @@ impl Settings {
             KeyClaim::Claim(name) => parsed.claims.get(name).and_then(Value::as_str),
         };
         let configured = key_name.and_then(|name| self.keys.get(name));
-        let (jwks_key, consumer) = match (configured, &self.jwks, parsed.kid.as_deref()) {
-            (Some(entry), _, _) => (None, Some(entry.consumer.clone())),
+        let (key, consumer) = match (configured, &self.jwks, parsed.kid.as_deref()) {
+            (Some(entry), _, _) => (entry.key.clone(), Some(entry.consumer.clone())),
             (None, Some(jwks), Some(kid)) => {
                 let found = jwks.key(kid);
                 if may_fetch && jwks.claim_fetch(found.is_some(), Instant::now()) {
                     return Err(Failure::Fetch(FetchKeys));
                 }
-                let found = found.ok_or(Refusal::UnknownKey)?;
                 let consumer = jwks.consumer.clone().map(|mut consumer| {
                     consumer.credential = Some(Credential { kind: "jwt", id: kid.into() });
                     consumer
                 });
-                (Some(found), consumer)
+                (found.ok_or(Refusal::UnknownKey)?, consumer)
             }
             (None, _, _) if key_name.is_none() => return Err(Refusal::NoKeyClaim(self.key_claim_label()).into()),
             (None, _, _) => return Err(Refusal::UnknownKey.into()),
-        };
-        let key = match (&jwks_key, configured) {
-            (Some(key), _) => &**key,
-            (None, Some(entry)) => &entry.key,
-            (None, None) => return Err(Refusal::UnknownKey.into()),
         };
         if parsed.algorithm != key.algorithm {
             return Err(Refusal::AlgorithmMismatch.into());
