@@ -57,9 +57,7 @@ impl VerifyingKey {
     /// A key for `algorithm` from public key bytes (PKCS #1 or SPKI DER for RSA, an
     /// uncompressed point for EC, the raw 32 bytes for Ed25519), as a JWKS gives them.
     pub fn from_public_bytes(key: &str, algorithm: JwtAlgorithm, bytes: &[u8]) -> Result<VerifyingKey, String> {
-        let verification = public_algorithm(algorithm).ok_or("not a public-key algorithm")?;
-        let parsed = signature::ParsedPublicKey::new(verification, bytes)
-            .map_err(|e| format!("not a valid public key for {algorithm:?}: {e}"))?;
+        let parsed = parse_public_bytes(bytes, algorithm)?;
         Ok(VerifyingKey { key: key.into(), algorithm, verifier: Verifier::Public(parsed) })
     }
 
@@ -101,23 +99,44 @@ fn public_algorithm(algorithm: JwtAlgorithm) -> Option<&'static dyn signature::V
 /// Parses a PEM public key (`PUBLIC KEY`, or `RSA PUBLIC KEY` for RSA) for `algorithm`.
 fn parse_public_key(pem: &str, algorithm: JwtAlgorithm) -> Result<signature::ParsedPublicKey, String> {
     let block = pem::parse(pem.trim()).map_err(|e| format!("`rsa_public_key` is not valid PEM: {e}"))?;
-    let rsa = matches!(
-        algorithm,
-        JwtAlgorithm::RS256
-            | JwtAlgorithm::RS384
-            | JwtAlgorithm::RS512
-            | JwtAlgorithm::PS256
-            | JwtAlgorithm::PS384
-            | JwtAlgorithm::PS512
-    );
     match block.tag() {
         "PUBLIC KEY" => {}
-        "RSA PUBLIC KEY" if rsa => {}
+        "RSA PUBLIC KEY" if is_rsa(algorithm) => {}
         other => return Err(format!("`rsa_public_key` holds a `{other}` block; a `PUBLIC KEY` is needed")),
     }
+    parse_public_bytes(block.contents(), algorithm).map_err(|e| format!("`rsa_public_key` is {e}"))
+}
+
+/// The smallest RSA modulus accepted, in bits (RFC 7518 §3.3 requires 2048).
+const MIN_RSA_BITS: usize = 2048;
+
+/// Parses public key bytes for `algorithm`; RSA keys must have at least 2048 bits.
+fn parse_public_bytes(bytes: &[u8], algorithm: JwtAlgorithm) -> Result<signature::ParsedPublicKey, String> {
     let verification = public_algorithm(algorithm).ok_or("not a public-key algorithm")?;
-    signature::ParsedPublicKey::new(verification, block.contents())
-        .map_err(|e| format!("`rsa_public_key` is not a valid public key for {algorithm:?}: {e}"))
+    let parsed = signature::ParsedPublicKey::new(verification, bytes)
+        .map_err(|e| format!("not a valid public key for {algorithm:?}: {e}"))?;
+    if is_rsa(algorithm) {
+        let bits = rsa_modulus_bits(bytes)
+            .ok_or_else(|| format!("not a valid RSA public key of at least {MIN_RSA_BITS} bits"))?;
+        if bits < MIN_RSA_BITS {
+            return Err(format!("an RSA key of {bits} bits; at least {MIN_RSA_BITS} are needed"));
+        }
+    }
+    Ok(parsed)
+}
+
+/// Whether `algorithm` is one of the RSA ones (RS and PS).
+fn is_rsa(algorithm: JwtAlgorithm) -> bool {
+    use JwtAlgorithm::*;
+    matches!(algorithm, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+}
+
+/// The modulus size of an RSA public key (PKCS #1 or SPKI DER).
+fn rsa_modulus_bits(der: &[u8]) -> Option<usize> {
+    use aws_lc_rs::encoding::AsDer;
+    let key = aws_lc_rs::rsa::PublicKey::from_der(der).ok()?;
+    let spki = key.as_der().ok()?;
+    Some(aws_lc_rs::rsa::PublicEncryptingKey::from_der(spki.as_ref()).ok()?.key_size_bits())
 }
 
 #[cfg(test)]
@@ -152,6 +171,18 @@ mod tests {
         let p256 = TestKey::generate(JwtAlgorithm::ES256).public_pem();
         assert!(VerifyingKey::from_credential(&credential(JwtAlgorithm::ES384, &p256), false).is_err());
         assert!(VerifyingKey::from_credential(&credential(JwtAlgorithm::RS256, &p256), false).is_err());
+    }
+
+    #[test]
+    fn rsa_keys_under_2048_bits_are_refused() {
+        let rsa_1024 = "-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkhR0mWCz2g4TFuoGyxp4gocNA
+i6E1jzd3ezYznj9E/WMqzPgLkOxWKe4Dr4M/jNz7DgxJgoI8khbS4uXRtoMMGAFO
+XNGgENHX3bUhdEIXwM+2UQHC3O7y27fj3Mp2mcfuPnWKMYup6Qe3qB7SPMf6Gt4g
+SyBDSS0fCfA+rAUpDQIDAQAB
+-----END PUBLIC KEY-----";
+        let error = VerifyingKey::from_credential(&credential(JwtAlgorithm::RS256, rsa_1024), false).unwrap_err();
+        assert!(error.contains("at least 2048 bits"), "{error}");
     }
 
     #[test]
