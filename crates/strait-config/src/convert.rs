@@ -6,6 +6,7 @@ use crate::env;
 use crate::error::Position;
 use crate::path_index::{child_path, item_path, PathIndex};
 use crate::report::Reporter;
+use crate::secret;
 use crate::source::{MappingEntry, Node, NodeKind, ScalarStyle};
 
 /// What the `!!` shorthand stands for in tags.
@@ -15,12 +16,15 @@ const CORE_TAG_PREFIX: &str = "tag:yaml.org,2002:";
 ///
 /// An empty file or an empty document is an empty mapping. Problems (more than one
 /// document, duplicate keys, aliases, unset environment variables) go to `reporter`.
+/// Secret references (`{vault://...}`) are resolved, and their values returned beside, so
+/// that error messages can hide them.
 pub fn to_json(
     documents: &[Node],
     lookup: &dyn Fn(&str) -> Option<String>,
+    base: Option<&std::path::Path>,
     reporter: &mut Reporter,
-) -> (Value, PathIndex) {
-    let mut converter = Converter { lookup, reporter, index: PathIndex::default() };
+) -> (Value, PathIndex, Vec<String>) {
+    let mut converter = Converter { lookup, base, reporter, index: PathIndex::default(), secrets: Vec::new() };
     if let Some(extra) = documents.get(1) {
         converter.reporter.error(
             extra.position,
@@ -46,14 +50,18 @@ pub fn to_json(
         }
         None => Value::Object(Map::new()),
     };
-    (value, converter.index)
+    (value, converter.index, converter.secrets)
 }
 
 /// State of one conversion.
 struct Converter<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    /// The configuration file's directory, for relative `{vault://file/...}` paths.
+    base: Option<&'a std::path::Path>,
     reporter: &'a mut Reporter,
     index: PathIndex,
+    /// The secrets resolved so far.
+    secrets: Vec<String>,
 }
 
 impl Converter<'_> {
@@ -129,6 +137,18 @@ impl Converter<'_> {
         let text = match env::expand(text, self.lookup) {
             Ok(text) => text,
             Err(message) => {
+                self.reporter.error(position, path, message);
+                return Value::Null;
+            }
+        };
+        let text = match secret::resolve(&text, self.base, self.lookup) {
+            None => text,
+            Some(Ok(secret)) => {
+                // A secret is a string, whatever it looks like.
+                self.secrets.push(secret.clone());
+                return Value::String(secret);
+            }
+            Some(Err(message)) => {
                 self.reporter.error(position, path, message);
                 return Value::Null;
             }
@@ -223,7 +243,7 @@ mod tests {
     fn convert(text: &str) -> (Value, PathIndex, Result<(), crate::ConfigErrors>) {
         let lookup = |name: &str| (name == "PORT").then(|| "9000".to_owned());
         let mut reporter = Reporter::new("test.yaml");
-        let (value, index) = to_json(&parse_documents(text).unwrap(), &lookup, &mut reporter);
+        let (value, index, _) = to_json(&parse_documents(text).unwrap(), &lookup, None, &mut reporter);
         (value, index, reporter.finish(()))
     }
 

@@ -48,6 +48,12 @@ impl ConfigError {
         }
     }
 
+    /// The error with every value of `secrets` in its message hidden.
+    pub(crate) fn hiding(mut self, secrets: &[String]) -> ConfigError {
+        self.message = crate::secret::redact(&self.message, secrets);
+        self
+    }
+
     /// The line and column of the error.
     pub fn position(&self) -> Position {
         Position::new(self.line, self.column)

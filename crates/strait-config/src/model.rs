@@ -438,6 +438,9 @@ pub struct Route {
     pub static_files: Option<StaticFiles>,
     /// Answer with a description of the request (a built-in demo upstream).
     pub echo: Option<Echo>,
+    /// Call several clusters and answer with their JSON merged under keys (response
+    /// aggregation).
+    pub aggregate: Option<Aggregate>,
     /// How the path is rewritten before forwarding.
     pub rewrite: Option<Rewrite>,
     /// Filters run on this route's requests after the listener's, in list order.
@@ -533,6 +536,67 @@ impl Default for Redirect {
     fn default() -> Self {
         Redirect { scheme: None, host: None, path: None, status: 301 }
     }
+}
+
+/// Calls to several upstreams whose answers are merged into one JSON object, one key each.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Aggregate {
+    /// `parallel`: every call at once, so the answer takes as long as the slowest; `sequence`:
+    /// one after another, so a call's path may use fields of earlier answers.
+    pub mode: AggregateMode,
+    /// The calls; their keys name their answers in the merged object.
+    pub calls: Vec<AggregateCall>,
+}
+
+/// How the calls of an aggregation are made.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateMode {
+    /// All at once.
+    #[default]
+    Parallel,
+    /// In list order.
+    Sequence,
+}
+
+/// One upstream call of an aggregation.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateCall {
+    /// The key of this answer in the merged object.
+    pub key: String,
+    /// The cluster called.
+    pub cluster: String,
+    /// The path and query asked. `{query.NAME}` is the client's query parameter NAME; in
+    /// `sequence` mode `{KEY.field.sub}` is a field of an earlier call's JSON answer.
+    pub path: String,
+    /// The method.
+    #[serde(default = "default_get")]
+    pub method: String,
+    /// Time for this call's whole exchange.
+    #[serde(default = "default_call_timeout")]
+    pub timeout: Dur,
+    /// Whether the aggregation fails when this call does (`false`: the key is `null` and the
+    /// failure is reported in `_errors` and `x-strait-partial`).
+    #[serde(default = "default_true")]
+    pub required: bool,
+    /// Request fields of the client passed on to this call.
+    #[serde(default = "default_call_headers")]
+    pub forward_headers: Vec<String>,
+}
+
+fn default_get() -> String {
+    "GET".into()
+}
+fn default_call_timeout() -> Dur {
+    Dur::secs(5)
+}
+fn default_true() -> bool {
+    true
+}
+fn default_call_headers() -> Vec<String> {
+    vec!["authorization".into(), "accept-language".into()]
 }
 
 /// A fixed answer (nginx `return 200 "OK"`).

@@ -15,12 +15,14 @@ use crate::path_index::PathIndex;
 pub struct SourceMap {
     file: Arc<str>,
     index: Arc<PathIndex>,
+    /// Resolved secret references: no error message shows them.
+    secrets: Arc<[String]>,
 }
 
 impl SourceMap {
     /// A map for `file` with the positions in `index`.
-    pub(crate) fn new(file: &str, index: PathIndex) -> SourceMap {
-        SourceMap { file: file.into(), index: Arc::new(index) }
+    pub(crate) fn new(file: &str, index: PathIndex, secrets: Vec<String>) -> SourceMap {
+        SourceMap { file: file.into(), index: Arc::new(index), secrets: secrets.into() }
     }
 
     /// The file name given to the loader.
@@ -31,13 +33,13 @@ impl SourceMap {
     /// An error about the field at `path` (`listeners[0].filters[1].config.set`), located at
     /// its value, or at the closest enclosing node the file has.
     pub fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::new(&self.file, self.index.value_position(path), path, message)
+        ConfigError::new(&self.file, self.index.value_position(path), path, message).hiding(&self.secrets)
     }
 
     /// An error from deserializing the node at `path` (`message` as serde wrote it): an unknown
     /// key is located at the key itself, anything else at the value.
     pub fn locate(&self, path: &str, message: impl Into<String>) -> ConfigError {
-        crate::deserialize::locate(&self.index, &self.file, path.to_owned(), message.into())
+        crate::deserialize::locate(&self.index, &self.file, path.to_owned(), message.into()).hiding(&self.secrets)
     }
 
     /// The position of the value at `path` (falls back to enclosing nodes).

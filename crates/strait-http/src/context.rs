@@ -58,6 +58,20 @@ pub struct ClientCert {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseLength(pub u64);
 
+/// The length of a request body as its framing declares it (`Content-Length`, or 0 for a
+/// request without a body), known before the body is read; the exchange puts it in the
+/// request's extensions for the request phases of chains that have filters. A body sent without
+/// a declared length (chunked, or HTTP/2 DATA without `content-length`) has none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLength(pub u64);
+
+/// The client sent `Expect: 100-continue` and waits for `100 Continue` before it sends its
+/// body. The HTTP/1 driver answers the expectation itself (on the first read of the body, never
+/// after a final answer) and keeps this marker in the request's extensions, as the field is not
+/// among the headers filters see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpectContinue;
+
 /// A request to switch protocols (`Upgrade: websocket` with `Connection: upgrade` over
 /// HTTP/1.1), kept in the request's extensions; the upstream gets the same offer.
 #[derive(Debug, Clone)]

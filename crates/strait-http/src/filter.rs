@@ -28,7 +28,11 @@
 //! framing (`content-length`, `transfer-encoding`, `connection` and other hop-by-hop fields):
 //! the connection writes framing from the body itself and removes any such field a filter
 //! adds, so no filter can create a smuggling shape. A filter that changes body bytes drops the
-//! length on its own side (the body is then streamed without a known length).
+//! length on its own side (the body is then streamed without a known length). What framing
+//! says that filters need comes as typed extensions instead: a request body's declared length
+//! ([`crate::context::RequestLength`]), a client waiting for `100 Continue`
+//! ([`crate::context::ExpectContinue`]), a response body's length
+//! ([`crate::context::ResponseLength`]).
 //!
 //! # Async work
 //!

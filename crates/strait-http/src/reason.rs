@@ -16,7 +16,7 @@ pub enum Reason {
     HeaderTooLarge,
     /// The request target is longer than `limits.max_uri_bytes` (414).
     UriTooLong,
-    /// The request body is larger than `limits.max_body_bytes` (413).
+    /// The request body is larger than `limits.max_body_bytes` or a `request_size_limiting` filter allows (413).
     BodyTooLarge,
     /// The request head did not arrive within `timeouts.client_header` (408).
     HeaderTimeout,
@@ -84,6 +84,8 @@ pub enum Reason {
     ExpectationFailed,
     /// A CORS preflight from an origin, method or header the `cors` filter does not allow.
     CorsRejected,
+    /// A circuit breaker is open: the upstream failed too often, and its cool-down is not over.
+    CircuitOpen,
 }
 
 impl Reason {
@@ -126,6 +128,7 @@ impl Reason {
             Reason::LengthRequired => "length_required",
             Reason::ExpectationFailed => "expectation_failed",
             Reason::CorsRejected => "cors_rejected",
+            Reason::CircuitOpen => "circuit_open",
         }
     }
 
@@ -144,7 +147,7 @@ impl Reason {
             | Reason::ExchangeTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::UnsupportedTransferEncoding | Reason::UnsupportedProtocol => StatusCode::NOT_IMPLEMENTED,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Reason::NoHealthyUpstream | Reason::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::NoHealthyUpstream | Reason::ShuttingDown | Reason::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamConnectFailed
             | Reason::UpstreamReset
             | Reason::UpstreamBadResponse
@@ -200,6 +203,7 @@ impl Reason {
         Reason::LengthRequired,
         Reason::ExpectationFailed,
         Reason::CorsRejected,
+        Reason::CircuitOpen,
     ];
 }
 

@@ -146,10 +146,9 @@ mod tests {
 
     #[test]
     fn large_buffers_are_not_kept() {
-        let big = BytesMut::with_capacity(MAX_KEPT * 2);
-        let addr = big.as_ptr();
-        recycle_write(big);
+        // Told apart by capacity, not address: the allocator may hand the freed memory out again.
+        recycle_write(BytesMut::with_capacity(MAX_KEPT * 2));
         let next = write();
-        assert_ne!(next.as_ptr(), addr);
+        assert!(next.capacity() < MAX_KEPT * 2, "a {} byte buffer was kept", next.capacity());
     }
 }

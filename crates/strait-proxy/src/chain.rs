@@ -1,6 +1,7 @@
 //! Running filter phases: the listener chain and the route chain of one request, in the
 //! order `strait_http::filter` documents, and bodies passed through body filters.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,38 +11,77 @@ use bytes::Bytes;
 use http::{request, response, HeaderMap};
 use http_body::{Body, Frame, SizeHint};
 use strait_http::filter::UpstreamTarget;
-use strait_http::{BodyFilter, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
+use strait_http::{BodyFilter, Consumer, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
 
 use crate::body::BodyError;
 
-/// Configured filters of one scope (a listener or a route), compiled once per snapshot.
+/// A configured filter and its place in a chain.
+#[derive(Debug, Clone)]
+pub struct Scoped {
+    factory: Arc<dyn FilterFactory>,
+    priority: i32,
+}
+
+impl Scoped {
+    /// `factory` at chain priority `priority` (higher runs first).
+    pub fn new(factory: Arc<dyn FilterFactory>, priority: i32) -> Scoped {
+        Scoped { factory, priority }
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &'static str {
+        self.factory.name()
+    }
+
+    /// The filter's factory.
+    pub fn factory(&self) -> &Arc<dyn FilterFactory> {
+        &self.factory
+    }
+
+    /// This request's instance.
+    fn member(&self) -> Member {
+        Member {
+            phases: self.factory.phases(),
+            name: self.factory.name(),
+            priority: self.priority,
+            filter: self.factory.create(),
+        }
+    }
+}
+
+/// The filters of one chain (a listener's, a route's, a consumer's), compiled once per snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct FilterList {
-    factories: Vec<Arc<dyn FilterFactory>>,
+    entries: Vec<Scoped>,
     phases: Phases,
 }
 
 impl FilterList {
-    /// A list of these factories, in order.
-    pub fn new(factories: Vec<Arc<dyn FilterFactory>>) -> FilterList {
-        let phases = factories.iter().fold(Phases::NONE, |all, f| all | f.phases());
-        FilterList { factories, phases }
+    /// These filters in the order they run: higher priority first, equal priorities in the
+    /// order given.
+    pub fn ordered(mut entries: Vec<Scoped>) -> FilterList {
+        entries.sort_by_key(|s| std::cmp::Reverse(s.priority));
+        let phases = entries.iter().fold(Phases::NONE, |all, s| all | s.factory.phases());
+        FilterList { entries, phases }
     }
 
     /// Whether the list has no filter.
     pub fn is_empty(&self) -> bool {
-        self.factories.is_empty()
+        self.entries.is_empty()
     }
 
-    /// The factories in order.
-    pub fn factories(&self) -> &[Arc<dyn FilterFactory>] {
-        &self.factories
+    /// The filters in the order they run.
+    pub fn entries(&self) -> &[Scoped] {
+        &self.entries
     }
 }
 
 /// One filter instance and the phases it takes part in.
 struct Member {
     phases: Phases,
+    /// The plugin's name: a consumer's filter of the same name replaces it.
+    name: &'static str,
+    priority: i32,
     filter: Box<dyn Filter>,
 }
 
@@ -50,7 +90,12 @@ struct Member {
 pub(crate) struct Chain {
     members: Vec<Member>,
     phases: Phases,
+    /// The consumer's filters are in (or it had none).
+    consumer_applied: bool,
 }
+
+/// The filters of each consumer, by username.
+pub type ConsumerFilters = HashMap<Arc<str>, FilterList>;
 
 impl Chain {
     /// Creates this request's instances of `list` and appends them (the listener list first,
@@ -60,7 +105,7 @@ impl Chain {
             return;
         }
         self.phases |= list.phases;
-        self.members.extend(list.factories.iter().map(|f| Member { phases: f.phases(), filter: f.create() }));
+        self.members.extend(list.entries.iter().map(Scoped::member));
     }
 
     /// Whether the request has no filter at all.
@@ -79,21 +124,52 @@ impl Chain {
     }
 
     /// Request-header phase of the members from index `from` on; a filter's answer stops it.
+    /// Once a filter has identified the consumer, the consumer's filters take the place of the
+    /// remaining members of the same name, or join them by priority.
     pub(crate) async fn request_headers(
         &mut self,
         from: usize,
         request: &mut request::Parts,
         ctx: &mut RequestCtx,
+        consumers: &ConsumerFilters,
     ) -> Option<LocalResponse> {
+        self.apply_consumer(from, ctx, consumers);
         if !self.has(Phases::REQUEST_HEADERS) {
             return None;
         }
-        for member in self.members[from..].iter_mut().filter(|m| m.phases.contains(Phases::REQUEST_HEADERS)) {
+        let mut index = from;
+        while let Some(member) = self.members.get_mut(index) {
+            index += 1;
+            if !member.phases.contains(Phases::REQUEST_HEADERS) {
+                continue;
+            }
             if let Flow::Respond(answer) = member.filter.request_headers(request, ctx).resolve().await {
                 return Some(answer);
             }
+            self.apply_consumer(index, ctx, consumers);
         }
         None
+    }
+
+    /// Puts the identified consumer's filters into the chain from index `at` on, once.
+    fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: &ConsumerFilters) {
+        if self.consumer_applied || consumers.is_empty() {
+            return;
+        }
+        let Some(consumer) = Consumer::of(ctx) else { return };
+        self.consumer_applied = true;
+        let Some(list) = consumers.get(&*consumer.username) else { return };
+        for entry in &list.entries {
+            let member = entry.member();
+            if let Some(slot) = self.members[at..].iter_mut().find(|m| m.name == member.name) {
+                *slot = member;
+                continue;
+            }
+            let later = self.members[at..].iter().position(|m| m.priority < member.priority);
+            let position = later.map_or(self.members.len(), |p| at + p);
+            self.members.insert(position, member);
+        }
+        self.phases |= list.phases;
     }
 
     /// The request-body filters of every member, in request order.

@@ -73,7 +73,8 @@ fn code(status: StatusCode, reason: Option<Reason>) -> u8 {
             | Reason::UpstreamReset
             | Reason::UpstreamBadResponse
             | Reason::UpstreamTlsFailed
-            | Reason::ShuttingDown,
+            | Reason::ShuttingDown
+            | Reason::CircuitOpen,
         ) => 14,
         _ => match status.as_u16() {
             400 => 13,

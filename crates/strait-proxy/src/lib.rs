@@ -20,6 +20,7 @@ pub mod h1;
 pub mod listener_tls;
 mod readiness;
 pub mod runtime;
+pub mod scopes;
 mod shared;
 pub mod snapshot;
 mod transport;
@@ -41,7 +42,7 @@ pub fn check_with(
     config: &strait_config::Config,
     registry: &strait_http::Registry,
 ) -> Result<(), strait_config::ConfigErrors> {
-    let filters = snapshot::compile_filters(config, registry);
+    let filters = scopes::compile_filters(config, registry);
     let tls = listener_tls::TlsCache::default().plans(config);
     match (filters, tls) {
         (Ok(_), Ok(_)) => Ok(()),

@@ -19,14 +19,13 @@ use strait_config::{Config, Route};
 use strait_observe::AccessLog;
 use strait_router::{PathRewrite, RouteTable};
 
-use strait_config::FilterSpec;
-use strait_http::registry::BuildEnv;
-use strait_http::{FilterFactory, LocalResponse, Registry};
-use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
+use strait_http::{LocalResponse, Registry};
 
-use crate::chain::FilterList;
+use crate::actions::aggregate::AggregatePlan;
+use crate::chain::{ConsumerFilters, FilterList};
 use crate::h1::HeadLimits;
 use crate::listener_tls::{ListenerTlsPlan, TlsCache};
+use crate::scopes::{compile_filters, CompiledFilters};
 use crate::upstream::Connector;
 
 /// A compiled configuration.
@@ -44,6 +43,8 @@ pub struct Snapshot {
     pub upstreams: HashMap<String, Upstream>,
     /// Access log.
     pub access_log: AccessLog,
+    /// The filters of each consumer, once identified.
+    pub consumer_filters: ConsumerFilters,
 }
 
 impl Snapshot {
@@ -58,7 +59,8 @@ impl Snapshot {
         tls: &TlsCache,
     ) -> Result<Snapshot, String> {
         let server = ServerPlan::compile(config)?;
-        let filters = compile_filters(config, registry).map_err(|errors| errors.to_string())?;
+        let CompiledFilters { listeners: filters, consumers: consumer_filters } =
+            compile_filters(config, registry).map_err(|errors| errors.to_string())?;
         let tls_plans = tls.plans(config).map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let connectors = crate::upstream::connector::build_all(config)
             .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
@@ -91,62 +93,12 @@ impl Snapshot {
                 path_normalization: strait_router::normalize::Options::from_config(&listener.path_normalization),
             });
         }
-        Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log })
+        Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log, consumer_filters })
     }
 
     /// The listener plan with this name.
     pub fn listener(&self, name: &str) -> Option<&ListenerPlan> {
         self.listeners.iter().find(|l| &*l.name == name)
-    }
-}
-
-/// The filters of each listener, and of each of its routes, in configuration order.
-type CompiledFilters = Vec<(FilterList, Vec<FilterList>)>;
-
-/// Builds every configured filter; each error names the file, line and field.
-pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledFilters, strait_config::ConfigErrors> {
-    let env = BuildEnv { config };
-    let errors = std::cell::RefCell::new(Vec::new());
-    let build = |specs: &[FilterSpec], path: &str| -> Vec<Arc<dyn FilterFactory>> {
-        let mut built = Vec::with_capacity(specs.len());
-        for (index, spec) in specs.iter().enumerate() {
-            match registry.build(spec, &format!("{path}.filters[{index}]"), &env) {
-                Ok(factory) => built.push(factory),
-                Err(error) => errors.borrow_mut().push(error),
-            }
-        }
-        built
-    };
-    let mut compiled = Vec::with_capacity(config.listeners.len());
-    for (l, listener) in config.listeners.iter().enumerate() {
-        let listener_path = format!("listeners[{l}]");
-        let listener_filters = FilterList::new(build(&listener.filters, &listener_path));
-        let mut routes = Vec::with_capacity(listener.routes.len());
-        for (r, route) in listener.routes.iter().enumerate() {
-            let mut factories = build(&route.filters, &format!("{listener_path}.routes[{r}]"));
-            // The `request_headers` / `response_headers` shorthands run after the route's list.
-            let shorthand = [(&route.request_headers, true), (&route.response_headers, false)];
-            for (edits, request_side) in shorthand {
-                match HeaderEdits::compile(edits) {
-                    Ok(edits) if edits.is_empty() => {}
-                    Ok(edits) if request_side => factories.push(Arc::new(HeaderEditsFactory::request(edits))),
-                    Ok(edits) => factories.push(Arc::new(HeaderEditsFactory::response(edits))),
-                    Err(error) => {
-                        let field = if request_side { "request_headers" } else { "response_headers" };
-                        let path = format!("{listener_path}.routes[{r}].{field}.{}", error.path);
-                        errors.borrow_mut().push(config.source.error(&path, error.message));
-                    }
-                }
-            }
-            routes.push(FilterList::new(factories));
-        }
-        compiled.push((listener_filters, routes));
-    }
-    let errors = errors.into_inner();
-    if errors.is_empty() {
-        Ok(compiled)
-    } else {
-        Err(strait_config::ConfigErrors(errors).sorted())
     }
 }
 
@@ -329,6 +281,9 @@ impl RoutePlan {
             })
         } else if let Some(e) = &route.echo {
             Action::Echo(EchoPlan { name: e.name.clone() })
+        } else if let Some(aggregate) = &route.aggregate {
+            let plan = AggregatePlan::compile(aggregate).map_err(|e| format!("route `{name}`: {e}"))?;
+            Action::Aggregate(Box::new(plan))
         } else {
             return Err(format!("route `{name}` has no action"));
         };
@@ -360,6 +315,8 @@ pub enum Action {
     Static(StaticPlan),
     /// Describe the request back (demo upstream).
     Echo(EchoPlan),
+    /// Call several clusters and merge their answers.
+    Aggregate(Box<AggregatePlan>),
 }
 
 /// A cluster and how connections to its endpoints are made.

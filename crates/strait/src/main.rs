@@ -61,6 +61,28 @@ enum Command {
     },
     /// Print the version.
     Version,
+    /// Translate another proxy's configuration into Strait's (printed, or written to `--output`);
+    /// what cannot be translated is listed on standard error.
+    Import {
+        #[command(subcommand)]
+        from: ImportSource,
+    },
+}
+
+/// Configurations `strait import` reads.
+#[derive(Subcommand, Debug)]
+enum ImportSource {
+    /// A Kong 3.x declarative file (`_format_version: "3.0"`).
+    Kong {
+        /// The Kong file.
+        file: PathBuf,
+        /// Where the translated listener binds.
+        #[arg(long, default_value = "0.0.0.0:8000")]
+        bind: String,
+        /// Write the translation here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,6 +95,9 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Validate { config } => validate(&config),
+        Command::Import { from: ImportSource::Kong { file, bind, output } } => {
+            import_kong(&file, bind, output.as_deref())
+        }
         Command::Run { config, no_watch } => run(&config, !no_watch),
     }
 }
@@ -100,6 +125,37 @@ fn load(path: &Path) -> Result<strait_config::Config, strait_config::ConfigError
     let config = strait_config::load_file(path)?;
     strait_proxy::check(&config)?;
     Ok(config)
+}
+
+fn import_kong(path: &Path, bind: String, output: Option<&Path>) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(error) => {
+            eprintln!("{}: cannot read file: {error}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let translation = match strait_import::kong::translate(&text, &strait_import::kong::Options { bind }) {
+        Ok(translation) => translation,
+        Err(error) => {
+            eprintln!("{}: {error}", path.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for warning in &translation.warnings {
+        eprintln!("{}: {warning}", path.display());
+    }
+    match output {
+        None => print!("{}", translation.yaml),
+        Some(out) => {
+            if let Err(error) = std::fs::write(out, &translation.yaml) {
+                eprintln!("{}: cannot write: {error}", out.display());
+                return ExitCode::from(EXIT_RUNTIME);
+            }
+        }
+    }
+    eprintln!("{}: translated, {} note(s)", path.display(), translation.warnings.len());
+    ExitCode::SUCCESS
 }
 
 fn validate(path: &Path) -> ExitCode {

@@ -43,13 +43,15 @@ impl Checker<'_> {
         }
     }
 
-    /// Reports an empty `value`, or one already seen for another consumer (or this one).
+    /// Reports an empty `value`, or one already seen for another consumer (or this one). The
+    /// value itself is named only when it is not a secret (an API key is one).
     fn unique<'a>(&mut self, path: &str, value: &'a str, consumer: usize, seen: &mut Seen<'a>, what: &str) {
         if value.is_empty() {
             self.error(path, format!("{what} is empty"));
         } else if let Some(first) = seen.insert(value, consumer) {
             seen.insert(value, first);
-            self.error(path, format!("{what} `{value}` is already used by consumers[{first}]"));
+            let shown = if what == "API key" { String::new() } else { format!(" `{value}`") };
+            self.error(path, format!("{what}{shown} is already used by consumers[{first}]"));
         }
     }
 

@@ -4,7 +4,7 @@ mod clusters;
 mod consumers;
 mod listeners;
 mod routes;
-pub use routes::header_edit_problems;
+pub use routes::{aggregate_placeholders, header_edit_problems};
 mod syntax;
 mod tls;
 

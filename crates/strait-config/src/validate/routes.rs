@@ -3,7 +3,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use super::{syntax, Checker};
-use crate::model::{HeaderEdits, PathMatch, Redirect, Rewrite, Route, RouteMatch, ValueMatch};
+use crate::model::{
+    Aggregate, AggregateMode, HeaderEdits, PathMatch, Redirect, Rewrite, Route, RouteMatch, ValueMatch,
+};
 use crate::path_index::{child_path, item_path};
 
 /// Statuses a redirect may use.
@@ -35,6 +37,9 @@ impl Checker<'_> {
         }
         if let Some(redirect) = &route.redirect {
             self.redirect(&child_path(path, "redirect"), redirect);
+        }
+        if let Some(aggregate) = &route.aggregate {
+            self.aggregate(&child_path(path, "aggregate"), aggregate, cluster_names);
         }
         if let Some(direct) = &route.direct {
             let direct_path = child_path(path, "direct");
@@ -82,6 +87,7 @@ impl Checker<'_> {
             ("direct", route.direct.is_some(), "direct: {}"),
             ("static", route.static_files.is_some(), "static: { root: DIR }"),
             ("echo", route.echo.is_some(), "echo: {}"),
+            ("aggregate", route.aggregate.is_some(), "aggregate: { calls: [{ key: K, cluster: NAME, path: / }] }"),
         ];
         let mut given = Vec::new();
         let mut empty = 0;
@@ -99,7 +105,7 @@ impl Checker<'_> {
             0 if empty > 0 => {}
             0 => self.error(
                 path,
-                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`",
+                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`, `aggregate`",
             ),
             count => {
                 self.error(path, format!("route has {count} actions (`{}`): keep exactly one", given.join("`, `")))
@@ -294,4 +300,88 @@ pub fn header_edit_problems(edits: &HeaderEdits) -> Vec<(String, String)> {
         problems.extend(problem.map(|p| (item_path("remove", position), p)));
     }
     problems
+}
+
+impl Checker<'_> {
+    /// Checks an `aggregate` action: keys, clusters, paths and their placeholders.
+    fn aggregate(&mut self, path: &str, aggregate: &Aggregate, cluster_names: &HashSet<&str>) {
+        let calls_path = child_path(path, "calls");
+        if aggregate.calls.is_empty() {
+            self.error(&calls_path, "an aggregation needs at least one call");
+        }
+        let mut keys: Vec<&str> = Vec::new();
+        for (position, call) in aggregate.calls.iter().enumerate() {
+            let call_path = item_path(&calls_path, position);
+            let key_path = child_path(&call_path, "key");
+            if call.key.is_empty() || call.key.contains(['.', '{', '}']) || call.key.starts_with('_') {
+                self.error(&key_path, "a key is a non-empty name without `.`, `{`, `}` and not starting with `_`");
+            } else if keys.contains(&call.key.as_str()) {
+                self.error(&key_path, format!("key `{}` is used by an earlier call", call.key));
+            }
+            self.cluster_reference(&child_path(&call_path, "cluster"), &call.cluster, cluster_names);
+            let path_path = child_path(&call_path, "path");
+            if !call.path.starts_with('/') {
+                self.error(&path_path, "the path must start with `/`");
+            }
+            match aggregate_placeholders(&call.path) {
+                Err(message) => self.error(&path_path, message),
+                Ok(names) => {
+                    for name in names {
+                        let source = name.split('.').next().unwrap_or_default();
+                        if source == "query" && name.len() > "query.".len() {
+                            continue;
+                        }
+                        let earlier = aggregate.mode == AggregateMode::Sequence && keys.contains(&source);
+                        if !earlier {
+                            let why = if aggregate.mode == AggregateMode::Parallel {
+                                "parallel calls cannot use each other's answers (use `mode: sequence`)"
+                            } else {
+                                "it names no earlier call"
+                            };
+                            self.error(
+                                &path_path,
+                                format!("`{{{name}}}`: {why}; `{{query.NAME}}` reads the client's query"),
+                            );
+                        }
+                    }
+                }
+            }
+            if call.method.is_empty() || !call.method.bytes().all(|b| b.is_ascii_uppercase()) {
+                self.error(
+                    &child_path(&call_path, "method"),
+                    format!("`{}` is not a method (GET, POST...)", call.method),
+                );
+            }
+            if call.timeout.0.is_zero() {
+                self.error(&child_path(&call_path, "timeout"), "must be greater than zero");
+            }
+            for (i, name) in call.forward_headers.iter().enumerate() {
+                self.check(
+                    &item_path(&child_path(&call_path, "forward_headers"), i),
+                    syntax::header_name_problem(name),
+                );
+            }
+            keys.push(&call.key);
+        }
+    }
+}
+
+/// The placeholders (`{name}`) of an aggregation call's path, or why the path is malformed.
+pub fn aggregate_placeholders(path: &str) -> Result<Vec<&str>, String> {
+    let mut names = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest.as_bytes()[open] == b'}' {
+            return Err("`}` without `{`".into());
+        }
+        let after = &rest[open + 1..];
+        let close = after.find('}').ok_or("`{` without `}`")?;
+        let name = &after[..close];
+        if name.is_empty() || name.contains('{') {
+            return Err(format!("`{{{name}}}` is not a placeholder"));
+        }
+        names.push(name);
+        rest = &after[close + 1..];
+    }
+    Ok(names)
 }

@@ -6,4 +6,5 @@ mod examples;
 mod load;
 mod path_normalization;
 mod reference_doc;
+mod secrets;
 mod tls;

@@ -16,6 +16,7 @@ use super::jwks::{JwksConfig, JwksSource};
 use super::keys::VerifyingKey;
 use super::refusal::realm_is_valid;
 use super::source::TokenSources;
+use crate::consumer_auth::anonymous_consumer;
 
 /// Settings of a `jwt` filter (Kong's `jwt` plugin fields, plus `leeway`, `issuers`,
 /// `audiences`, `required_claims`, `claims_to_headers` and `cache_size`).
@@ -176,14 +177,7 @@ impl JwtConfig {
         if self.maximum_expiration > 0 && !verifies(RegisteredClaim::Exp) {
             return Err(PluginError::at("maximum_expiration", "needs `exp` in `claims_to_verify`"));
         }
-        let anonymous = match &self.anonymous {
-            None => None,
-            Some(name) => {
-                let spec = env.config.consumers.iter().find(|c| &c.username == name);
-                let spec = spec.ok_or_else(|| PluginError::at("anonymous", format!("unknown consumer `{name}`")))?;
-                Some(Consumer::from_config(spec, None))
-            }
-        };
+        let anonymous = anonymous_consumer(self.anonymous.as_deref(), env)?;
         if let Some(realm) = &self.realm {
             if !realm_is_valid(realm) {
                 return Err(PluginError::at("realm", "must be printable ASCII without `\"` or `\\`"));

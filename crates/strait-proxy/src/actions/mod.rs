@@ -1,7 +1,9 @@
-//! Route actions that Strait answers itself: redirects, the echo demo upstream, static files.
+//! Route actions that Strait answers itself: redirects, the echo demo upstream, static files,
+//! and aggregations of several upstreams' answers.
 //! They build answers and never write to a connection; the exchange sends what they return.
 //! (Forwarding lives in [`crate::upstream`]; fixed responses need no code of their own.)
 
+pub mod aggregate;
 pub mod echo;
 pub mod redirect;
 pub mod static_files;

@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{request, HeaderMap, Uri};
 use http_body::Body;
-use strait_http::context::{ConnInfo, OriginalUri};
+use strait_http::context::{ConnInfo, OriginalUri, RequestLength};
 use strait_http::{LocalResponse, Phases, Reason, RequestCtx};
 use strait_router::RequestView;
 use tokio::time::Instant;
@@ -248,8 +248,9 @@ where
         }
     }
     if !chain.members_empty() {
+        declare_length(parts, body);
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
-        if let Some(answer) = chain.request_headers(0, parts, ctx).await {
+        if let Some(answer) = chain.request_headers(0, parts, ctx, &snapshot.consumer_filters).await {
             return Err(Routed::Local(answer));
         }
     }
@@ -270,13 +271,16 @@ where
     }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
-    if !route.filters.is_empty() {
+    if !route.filters.is_empty() || !snapshot.consumer_filters.is_empty() {
         let route_start = chain.len();
+        if route_start == 0 {
+            declare_length(parts, body);
+        }
         chain.extend(&route.filters);
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
-        if let Some(answer) = chain.request_headers(route_start, parts, ctx).await {
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx, &snapshot.consumer_filters).await {
             return Err(Routed::Local(answer));
         }
     }
@@ -297,6 +301,14 @@ where
     }
 }
 
+/// Tells the request phases the body's declared length, when its framing gives one
+/// ([`RequestLength`]); only requests that meet filters pay for the extension.
+fn declare_length<B: Body>(parts: &mut request::Parts, body: &B) {
+    if let Some(length) = body.size_hint().exact() {
+        parts.extensions.insert(RequestLength(length));
+    }
+}
+
 /// The request body, through the request-body filters when the chain has any.
 fn with_body_filters<B>(body: B, chain: &mut Chain, ctx: &RequestCtx) -> Either<B, Box<FilteredBody<B>>>
 where
@@ -312,7 +324,7 @@ where
     }
 }
 
-/// Performs an action Strait answers itself (direct, redirect, echo, static files).
+/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation).
 async fn answer_locally<B, S>(
     inbound: &Inbound<'_>,
     route: &RoutePlan,
@@ -332,6 +344,11 @@ where
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
+        Action::Aggregate(plan) => {
+            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
+            let boxed = Box::pin(actions::aggregate::answer(plan, parts, &subrequests));
+            boxed.await
+        }
         Action::Echo(plan) => {
             let max = match snapshot.server.max_body_bytes {
                 0 => ECHO_BODY_MAX,

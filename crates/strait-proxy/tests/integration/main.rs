@@ -3,10 +3,14 @@
 mod support;
 
 mod actions;
+mod aggregate;
 mod balancing;
 mod bodies;
+mod circuit_breaker;
 mod connection_limits;
 mod deadlines;
+mod gateway_auth;
+mod gateway_cors_size;
 mod gateway_jwt;
 mod hardening;
 mod headers;
@@ -15,8 +19,10 @@ mod http2;
 mod hygiene;
 mod interop;
 mod plugins;
+mod rate_limits;
 mod retries;
 mod routing;
+mod scopes;
 mod smoke;
 mod static_files;
 mod timeouts;

@@ -254,3 +254,20 @@ fn a_client_sending_an_ip_address_as_sni_does_not_fill_the_log() {
     let log = strait.stderr_text();
     assert!(!log.contains("SNI"), "rustls's per-connection warning reached the log:\n{log}");
 }
+
+#[test]
+fn import_kong_translates_the_seed_and_lists_what_it_could_not() {
+    let work = Workdir::new("");
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../strait-import/tests/data/kong.yml");
+    let out = work.path("kong.strait.yaml");
+    let out_arg = out.to_str().unwrap();
+    let (code, stdout, stderr) =
+        run_to_end(work.dir.path(), &["import", "kong", seed, "--bind", "127.0.0.1:0", "-o", out_arg], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("plugins[4]: plugin `prometheus` has no Strait counterpart"), "{stderr}");
+    let translated = std::fs::read_to_string(&out).unwrap();
+    assert!(translated.contains("user-svc.internal:8080"), "{translated}");
+    let (code, _, stderr) = run_to_end(work.dir.path(), &["import", "kong", "strait.yaml"], &[]);
+    assert_eq!(code, 2, "not a Kong file: {stderr}");
+}

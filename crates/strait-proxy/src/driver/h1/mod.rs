@@ -212,6 +212,9 @@ fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), 
     if let Some(protocol) = upgrade {
         parts.extensions.insert(strait_http::context::UpgradeRequest(protocol));
     }
+    if expect_continue && body.has_body() {
+        parts.extensions.insert(strait_http::context::ExpectContinue);
+    }
     Ok((parts, body, expect_continue))
 }
 

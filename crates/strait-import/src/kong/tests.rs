@@ -1,0 +1,116 @@
+//! Translation of Kong files: the seed's `kong.yml`, and each entity on its own.
+
+use super::*;
+
+fn seed() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/seeds/configs/kong.yml");
+    std::fs::read_to_string(path).unwrap_or_else(|_| include_str!("../../tests/data/kong.yml").to_owned())
+}
+
+fn translate_ok(text: &str) -> (Value, Vec<String>) {
+    let translation = translate(text, &Options { bind: "127.0.0.1:0".into() }).unwrap();
+    (crate::yaml::parse(&translation.yaml).unwrap(), translation.warnings)
+}
+
+#[test]
+fn the_seed_translates_services_routes_plugins_and_consumers() {
+    let (config, warnings) = translate_ok(&seed());
+    let clusters = config["clusters"].as_array().unwrap();
+    assert_eq!(clusters[0]["name"], "user-service");
+    assert_eq!(clusters[0]["endpoints"][0]["address"], "user-svc.internal:8080");
+    assert_eq!(clusters[0]["host_header"], "user-svc.internal");
+    assert_eq!(clusters[0]["filters"][0]["name"], "response_transformer");
+    let routes = config["listeners"][0]["routes"].as_array().unwrap();
+    assert_eq!(routes[0]["name"], "user-routes");
+    assert_eq!(routes[0]["match"]["path"]["prefix"], "/api/v1/users");
+    assert_eq!(routes[0]["match"]["methods"].as_array().unwrap().len(), 4);
+    assert!(routes[0].get("rewrite").is_none(), "strip_path: false keeps the path");
+    assert_eq!(routes[1]["forward"]["cluster"], "order-service");
+    let filters: Vec<&str> =
+        config["filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(filters, ["jwt", "rate_limiting", "request_size_limiting"]);
+    assert_eq!(config["filters"][0]["config"]["header_names"][0], "authorization");
+    let consumers = config["consumers"].as_array().unwrap();
+    assert_eq!(consumers[0]["credentials"]["jwt"][0]["secret"], "{vault://env/MOBILE_JWT_SECRET}");
+    assert_eq!(consumers[1]["credentials"]["jwt"][0]["algorithm"], "RS256");
+    assert!(
+        warnings.iter().any(|w| w.starts_with("plugins[4]: plugin `prometheus` has no Strait counterpart")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn the_translation_is_a_configuration_strait_loads() {
+    let translation = translate(&seed(), &Options { bind: "127.0.0.1:0".into() }).unwrap();
+    let env = |name: &str| match name {
+        "MOBILE_JWT_SECRET" => Some("mobile-secret".to_owned()),
+        "PARTNER_PUBLIC_KEY" => Some("-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n".to_owned()),
+        _ => None,
+    };
+    let config = strait_config::load_str_with_env(&translation.yaml, "kong.strait.yaml", &env)
+        .unwrap_or_else(|errors| panic!("{errors}\n{}", translation.yaml));
+    assert_eq!(config.consumers[0].credentials.jwt[0].secret.as_deref(), Some("mobile-secret"));
+    assert_eq!(config.listeners[0].routes.len(), 2);
+}
+
+#[test]
+fn upstreams_strip_path_service_paths_and_regex_paths() {
+    let text = r#"
+_format_version: "3.0"
+upstreams:
+  - name: pool
+    algorithm: least-connections
+    targets: [{ target: "10.0.0.1:9000", weight: 50 }, { target: "10.0.0.2:9000" }]
+services:
+  - name: api
+    url: http://pool/v2
+    routes:
+      - { name: a, paths: ["/a", "/b"] }
+      - { name: r, paths: ["~/items/\\d+"], strip_path: false, headers: { x-version: ["1.0", "2"] } }
+  - name: legacy
+    protocol: https
+    host: legacy.example
+    routes:
+      - { name: l, paths: ["/old"], preserve_host: true, plugins: [{ name: key-auth, config: { hide_credentials: true } }] }
+"#;
+    let (config, warnings) = translate_ok(text);
+    let api = &config["clusters"][0];
+    assert_eq!(api["balancer"], "least_request");
+    assert_eq!(api["endpoints"][0], json!({ "address": "10.0.0.1:9000", "weight": 50 }));
+    assert_eq!(api["endpoints"][1]["weight"], 100);
+    let routes = config["listeners"][0]["routes"].as_array().unwrap();
+    assert_eq!((routes[0]["name"].as_str(), routes[1]["name"].as_str()), (Some("a"), Some("a#2")));
+    assert_eq!(routes[0]["rewrite"], json!({ "replace_prefix": "/v2" }), "stripped, then the service path");
+    assert_eq!(routes[2]["match"]["path"]["regex"], "/items/\\d+.*");
+    assert_eq!(routes[2]["match"]["headers"][0], json!({ "name": "x-version", "regex": "1\\.0|2" }));
+    let legacy = &config["clusters"][1];
+    assert_eq!(legacy["endpoints"][0]["address"], "legacy.example:443");
+    assert_eq!(legacy["tls"]["server_name"], "legacy.example");
+    assert_eq!(legacy["host_header"], "preserve");
+    assert_eq!(routes[3]["filters"][0], json!({ "name": "key_auth", "config": { "hide_credentials": true } }));
+    assert!(warnings.iter().any(|w| w.contains("preserve_host")), "{warnings:?}");
+}
+
+#[test]
+fn what_cannot_be_translated_is_reported_with_its_place() {
+    let text = r#"
+_format_version: "3.0"
+certificates: []
+services:
+  - { name: s, url: "grpc://x:1" }
+plugins:
+  - { name: rate-limiting, config: { minute: 5, fault_tolerant: true, policy: cluster } }
+  - { name: zipkin }
+"#;
+    let (_, warnings) = translate_ok(text);
+    for expected in [
+        "certificates: section not translated",
+        "services[0].url: `grpc://x:1` is not an http(s) URL",
+        "plugins[0].config.fault_tolerant: `rate-limiting` option not translated",
+        "plugins[0].config.policy: `cluster`",
+        "plugins[1]: plugin `zipkin` has no Strait counterpart",
+    ] {
+        assert!(warnings.iter().any(|w| w.starts_with(expected)), "missing `{expected}` in {warnings:?}");
+    }
+    assert!(translate("services: []", &Options::default()).unwrap_err().contains("_format_version"));
+}

@@ -1,0 +1,124 @@
+//! Rate and concurrency limits per key (consumer, credential, client address, header, path,
+//! route or cluster):
+//!
+//! * `rate_limiting`, as Kong's plugin: at most N requests per second, minute, hour and day,
+//!   counted with a **sliding window** — two fixed windows, the previous one weighted by how
+//!   much of it the sliding window still covers (see [`window`] for the estimate and its
+//!   error bound). Over the limit: 429 `rate_limited` with `Retry-After`; every response
+//!   carries Kong's `X-RateLimit-*` headers and the IETF draft's `RateLimit-*`.
+//! * `limit_req`, as nginx `limit_req`: a leaky bucket draining at `rate`, `burst` requests of
+//!   excess delayed (or passed at once with `nodelay`), beyond that refused.
+//! * `concurrency_limit`: at most `max` requests in flight per key.
+//!
+//! ```yaml
+//! filters:
+//!   - name: rate_limiting
+//!     config: { minute: 60, hour: 1000, limit_by: consumer }
+//!   - name: limit_req
+//!     config: { rate: 10r/s, burst: 20, nodelay: true, limit_by: ip }
+//!   - name: concurrency_limit
+//!     config: { max: 4, limit_by: header, header_name: x-api-key }
+//! ```
+//!
+//! Counters live in this process (`policy: local`), shared by its worker threads, bounded in
+//! number and dropped once idle. They belong to one configured filter: two filters never
+//! share counts, and a configuration reload starts them over. `rate_limiting` reaches its
+//! counters through the [`store::CounterStore`] trait, so a store shared by several processes
+//! is one more implementation.
+
+pub mod concurrency_limit;
+pub mod headers;
+pub mod key;
+pub mod leaky_bucket;
+pub mod limit_req;
+pub mod plugin;
+mod shards;
+pub mod store;
+pub mod window;
+
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::StatusCode;
+use strait_http::{LocalResponse, PluginError, Reason};
+
+pub use concurrency_limit::concurrency_limit_plugin;
+pub use limit_req::limit_req_plugin;
+pub use plugin::rate_limiting_plugin;
+
+/// A clock in milliseconds, injectable so tests control time.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+
+impl Clock {
+    /// Milliseconds since the Unix epoch: windows align on wall-clock seconds, minutes, hours
+    /// and days, the same in every process.
+    pub fn wall() -> Clock {
+        Clock(Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)))
+    }
+
+    /// Milliseconds since the process first asked: never goes back, for rates.
+    pub fn monotonic() -> Clock {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        Clock(Arc::new(|| BASE.get_or_init(Instant::now).elapsed().as_millis() as u64))
+    }
+
+    /// A clock that reads `read`.
+    pub fn from_fn(read: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
+        Clock(Arc::new(read))
+    }
+
+    /// The time now.
+    pub fn now(&self) -> u64 {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// A configured refusal status (`status:`): 400 to 599, as nginx `limit_req_status`.
+fn refusal_status(status: u16) -> Result<StatusCode, PluginError> {
+    match StatusCode::from_u16(status) {
+        Ok(code) if (400..=599).contains(&status) => Ok(code),
+        _ => Err(PluginError::at("status", "must be between 400 and 599")),
+    }
+}
+
+/// The answer to a refused request: reason `rate_limited`, with `status` instead of 429.
+fn refusal(status: StatusCode) -> LocalResponse {
+    let mut refusal = LocalResponse::for_reason(Reason::RateLimited);
+    if refusal.status != status {
+        refusal.status = status;
+        let text = status.canonical_reason().unwrap_or("");
+        refusal.body = Bytes::from(format!("{} {text}: rate_limited\n", status.as_str()));
+    }
+    refusal
+}
+
+#[cfg(test)]
+pub(crate) mod test_clock {
+    //! A clock tests move by hand.
+
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::Clock;
+
+    /// A hand-moved time and the [`Clock`] reading it.
+    pub(crate) fn manual(start: u64) -> (Arc<AtomicU64>, Clock) {
+        let time = Arc::new(AtomicU64::new(start));
+        let read = time.clone();
+        (time, Clock::from_fn(move || read.load(Ordering::SeqCst)))
+    }
+
+    /// Moves `time` on by `ms`.
+    pub(crate) fn advance(time: &AtomicU64, ms: u64) {
+        time.fetch_add(ms, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,106 @@
+//! The rate-limit headers clients see: Kong's `X-RateLimit-Limit-<Window>` and
+//! `X-RateLimit-Remaining-<Window>`, the IETF draft's `RateLimit-Limit`, `RateLimit-Remaining`,
+//! `RateLimit-Reset` (of the most constraining window) and `RateLimit-Policy`, and `Retry-After`.
+
+use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use super::window::{Usage, Window};
+
+/// `RateLimit-Limit`: the limit of the most constraining window.
+pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+/// `RateLimit-Remaining`: requests left in the most constraining window.
+pub const RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+/// `RateLimit-Reset`: seconds until the most constraining window admits again or ends.
+pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+/// `RateLimit-Policy`: every window as `<limit>;w=<seconds>`, the most constraining first.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// `X-RateLimit-Limit-<Window>`.
+fn limit_header(window: Window) -> HeaderName {
+    HeaderName::from_static(match window {
+        Window::Second => "x-ratelimit-limit-second",
+        Window::Minute => "x-ratelimit-limit-minute",
+        Window::Hour => "x-ratelimit-limit-hour",
+        Window::Day => "x-ratelimit-limit-day",
+    })
+}
+
+/// `X-RateLimit-Remaining-<Window>`.
+fn remaining_header(window: Window) -> HeaderName {
+    HeaderName::from_static(match window {
+        Window::Second => "x-ratelimit-remaining-second",
+        Window::Minute => "x-ratelimit-remaining-minute",
+        Window::Hour => "x-ratelimit-remaining-hour",
+        Window::Day => "x-ratelimit-remaining-day",
+    })
+}
+
+/// Milliseconds as whole seconds, rounded up, at least 1 (a client waiting 0 s would retry at once).
+pub fn seconds_up(ms: u64) -> u64 {
+    ms.div_ceil(1_000).max(1)
+}
+
+/// A `Retry-After` value for a wait of `ms`.
+pub fn retry_after(ms: u64) -> (HeaderName, HeaderValue) {
+    (RETRY_AFTER, HeaderValue::from(seconds_up(ms)))
+}
+
+/// Sets the rate-limit headers of `usage` (replacing any an upstream sent).
+pub fn write(usage: &Usage, headers: &mut HeaderMap) {
+    for window in &usage.windows {
+        headers.insert(limit_header(window.limit.window), HeaderValue::from(window.limit.max));
+        headers.insert(remaining_header(window.limit.window), HeaderValue::from(window.remaining));
+    }
+    let Some(tightest) = usage.tightest() else { return };
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(tightest.limit.max));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(tightest.remaining));
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds_up(tightest.reset_ms)));
+    let others = usage.windows.iter().filter(|w| w.limit != tightest.limit);
+    let policy: Vec<String> = std::iter::once(tightest)
+        .chain(others)
+        .map(|w| format!("{};w={}", w.limit.max, w.limit.window.seconds()))
+        .collect();
+    if let Ok(policy) = HeaderValue::from_str(&policy.join(", ")) {
+        headers.insert(RATELIMIT_POLICY, policy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::window::{Limit, WindowUsage};
+    use super::*;
+
+    fn window(window: Window, max: u64, remaining: u64, reset_ms: u64) -> WindowUsage {
+        WindowUsage { limit: Limit { window, max }, remaining, reset_ms }
+    }
+
+    #[test]
+    fn kong_and_draft_headers_name_the_tightest_window() {
+        let usage = Usage {
+            allowed: true,
+            retry_after_ms: 0,
+            windows: vec![window(Window::Second, 5, 4, 300), window(Window::Hour, 100, 2, 1_800_001)],
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-limit-second", HeaderValue::from_static("999"));
+        write(&usage, &mut headers);
+        assert_eq!(headers["x-ratelimit-limit-second"], "5");
+        assert_eq!(headers["x-ratelimit-remaining-second"], "4");
+        assert_eq!(headers["x-ratelimit-limit-hour"], "100");
+        assert_eq!(headers["x-ratelimit-remaining-hour"], "2");
+        assert_eq!(headers[RATELIMIT_LIMIT], "100");
+        assert_eq!(headers[RATELIMIT_REMAINING], "2");
+        assert_eq!(headers[RATELIMIT_RESET], "1801");
+        assert_eq!(headers[RATELIMIT_POLICY], "100;w=3600, 5;w=1");
+        assert!(!headers.contains_key("x-ratelimit-limit-minute"));
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(seconds_up(0), 1);
+        assert_eq!(seconds_up(1), 1);
+        assert_eq!(seconds_up(1_000), 1);
+        assert_eq!(seconds_up(1_001), 2);
+        assert_eq!(retry_after(59_999).1, "60");
+    }
+}

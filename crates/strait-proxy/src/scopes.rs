@@ -1,0 +1,167 @@
+//! Filter scopes: the filters configured globally, per cluster, per route, per listener and
+//! per consumer, compiled into the chains requests run.
+//!
+//! A route's chain is its own filters, its cluster's (when it forwards to one cluster) and the
+//! global ones, one filter per plugin name: the route's filter of a name replaces the
+//! cluster's and the global one, the cluster's replaces the global one (Kong's precedence of
+//! route over service over global). A consumer's filters replace the route chain's filters of
+//! the same name, or join them, once an authentication filter has identified the consumer.
+//! Every chain runs in priority order, higher first (each plugin's default, or the entry's
+//! `priority:`), filters of equal priority in scope order (global, cluster, route) and then in
+//! list order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use strait_config::{Config, FilterSpec};
+use strait_http::registry::BuildEnv;
+use strait_http::{FilterFactory, Registry};
+use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
+
+use crate::chain::{FilterList, Scoped};
+
+/// Every chain of a configuration, built once per snapshot.
+#[derive(Debug, Default)]
+pub struct CompiledFilters {
+    /// Per listener: its own chain, and the chain of each of its routes.
+    pub listeners: Vec<(FilterList, Vec<FilterList>)>,
+    /// Per consumer username: the filters its requests get once it is identified.
+    pub consumers: HashMap<Arc<str>, FilterList>,
+}
+
+/// Builds every configured filter; each error names the file, line and field.
+pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledFilters, strait_config::ConfigErrors> {
+    let env = BuildEnv { config };
+    let errors = std::cell::RefCell::new(Vec::new());
+    // Builds the filters of the list at `path` (`listeners[0].filters`).
+    let build = |specs: &[FilterSpec], path: &str| -> Vec<Scoped> {
+        let mut built = Vec::with_capacity(specs.len());
+        for (index, spec) in specs.iter().enumerate() {
+            match registry.build(spec, &format!("{path}[{index}]"), &env) {
+                Ok(factory) => built.push(Scoped::new(factory, registry.priority(spec))),
+                Err(error) => errors.borrow_mut().push(error),
+            }
+        }
+        built
+    };
+    let global = build(&config.filters, "filters");
+    let clusters: HashMap<&str, Vec<Scoped>> = config
+        .clusters
+        .iter()
+        .enumerate()
+        .map(|(c, cluster)| (cluster.name.as_str(), build(&cluster.filters, &format!("clusters[{c}].filters"))))
+        .collect();
+    let consumers = config
+        .consumers
+        .iter()
+        .enumerate()
+        .map(|(u, consumer)| {
+            let list = build(&consumer.filters, &format!("consumers[{u}].filters"));
+            (Arc::from(consumer.username.as_str()), FilterList::ordered(list))
+        })
+        .filter(|(_, list)| !list.is_empty())
+        .collect();
+    let mut listeners = Vec::with_capacity(config.listeners.len());
+    for (l, listener) in config.listeners.iter().enumerate() {
+        let listener_path = format!("listeners[{l}]");
+        let listener_filters = FilterList::ordered(build(&listener.filters, &format!("{listener_path}.filters")));
+        let mut routes = Vec::with_capacity(listener.routes.len());
+        for (r, route) in listener.routes.iter().enumerate() {
+            let route_path = format!("{listener_path}.routes[{r}]");
+            let mut own = build(&route.filters, &format!("{route_path}.filters"));
+            // The `request_headers` / `response_headers` shorthands run after the route's list.
+            let shorthand = [(&route.request_headers, true), (&route.response_headers, false)];
+            for (edits, request_side) in shorthand {
+                let factory: Arc<dyn FilterFactory> = match HeaderEdits::compile(edits) {
+                    Ok(edits) if edits.is_empty() => continue,
+                    Ok(edits) if request_side => Arc::new(HeaderEditsFactory::request(edits)),
+                    Ok(edits) => Arc::new(HeaderEditsFactory::response(edits)),
+                    Err(error) => {
+                        let field = if request_side { "request_headers" } else { "response_headers" };
+                        let path = format!("{route_path}.{field}.{}", error.path);
+                        errors.borrow_mut().push(config.source.error(&path, error.message));
+                        continue;
+                    }
+                };
+                own.push(Scoped::new(factory, 0));
+            }
+            let cluster = route.forward.as_ref().and_then(|f| clusters.get(f.cluster.as_str()));
+            routes.push(FilterList::ordered(merge(&global, cluster.map_or(&[][..], Vec::as_slice), own)));
+        }
+        listeners.push((listener_filters, routes));
+    }
+    let errors = errors.into_inner();
+    if errors.is_empty() {
+        Ok(CompiledFilters { listeners, consumers })
+    } else {
+        Err(strait_config::ConfigErrors(errors).sorted())
+    }
+}
+
+/// The global, cluster and route filters of one route, one per plugin name: the most specific
+/// scope's filters of a name replace the others'. In scope order, not yet by priority.
+fn merge(global: &[Scoped], cluster: &[Scoped], route: Vec<Scoped>) -> Vec<Scoped> {
+    if global.is_empty() && cluster.is_empty() {
+        return route;
+    }
+    let named = |list: &[Scoped], name: &str| list.iter().any(|s| s.name() == name);
+    let mut merged: Vec<Scoped> = global
+        .iter()
+        .filter(|s| !named(cluster, s.name()) && !named(&route, s.name()))
+        .chain(cluster.iter().filter(|s| !named(&route, s.name())))
+        .cloned()
+        .collect();
+    merged.extend(route);
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use strait_http::{Filter, Phases};
+
+    use super::*;
+
+    /// A factory named `.0`; `.1` tells the scope it came from in the assertions' `Debug` text.
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    struct Named(&'static str, &'static str);
+
+    impl FilterFactory for Named {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn phases(&self) -> Phases {
+            Phases::REQUEST_HEADERS
+        }
+        fn create(&self) -> Box<dyn Filter> {
+            struct Nothing;
+            impl Filter for Nothing {}
+            Box::new(Nothing)
+        }
+    }
+
+    fn scoped(name: &'static str, scope: &'static str, priority: i32) -> Scoped {
+        Scoped::new(Arc::new(Named(name, scope)), priority)
+    }
+
+    fn labels(list: &FilterList) -> Vec<String> {
+        list.entries().iter().map(|s| format!("{}@{:?}", s.name(), s.factory())).collect()
+    }
+
+    #[test]
+    fn the_most_specific_scope_wins_and_priority_orders_the_chain() {
+        let global = [scoped("cors", "global", 2000), scoped("jwt", "global", 1450), scoped("log", "global", 0)];
+        let cluster = [scoped("jwt", "cluster", 1450), scoped("rate_limiting", "cluster", 910)];
+        let route = vec![scoped("request_headers", "route", 0), scoped("rate_limiting", "route", 910)];
+        let list = FilterList::ordered(merge(&global, &cluster, route));
+        let got = labels(&list);
+        let want = [
+            "cors@Named(\"cors\", \"global\")",
+            "jwt@Named(\"jwt\", \"cluster\")",
+            "rate_limiting@Named(\"rate_limiting\", \"route\")",
+            "log@Named(\"log\", \"global\")",
+            "request_headers@Named(\"request_headers\", \"route\")",
+        ];
+        assert_eq!(got, want);
+    }
+}
