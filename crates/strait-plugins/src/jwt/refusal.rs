@@ -64,7 +64,8 @@ impl Refusal {
     }
 
     /// The 401 answer: reason `unauthorized` with a `WWW-Authenticate: Bearer` challenge,
-    /// carrying `error="invalid_token"` unless no token was sent at all.
+    /// carrying `error="invalid_token"` unless no token was sent at all, and a body line
+    /// saying why, as the other authentication filters answer.
     pub fn response(&self, realm: Option<&str>) -> LocalResponse {
         let mut challenge = String::from("Bearer");
         let mut separator = " ";
@@ -77,6 +78,11 @@ impl Refusal {
                 .push_str(&format!("{separator}error=\"invalid_token\", error_description=\"{}\"", self.description()));
         }
         let mut response = LocalResponse::for_reason(Reason::Unauthorized);
+        let status = response.status;
+        let status_text = status.canonical_reason().unwrap_or("");
+        response.body =
+            format!("{} {status_text}: {}: {}\n", status.as_str(), Reason::Unauthorized.code(), self.description())
+                .into();
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response.headers.insert(header::WWW_AUTHENTICATE, value);
         }
@@ -104,6 +110,7 @@ mod tests {
         assert_eq!(none.status, 401);
         assert_eq!(none.reason, Some(Reason::Unauthorized));
         assert_eq!(none.headers[header::WWW_AUTHENTICATE], "Bearer");
+        assert_eq!(none.body, "401 Unauthorized: unauthorized: no token\n");
         let realm = Refusal::NoToken.response(Some("api"));
         assert_eq!(realm.headers[header::WWW_AUTHENTICATE], "Bearer realm=\"api\"");
         let expired = Refusal::Expired.response(Some("api"));

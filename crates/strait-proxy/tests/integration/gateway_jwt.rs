@@ -182,6 +182,7 @@ fn a_missing_token_gets_a_bare_bearer_challenge() {
     assert_eq!(response.status, 401);
     assert_eq!(response.header("x-strait-reason"), Some("unauthorized"));
     assert_eq!(response.header("www-authenticate"), Some("Bearer"));
+    assert_eq!(response.text(), "401 Unauthorized: unauthorized: no token\n");
     assert_eq!(gateway.backend.count(), 0);
 }
 
