@@ -11,6 +11,7 @@ mod consumer_auth;
 pub mod cors;
 pub mod headers;
 pub mod ip_restriction;
+pub mod jwt;
 pub mod key_auth;
 pub mod proxy_cache;
 pub mod rate_limiting;
@@ -38,6 +39,7 @@ pub fn builtin() -> Registry {
     registry
         .register(prioritized(request_size_limiting::request_size_limiting_plugin(), request_size_limiting::PRIORITY));
     registry.register(ip_restriction::ip_restriction_plugin());
+    registry.register(jwt::jwt_plugin());
     registry.register(key_auth::key_auth_plugin());
     registry.register(transform::request_transformer_plugin());
     registry.register(transform::response_transformer_plugin());

@@ -12,6 +12,7 @@ mod connection_limits;
 mod deadlines;
 mod gateway_auth;
 mod gateway_cors_size;
+mod gateway_jwt;
 mod hardening;
 mod headers;
 mod health;

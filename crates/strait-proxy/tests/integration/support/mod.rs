@@ -2,6 +2,7 @@
 //! hyper, curl), all on loopback with ports chosen by the kernel.
 #![allow(dead_code)]
 
+pub mod jwt;
 pub mod pki;
 
 use std::convert::Infallible;
