@@ -77,6 +77,18 @@ impl Output {
                     }
                 }
             }
+            "rate-limiting" if config.get("policy").and_then(Value::as_str) == Some("redis") => {
+                let dropped: Vec<String> = config.keys().filter(|k| k.starts_with("redis_")).cloned().collect();
+                for key in &dropped {
+                    config.remove(key);
+                }
+                let message = format!(
+                    "`redis` is not available yet: translated as `local`, so each Strait instance counts alone{}",
+                    if dropped.is_empty() { String::new() } else { format!(" ({} dropped)", dropped.join(", ")) }
+                );
+                self.warn(&format!("{at}.config.policy"), message);
+                config.insert("policy".into(), json!("local"));
+            }
             "rate-limiting" if config.get("policy").and_then(Value::as_str) == Some("cluster") => {
                 self.warn(&format!("{at}.config.policy"), "`cluster` (counters in Kong's database) read as `local`");
                 config.insert("policy".into(), json!("local"));

@@ -271,3 +271,26 @@ fn import_kong_translates_the_seed_and_lists_what_it_could_not() {
     let (code, _, stderr) = run_to_end(work.dir.path(), &["import", "kong", "strait.yaml"], &[]);
     assert_eq!(code, 2, "not a Kong file: {stderr}");
 }
+
+#[test]
+fn the_seeds_kong_file_imports_into_a_configuration_that_validates() {
+    let work = Workdir::new("");
+    let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/../strait-import/tests/data/kong.yml");
+    let out = work.path("kong.strait.yaml");
+    let (code, _, stderr) = run_to_end(work.dir.path(), &["import", "kong", seed, "-o", out.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // The partner's RS256 key, as the seed reads it from the environment.
+    let key = work.path("partner.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&key)
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success());
+    let public = std::process::Command::new("openssl").args(["pkey", "-pubout", "-in"]).arg(&key).output().unwrap();
+    let public = String::from_utf8(public.stdout).unwrap();
+    let envs = [("MOBILE_JWT_SECRET", "mobile-secret"), ("PARTNER_PUBLIC_KEY", public.as_str())];
+    let (code, stdout, stderr) = run_to_end(work.dir.path(), &["validate", "-c", "kong.strait.yaml"], &envs);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("ok (1 listeners, 2 routes, 2 clusters)"), "{stdout}");
+}
