@@ -43,15 +43,33 @@ pub(crate) fn resolve(
     })
 }
 
-/// `message` with every secret of `secrets` replaced by [`REDACTED`].
+/// `message` with every secret of `secrets` replaced by [`REDACTED`]: as it is, and as Rust's
+/// `{:?}` and JSON escape it (serde's messages quote values that way); longest first, so a
+/// secret that contains another is hidden whole.
 pub(crate) fn redact(message: &str, secrets: &[String]) -> String {
-    let mut message = message.to_owned();
+    let mut forms: Vec<String> = Vec::new();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        if message.contains(secret.as_str()) {
-            message = message.replace(secret.as_str(), REDACTED);
+        let debug = format!("{secret:?}");
+        let json = serde_json::to_string(secret).unwrap_or_default();
+        for form in [secret.clone(), trim_quotes(&debug), trim_quotes(&json)] {
+            if !form.is_empty() && !forms.contains(&form) {
+                forms.push(form);
+            }
+        }
+    }
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    let mut message = message.to_owned();
+    for form in &forms {
+        if message.contains(form.as_str()) {
+            message = message.replace(form.as_str(), REDACTED);
         }
     }
     message
+}
+
+/// `text` without its surrounding double quotes.
+fn trim_quotes(text: &str) -> String {
+    text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text).to_owned()
 }
 
 #[cfg(test)]
@@ -79,5 +97,9 @@ mod tests {
     fn redaction_hides_every_secret() {
         let secrets = vec!["s3cr3t".to_owned(), String::new()];
         assert_eq!(redact("invalid value \"s3cr3t\" (s3cr3t)", &secrets), "invalid value \"<secret>\" (<secret>)");
+        // Escaped as serde quotes it, and a secret inside another.
+        let secrets = vec!["abc".to_owned(), "line1\n\"q\"".to_owned(), "abcdef".to_owned()];
+        let message = format!("got {:?} and abcdef", "line1\n\"q\"");
+        assert_eq!(redact(&message, &secrets), "got \"<secret>\" and <secret>");
     }
 }

@@ -11,12 +11,22 @@ use crate::error::{ConfigError, Position};
 use crate::path_index::PathIndex;
 
 /// The file name and field positions of a loaded configuration.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SourceMap {
     file: Arc<str>,
     index: Arc<PathIndex>,
     /// Resolved secret references: no error message shows them.
     secrets: Arc<[String]>,
+}
+
+impl std::fmt::Debug for SourceMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The resolved secrets are never printed.
+        f.debug_struct("SourceMap")
+            .field("file", &self.file)
+            .field("secrets", &self.secrets.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceMap {

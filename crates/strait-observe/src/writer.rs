@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -60,7 +60,6 @@ struct Shared {
     id: u64,
     format: AccessLogFormat,
     tx: SyncSender<Msg>,
-    reopen: Arc<AtomicBool>,
     dropped: AtomicU64,
     buffers: Buffers,
 }
@@ -86,7 +85,6 @@ impl AccessLog {
         };
         let sink = target.open()?;
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let reopen = Arc::new(AtomicBool::new(false));
         let buffers = Buffers::default();
         let writer = Writer {
             rx,
@@ -94,12 +92,11 @@ impl AccessLog {
             spare: Vec::new(),
             out: BufWriter::with_capacity(WRITE_BUFFER, sink),
             target,
-            reopen: Arc::clone(&reopen),
             failing: false,
         };
         thread::Builder::new().name("strait-access-log".into()).spawn(move || writer.run())?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let shared = Shared { id, format: settings.format, tx, reopen, dropped: AtomicU64::new(0), buffers };
+        let shared = Shared { id, format: settings.format, tx, dropped: AtomicU64::new(0), buffers };
         Ok(AccessLog { inner: Some(Arc::new(shared)) })
     }
 
@@ -151,8 +148,6 @@ impl AccessLog {
     /// Has the writer reopen the file path (after rotation): lines logged before go to the old
     /// file, lines logged after to the new one. Waits for it (at most a few seconds).
     pub fn reopen(&self) {
-        let Some(shared) = &self.inner else { return };
-        shared.reopen.store(true, Ordering::Release);
         self.ask(Msg::Reopen);
     }
 
@@ -244,7 +239,6 @@ struct Writer {
     spare: Vec<u8>,
     out: BufWriter<Sink>,
     target: Target,
-    reopen: Arc<AtomicBool>,
     /// Set after an I/O error was reported, so a broken disk reports once, not per line.
     failing: bool,
 }
@@ -252,14 +246,15 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         loop {
-            let ack = match self.rx.recv_timeout(FLUSH_INTERVAL) {
-                Ok(Msg::Flush(ack) | Msg::Reopen(ack)) => Some(ack),
-                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => None,
+            let (ack, reopen) = match self.rx.recv_timeout(FLUSH_INTERVAL) {
+                Ok(Msg::Flush(ack)) => (Some(ack), false),
+                Ok(Msg::Reopen(ack)) => (Some(ack), true),
+                Ok(Msg::Wake) | Err(RecvTimeoutError::Timeout) => (None, false),
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             self.collect();
             self.flush();
-            if self.reopen.swap(false, Ordering::AcqRel) {
+            if reopen {
                 self.reopen_target();
             }
             if let Some(ack) = ack {

@@ -124,14 +124,15 @@ impl Chain {
     }
 
     /// Request-header phase of the members from index `from` on; a filter's answer stops it.
-    /// Once a filter has identified the consumer, the consumer's filters take the place of the
-    /// remaining members of the same name, or join them by priority.
+    /// On the route chain (`consumers` given), once a filter has identified the consumer (here
+    /// or in the listener chain), the consumer's filters take the place of the remaining
+    /// members of the same name, or join them by priority.
     pub(crate) async fn request_headers(
         &mut self,
         from: usize,
         request: &mut request::Parts,
         ctx: &mut RequestCtx,
-        consumers: &ConsumerFilters,
+        consumers: Option<&ConsumerFilters>,
     ) -> Option<LocalResponse> {
         self.apply_consumer(from, ctx, consumers);
         if !self.has(Phases::REQUEST_HEADERS) {
@@ -151,8 +152,10 @@ impl Chain {
         None
     }
 
-    /// Puts the identified consumer's filters into the chain from index `at` on, once.
-    fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: &ConsumerFilters) {
+    /// Puts the identified consumer's filters into the chain from index `at` on, once. A
+    /// filter of a name that already ran (before the consumer was known) is not run again.
+    fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: Option<&ConsumerFilters>) {
+        let Some(consumers) = consumers else { return };
         if self.consumer_applied || consumers.is_empty() {
             return;
         }
@@ -160,6 +163,9 @@ impl Chain {
         self.consumer_applied = true;
         let Some(list) = consumers.get(&*consumer.username) else { return };
         for entry in &list.entries {
+            if self.members[..at].iter().any(|m| m.name == entry.name()) {
+                continue;
+            }
             let member = entry.member();
             if let Some(slot) = self.members[at..].iter_mut().find(|m| m.name == member.name) {
                 *slot = member;

@@ -313,8 +313,15 @@ impl Checker<'_> {
         for (position, call) in aggregate.calls.iter().enumerate() {
             let call_path = item_path(&calls_path, position);
             let key_path = child_path(&call_path, "key");
-            if call.key.is_empty() || call.key.contains(['.', '{', '}']) || call.key.starts_with('_') {
-                self.error(&key_path, "a key is a non-empty name without `.`, `{`, `}` and not starting with `_`");
+            if call.key.is_empty()
+                || call.key.contains(['.', '{', '}'])
+                || call.key.starts_with('_')
+                || call.key == "query"
+            {
+                self.error(
+                    &key_path,
+                    "a key is a non-empty name without `.`, `{`, `}`, not starting with `_`, and not `query`",
+                );
             } else if keys.contains(&call.key.as_str()) {
                 self.error(&key_path, format!("key `{}` is used by an earlier call", call.key));
             }
@@ -328,7 +335,13 @@ impl Checker<'_> {
                 Ok(names) => {
                     for name in names {
                         let source = name.split('.').next().unwrap_or_default();
-                        if source == "query" && name.len() > "query.".len() {
+                        if source == "query" {
+                            if name.split('.').count() != 2 || name.ends_with('.') {
+                                self.error(
+                                    &path_path,
+                                    format!("`{{{name}}}`: write `{{query.NAME}}` for a query parameter"),
+                                );
+                            }
                             continue;
                         }
                         let earlier = aggregate.mode == AggregateMode::Sequence && keys.contains(&source);

@@ -78,9 +78,6 @@ pub fn translate(text: &str, options: &Options) -> Result<Translation, String> {
         } else {
             Scope::Global
         };
-        if plugin.get("consumer").is_some() && !matches!(scope, Scope::Consumer(_)) {
-            out.warn(&at, "a plugin for one consumer on one route or service is applied to the route or service alone");
-        }
         out.plugin(plugin, &at, scope);
     }
     out.place_route_filters(&mut routes);
@@ -145,8 +142,10 @@ struct Output {
     clusters: Vec<Cluster>,
     consumers: Vec<Value>,
     global: Vec<Value>,
-    /// Filters for routes, by Kong route name.
+    /// Filters for routes, by the label of their Kong route.
     route_filters: Vec<(String, Value)>,
+    /// Kong route names and the labels of their translated routes.
+    route_names: Vec<(String, String)>,
     warnings: Vec<String>,
 }
 
@@ -209,7 +208,12 @@ impl Output {
             None => {
                 let scheme = service.get("protocol").and_then(Value::as_str).unwrap_or("http").to_owned();
                 let host = service.get("host").and_then(Value::as_str).unwrap_or_default().to_owned();
-                let port = service.get("port").and_then(Value::as_u64).map(|p| p as u16);
+                let port = service.get("port").and_then(Value::as_u64);
+                if port.is_some_and(|p| u16::try_from(p).is_err()) {
+                    self.warn(&format!("{at}.port"), "not a port: service not translated");
+                    return None;
+                }
+                let port = port.and_then(|p| u16::try_from(p).ok());
                 (scheme, host, port, service.get("path").and_then(Value::as_str).map(str::to_owned))
             }
         };
@@ -288,7 +292,7 @@ impl Output {
             let mut rewrite = None;
             match path.as_deref() {
                 Some(regex) if regex.starts_with('~') => {
-                    matched.insert("path".into(), json!({ "regex": format!("{}.*", &regex[1..]) }));
+                    matched.insert("path".into(), json!({ "regex": format!("(?:{}).*", &regex[1..]) }));
                     if strip {
                         self.warn(&format!("{at}.strip_path"), "not applied to a regex path");
                     }
@@ -311,15 +315,19 @@ impl Output {
                 entry.insert("rewrite".into(), rewrite);
             }
             entry.insert("forward".into(), json!({ "cluster": cluster.name }));
-            if let Some(name) = &name {
-                entry.insert("_kong_route".into(), json!(name));
-            }
             translated.push(Value::Object(entry));
         }
+        // A route's own plugins go on its translated routes directly (a Kong route may have no name).
+        let label = format!("{at}#plugins");
+        for entry in translated.iter_mut() {
+            entry["_kong_route"] = json!(label);
+        }
+        for (p, plugin) in list(route.get("plugins")).iter().enumerate() {
+            self.plugin(plugin, &format!("{at}.plugins[{p}]"), Scope::Route(label.clone()));
+        }
         if let Some(name) = &name {
-            for (p, plugin) in list(route.get("plugins")).iter().enumerate() {
-                self.plugin(plugin, &format!("{at}.plugins[{p}]"), Scope::Route(name.clone()));
-            }
+            // Top-level plugins name the route by its Kong name.
+            self.route_names.push((name.clone(), label));
         }
         translated
     }
@@ -406,8 +414,12 @@ impl Output {
     /// kept for that.
     fn place_route_filters(&mut self, routes: &mut [Value]) {
         for (route_name, filter) in std::mem::take(&mut self.route_filters) {
+            let label = match self.route_names.iter().find(|(name, _)| *name == route_name) {
+                Some((_, label)) => label.clone(),
+                None => route_name.clone(),
+            };
             let mut placed = false;
-            for route in routes.iter_mut().filter(|r| r["_kong_route"] == route_name.as_str()) {
+            for route in routes.iter_mut().filter(|r| r["_kong_route"] == label.as_str()) {
                 push_filter(route, filter.clone());
                 placed = true;
             }

@@ -40,6 +40,9 @@ impl Output {
             self.warn(at, "a plugin without a name is not translated");
             return;
         };
+        if plugin.get("consumer").is_some() && !matches!(scope, Scope::Consumer(_) | Scope::Global) {
+            self.warn(at, "a plugin for one consumer on one route or service is applied to the route or service alone");
+        }
         if plugin.get("enabled").and_then(Value::as_bool) == Some(false) {
             self.warn(at, format!("`{name}` is disabled: not translated"));
             return;

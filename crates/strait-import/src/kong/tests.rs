@@ -72,6 +72,7 @@ services:
     host: legacy.example
     routes:
       - { name: l, paths: ["/old"], preserve_host: true, plugins: [{ name: key-auth, config: { hide_credentials: true } }] }
+      - { paths: ["/unnamed"], plugins: [{ name: basic-auth }] }
 "#;
     let (config, warnings) = translate_ok(text);
     let api = &config["clusters"][0];
@@ -81,13 +82,15 @@ services:
     let routes = config["listeners"][0]["routes"].as_array().unwrap();
     assert_eq!((routes[0]["name"].as_str(), routes[1]["name"].as_str()), (Some("a"), Some("a#2")));
     assert_eq!(routes[0]["rewrite"], json!({ "replace_prefix": "/v2" }), "stripped, then the service path");
-    assert_eq!(routes[2]["match"]["path"]["regex"], "/items/\\d+.*");
+    assert_eq!(routes[2]["match"]["path"]["regex"], "(?:/items/\\d+).*");
     assert_eq!(routes[2]["match"]["headers"][0], json!({ "name": "x-version", "regex": "1\\.0|2" }));
     let legacy = &config["clusters"][1];
     assert_eq!(legacy["endpoints"][0]["address"], "legacy.example:443");
     assert_eq!(legacy["tls"]["server_name"], "legacy.example");
     assert_eq!(legacy["host_header"], "preserve");
     assert_eq!(routes[3]["filters"][0], json!({ "name": "key_auth", "config": { "hide_credentials": true } }));
+    assert_eq!(routes[4]["filters"][0], json!({ "name": "basic_auth" }), "a route without a name keeps its plugins");
+    assert!(routes.iter().all(|r| r.get("_kong_route").is_none()));
     assert!(warnings.iter().any(|w| w.contains("preserve_host")), "{warnings:?}");
 }
 

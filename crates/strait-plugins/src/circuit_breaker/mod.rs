@@ -255,7 +255,7 @@ impl FilterFactory for CircuitBreakerFactory {
     }
 
     fn create(&self) -> Box<dyn Filter> {
-        Box::new(CircuitBreaker { shared: self.0.clone(), admission: None, keep: None })
+        Box::new(CircuitBreaker { shared: self.0.clone(), admission: None, plain_get: false, keep: None })
     }
 }
 
@@ -264,6 +264,8 @@ struct CircuitBreaker {
     shared: Arc<Shared>,
     /// What the breaker decided, until the outcome is recorded.
     admission: Option<Admission>,
+    /// The request is a GET without `Range`, whose answer may serve as `last_response`.
+    plain_get: bool,
     /// A successful upstream head (and its body's length, when known), while its body may be kept.
     keep: Option<(StatusCode, HeaderMap, Option<u64>)>,
 }
@@ -271,9 +273,10 @@ struct CircuitBreaker {
 impl Filter for CircuitBreaker {
     fn request_headers<'a>(
         &'a mut self,
-        _request: &'a mut http::request::Parts,
+        request: &'a mut http::request::Parts,
         _ctx: &'a mut RequestCtx,
     ) -> Phase<'a, Flow> {
+        self.plain_get = request.method == http::Method::GET && !request.headers.contains_key(header::RANGE);
         let admission = self.shared.breaker().admit(Instant::now());
         self.admission = Some(admission);
         Phase::Ready(match admission {
@@ -294,7 +297,17 @@ impl Filter for CircuitBreaker {
         if self.shared.last_response.is_none() {
             return Phase::Ready(());
         }
-        if from_upstream && response.status.is_success() && ctx.upstream_addr.is_some() {
+        // Only an answer fit for every client: a whole 200 to a GET, not personal, not a range.
+        let shareable = response.status == StatusCode::OK
+            && self.plain_get
+            && !response.headers.contains_key(header::SET_COOKIE)
+            && !response.headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    let v = v.to_ascii_lowercase();
+                    v.contains("private") || v.contains("no-store")
+                })
+            });
+        if from_upstream && shareable && ctx.upstream_addr.is_some() {
             let mut headers = response.headers.clone();
             headers.remove(header::DATE);
             headers.remove(FALLBACK);

@@ -120,7 +120,12 @@ pub async fn answer(plan: &AggregatePlan, parts: &request::Parts, subrequests: &
                 Ok(path) => send(call, path, parts, subrequests).await,
                 Err(error) => Err(error),
             };
+            let failed_required = call.required && result.is_err();
             results.push(result);
+            if failed_required {
+                // The request fails with it: later calls are not made.
+                break;
+            }
         }
     } else {
         let calls = plan.calls.iter().map(|call| async {
@@ -168,7 +173,12 @@ fn path_for(
     for segment in &call.path {
         match segment {
             Segment::Text(text) => path.push_str(text),
-            Segment::Query(name) => path.push_str(query_value(parts.uri.query().unwrap_or(""), name).unwrap_or("")),
+            Segment::Query(name) => {
+                // Decoded, then encoded again: a client's `/`, `?` or `..` stays inside the
+                // placeholder and cannot choose another path of the cluster.
+                let raw = query_value(parts.uri.query().unwrap_or(""), name).unwrap_or("");
+                percent_encode_into(&percent_decode(raw), &mut path);
+            }
             Segment::Field(key, fields) => {
                 let earlier = calls.iter().position(|c| &c.key == key).and_then(|i| results.get(i));
                 // An earlier call that failed leaves nothing to build this one from.
@@ -198,6 +208,27 @@ fn query_value<'q>(query: &'q str, name: &str) -> Option<&'q str> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then_some(value)
     })
+}
+
+/// A query value with `%XX` escapes and `+` decoded (invalid UTF-8 is replaced).
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let hex = |at: usize| bytes.get(at).and_then(|b| (*b as char).to_digit(16));
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(i + 1), hex(i + 2)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (byte, _, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Appends `text` percent-encoded: only unreserved characters stay as they are.
@@ -304,6 +335,9 @@ mod tests {
         let mut out = String::new();
         percent_encode_into("a b/c?d", &mut out);
         assert_eq!(out, "a%20b%2Fc%3Fd");
+        let mut query = String::new();
+        percent_encode_into(&percent_decode("..%2F..%2Fadmin/x+y%zz"), &mut query);
+        assert_eq!(query, "..%2F..%2Fadmin%2Fx%20y%25zz");
         assert_eq!(query_value("a=1&limit=5&b", "limit"), Some("5"));
         assert_eq!(query_value("a=1", "limit"), None);
     }

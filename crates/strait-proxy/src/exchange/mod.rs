@@ -250,7 +250,7 @@ where
     if !chain.members_empty() {
         declare_length(parts, body);
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
-        if let Some(answer) = chain.request_headers(0, parts, ctx, &snapshot.consumer_filters).await {
+        if let Some(answer) = chain.request_headers(0, parts, ctx, None).await {
             return Err(Routed::Local(answer));
         }
     }
@@ -280,7 +280,7 @@ where
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
-        if let Some(answer) = chain.request_headers(route_start, parts, ctx, &snapshot.consumer_filters).await {
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(&snapshot.consumer_filters)).await {
             return Err(Routed::Local(answer));
         }
     }

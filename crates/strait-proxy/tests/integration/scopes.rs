@@ -211,7 +211,8 @@ listeners:
     bind: 127.0.0.1:0
     filters: [ {{ name: login }} ]
     routes:
-      - forward: {{ cluster: app }}
+      - filters: [ {{ name: tag, config: {{ label: route }} }} ]
+        forward: {{ cluster: app }}
 clusters:
   - name: app
     endpoints: [{{ address: "{}" }}]
@@ -219,8 +220,9 @@ clusters:
         backend.addr
     );
     let proxy = Proxy::start_with(&yaml, registry());
+    // Alice's `tag` takes the route's place; the others keep the route's.
     assert_eq!(tags(&proxy, &backend, "/", "x-user: alice\r\n"), ["alice"]);
-    assert!(tags(&proxy, &backend, "/", "").is_empty());
+    assert_eq!(tags(&proxy, &backend, "/", ""), ["route"]);
 }
 
 #[test]
