@@ -4,7 +4,9 @@
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 
-use super::window::{Usage, Window};
+use std::cmp::Reverse;
+
+use super::window::{Limit, Usage, Window};
 
 /// `RateLimit-Limit`: the limit of the most constraining window.
 pub const RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
@@ -45,24 +47,57 @@ pub fn retry_after(ms: u64) -> (HeaderName, HeaderValue) {
     (RETRY_AFTER, HeaderValue::from(seconds_up(ms)))
 }
 
+/// The header values that depend only on the configured limits, made once: each limit, and
+/// `RateLimit-Policy` for each limit being the most constraining.
+#[derive(Debug, Clone)]
+pub struct Fixed {
+    limits: Vec<HeaderValue>,
+    policies: Vec<HeaderValue>,
+}
+
+impl Fixed {
+    /// The fixed values of `limits` (in the order their usage lists them).
+    pub fn new(limits: &[Limit]) -> Fixed {
+        let policy = |first: usize| {
+            let order = std::iter::once(first).chain((0..limits.len()).filter(|i| limits[*i] != limits[first]));
+            let text: Vec<String> =
+                order.map(|i| format!("{};w={}", limits[i].max, limits[i].window.seconds())).collect();
+            HeaderValue::from_str(&text.join(", ")).expect("digits, `;w=` and commas")
+        };
+        Fixed {
+            limits: limits.iter().map(|l| HeaderValue::from(l.max)).collect(),
+            policies: (0..limits.len()).map(policy).collect(),
+        }
+    }
+}
+
 /// Sets the rate-limit headers of `usage` (replacing any an upstream sent).
-pub fn write(usage: &Usage, headers: &mut HeaderMap) {
-    for window in &usage.windows {
-        headers.insert(limit_header(window.limit.window), HeaderValue::from(window.limit.max));
-        headers.insert(remaining_header(window.limit.window), HeaderValue::from(window.remaining));
+pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut HeaderMap) {
+    let mut tightest: Option<(usize, HeaderValue)> = None;
+    for (i, window) in usage.windows.iter().enumerate() {
+        let remaining = HeaderValue::from(window.remaining);
+        if let Some(limit) = fixed.limits.get(i) {
+            headers.insert(limit_header(window.limit.window), limit.clone());
+        }
+        headers.insert(remaining_header(window.limit.window), remaining.clone());
+        let tighter = match &tightest {
+            None => true,
+            Some((t, _)) => {
+                let current = &usage.windows[*t];
+                (window.remaining, Reverse(window.limit.window)) < (current.remaining, Reverse(current.limit.window))
+            }
+        };
+        if tighter {
+            tightest = Some((i, remaining));
+        }
     }
-    let Some(tightest) = usage.tightest() else { return };
-    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(tightest.limit.max));
-    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(tightest.remaining));
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds_up(tightest.reset_ms)));
-    let others = usage.windows.iter().filter(|w| w.limit != tightest.limit);
-    let policy: Vec<String> = std::iter::once(tightest)
-        .chain(others)
-        .map(|w| format!("{};w={}", w.limit.max, w.limit.window.seconds()))
-        .collect();
-    if let Ok(policy) = HeaderValue::from_str(&policy.join(", ")) {
-        headers.insert(RATELIMIT_POLICY, policy);
+    let Some((t, remaining)) = tightest else { return };
+    if let (Some(limit), Some(policy)) = (fixed.limits.get(t), fixed.policies.get(t)) {
+        headers.insert(RATELIMIT_LIMIT, limit.clone());
+        headers.insert(RATELIMIT_POLICY, policy.clone());
     }
+    headers.insert(RATELIMIT_REMAINING, remaining);
+    headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds_up(usage.windows[t].reset_ms)));
 }
 
 #[cfg(test)]
@@ -83,7 +118,8 @@ mod tests {
         };
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-limit-second", HeaderValue::from_static("999"));
-        write(&usage, &mut headers);
+        let limits: Vec<Limit> = usage.windows.iter().map(|w| w.limit).collect();
+        write(&usage, &Fixed::new(&limits), &mut headers);
         assert_eq!(headers["x-ratelimit-limit-second"], "5");
         assert_eq!(headers["x-ratelimit-remaining-second"], "4");
         assert_eq!(headers["x-ratelimit-limit-hour"], "100");

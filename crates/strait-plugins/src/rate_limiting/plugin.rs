@@ -100,6 +100,8 @@ impl RateLimitingConfig {
 #[derive(Debug)]
 struct Settings {
     limits: Vec<Limit>,
+    /// The limits' header values, made once.
+    fixed: headers::Fixed,
     key: KeySource,
     store: Arc<dyn CounterStore>,
     hide_client_headers: bool,
@@ -123,7 +125,8 @@ impl Settings {
                 ))
             }
         };
-        Ok(Settings { limits, key, store, hide_client_headers: config.hide_client_headers, clock })
+        let fixed = headers::Fixed::new(&limits);
+        Ok(Settings { limits, fixed, key, store, hide_client_headers: config.hide_client_headers, clock })
     }
 }
 
@@ -197,7 +200,7 @@ impl Filter for RateLimit {
     ) -> Phase<'a, ()> {
         if let Some(usage) = &self.usage {
             if !self.settings.hide_client_headers {
-                headers::write(usage, &mut response.headers);
+                headers::write(usage, &self.settings.fixed, &mut response.headers);
             }
         }
         Phase::Ready(())
