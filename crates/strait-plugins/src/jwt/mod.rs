@@ -47,7 +47,7 @@ use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, RequestCtx
 pub use config::{JwtConfig, RegisteredClaim, DEFAULT_CACHE_SIZE};
 pub use jwks::JwksConfig;
 
-use cache::{digest_of, Verified};
+use cache::Verified;
 use config::{KeyClaim, Settings};
 use refusal::Refusal;
 
@@ -197,8 +197,7 @@ impl Settings {
 
     /// Verifies `token` (or finds it verified in the cache) and checks its claims at `now`.
     fn verify(&self, token: &str, now: f64, may_fetch: bool) -> Result<Arc<Verified>, Failure> {
-        let digest = digest_of(token);
-        if let Some(verified) = self.cache.get(&digest) {
+        if let Some(verified) = self.cache.get(token) {
             self.rules.check_times(verified.times, now)?;
             return Ok(verified);
         }
@@ -235,7 +234,7 @@ impl Settings {
         let claims = VerifiedClaims { key: key.key.clone(), claims: Arc::new(parsed.claims) };
         let verified = Arc::new(Verified { consumer, claims, times });
         if token.len() <= MAX_CACHED_TOKEN_BYTES {
-            self.cache.insert(digest, verified.clone());
+            self.cache.insert(token, verified.clone());
         }
         Ok(verified)
     }
