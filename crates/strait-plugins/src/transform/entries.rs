@@ -70,6 +70,16 @@ pub(crate) fn typed_value(text: &str, kind: JsonType, path: &str) -> Result<Valu
     }
 }
 
+/// One kind of field's lists in each section (`headers` or `querystring`), as configured.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EditLists<'a> {
+    pub(crate) remove: &'a [String],
+    pub(crate) rename: &'a [String],
+    pub(crate) replace: &'a [String],
+    pub(crate) add: &'a [String],
+    pub(crate) append: &'a [String],
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use http::HeaderMap;
 use strait_config::{header_edit_problems, HeaderEdits};
 use strait_http::PluginError;
 
-use super::entries::{item, name, pair, rename};
+use super::entries::{item, name, pair, rename, EditLists};
 
 /// Compiled header edits of one side.
 #[derive(Debug, Default)]
@@ -18,19 +18,9 @@ pub(crate) struct HeaderOps {
     append: Vec<(HeaderName, HeaderValue)>,
 }
 
-/// The `headers` lists of each section, as configured.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HeaderLists<'a> {
-    pub(crate) remove: &'a [String],
-    pub(crate) rename: &'a [String],
-    pub(crate) replace: &'a [String],
-    pub(crate) add: &'a [String],
-    pub(crate) append: &'a [String],
-}
-
 impl HeaderOps {
     /// Compiles the lists; errors name the entry (`rename.headers[1]`).
-    pub(crate) fn compile(lists: HeaderLists<'_>) -> Result<HeaderOps, PluginError> {
+    pub(crate) fn compile(lists: EditLists<'_>) -> Result<HeaderOps, PluginError> {
         let names = |list: &[String], section: &str| -> Result<Vec<HeaderName>, PluginError> {
             let path = format!("{section}.headers");
             list.iter()
@@ -120,8 +110,8 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
-    fn lists<'a>(remove: &'a [String], rename: &'a [String], values: &'a [String]) -> HeaderLists<'a> {
-        HeaderLists { remove, rename, replace: values, add: values, append: &[] }
+    fn lists<'a>(remove: &'a [String], rename: &'a [String], values: &'a [String]) -> EditLists<'a> {
+        EditLists { remove, rename, replace: values, add: values, append: &[] }
     }
 
     #[test]
@@ -133,7 +123,7 @@ mod tests {
             strings(&["x-kept:not-added", "x-added:yes"]),
             strings(&["x-multi:two"]),
         );
-        let ops = HeaderOps::compile(HeaderLists {
+        let ops = HeaderOps::compile(EditLists {
             remove: &remove,
             rename: &rename,
             replace: &replace,

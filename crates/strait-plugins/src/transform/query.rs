@@ -6,7 +6,7 @@
 
 use strait_http::PluginError;
 
-use super::entries::{item, name, pair, rename};
+use super::entries::{item, name, pair, rename, EditLists};
 
 /// Compiled query string edits.
 #[derive(Debug, Default)]
@@ -16,16 +16,6 @@ pub(crate) struct QueryOps {
     replace: Vec<(String, String)>,
     add: Vec<(String, String)>,
     append: Vec<(String, String)>,
-}
-
-/// The `querystring` lists of each section, as configured.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QueryLists<'a> {
-    pub(crate) remove: &'a [String],
-    pub(crate) rename: &'a [String],
-    pub(crate) replace: &'a [String],
-    pub(crate) add: &'a [String],
-    pub(crate) append: &'a [String],
 }
 
 /// One parameter: its decoded name (for matching) and its bytes in the query.
@@ -44,7 +34,7 @@ impl Param {
 
 impl QueryOps {
     /// Compiles the lists; errors name the entry (`add.querystring[0]`).
-    pub(crate) fn compile(lists: QueryLists<'_>) -> Result<QueryOps, PluginError> {
+    pub(crate) fn compile(lists: EditLists<'_>) -> Result<QueryOps, PluginError> {
         let values = |list: &[String], section: &str| -> Result<Vec<(String, String)>, PluginError> {
             let path = format!("{section}.querystring");
             list.iter()
@@ -183,7 +173,7 @@ mod tests {
             strings(&["page:9", "lang:en"]),
             strings(&["tag:a b"]),
         );
-        let ops = QueryOps::compile(QueryLists {
+        let ops = QueryOps::compile(EditLists {
             remove: &remove,
             rename: &rename,
             replace: &replace,
@@ -198,8 +188,8 @@ mod tests {
     #[test]
     fn names_match_decoded_and_empty_results_drop_the_query() {
         let remove = strings(&["a b"]);
-        let ops = QueryOps::compile(QueryLists { remove: &remove, rename: &[], replace: &[], add: &[], append: &[] })
-            .unwrap();
+        let ops =
+            QueryOps::compile(EditLists { remove: &remove, rename: &[], replace: &[], add: &[], append: &[] }).unwrap();
         assert_eq!(ops.apply(Some("a+b=1&a%20b=2")), None);
         assert_eq!(ops.apply(None), None);
     }
@@ -207,7 +197,7 @@ mod tests {
     #[test]
     fn entries_without_colon_are_refused() {
         let add = strings(&["lang"]);
-        let error = QueryOps::compile(QueryLists { remove: &[], rename: &[], replace: &[], add: &add, append: &[] })
+        let error = QueryOps::compile(EditLists { remove: &[], rename: &[], replace: &[], add: &add, append: &[] })
             .unwrap_err();
         assert_eq!(error.path, "add.querystring[0]");
     }

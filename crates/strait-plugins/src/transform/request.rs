@@ -11,10 +11,11 @@ use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{BodyFilter, Filter, FilterFactory, Flow, Phase, Phases, Plugin, PluginError, RequestCtx};
 
 use super::body::{skip_reason, JsonBody};
+use super::entries::EditLists;
 use super::entries::JsonType;
-use super::headers::{HeaderLists, HeaderOps};
+use super::headers::HeaderOps;
 use super::json_path::{JsonLists, JsonOps, TypedList};
-use super::query::{QueryLists, QueryOps};
+use super::query::QueryOps;
 use super::DEFAULT_MAX_BODY_SIZE;
 
 // === config ===
@@ -113,14 +114,14 @@ impl RequestPlan {
     fn compile(config: &RequestTransformerConfig) -> Result<RequestPlan, PluginError> {
         let method = config.http_method.as_deref().map(method).transpose()?;
         let path = config.replace.uri.as_deref().map(path).transpose()?;
-        let headers = HeaderOps::compile(HeaderLists {
+        let headers = HeaderOps::compile(EditLists {
             remove: &config.remove.headers,
             rename: &config.rename.headers,
             replace: &config.replace.headers,
             add: &config.add.headers,
             append: &config.append.headers,
         })?;
-        let query = QueryOps::compile(QueryLists {
+        let query = QueryOps::compile(EditLists {
             remove: &config.remove.querystring,
             rename: &config.rename.querystring,
             replace: &config.replace.querystring,

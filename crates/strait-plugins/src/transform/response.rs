@@ -11,8 +11,9 @@ use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{BodyFilter, Filter, FilterFactory, Phase, Phases, Plugin, PluginError, RequestCtx};
 
 use super::body::{skip_reason, JsonBody};
+use super::entries::EditLists;
 use super::entries::JsonType;
-use super::headers::{HeaderLists, HeaderOps};
+use super::headers::HeaderOps;
 use super::json_path::{JsonLists, JsonOps, TypedList};
 use super::DEFAULT_MAX_BODY_SIZE;
 
@@ -93,7 +94,7 @@ impl ResponsePlan {
             Some(code) => return Err(PluginError::at("status_code", format!("{code} is not between 200 and 599"))),
             None => None,
         };
-        let headers = HeaderOps::compile(HeaderLists {
+        let headers = HeaderOps::compile(EditLists {
             remove: &config.remove.headers,
             rename: &config.rename.headers,
             replace: &config.replace.headers,
