@@ -78,6 +78,9 @@ pub enum Reason {
     IpForbidden,
     /// A rate or concurrency limit refused the request (`rate_limiting`, `limit_req`, `concurrency_limit`).
     RateLimited,
+    /// A `rate_limiting` filter with `fault_tolerant: false` could not reach its counters (Redis
+    /// unreachable or too slow), so it refused the request (503).
+    RateLimitStoreUnavailable,
     /// A request body without a declared length where the route requires one (`request_size_limiting`).
     LengthRequired,
     /// `Expect: 100-continue` for a body that is already known to be too large (`request_size_limiting`).
@@ -125,6 +128,7 @@ impl Reason {
             Reason::ConsumerForbidden => "consumer_forbidden",
             Reason::IpForbidden => "ip_forbidden",
             Reason::RateLimited => "rate_limited",
+            Reason::RateLimitStoreUnavailable => "rate_limit_store_unavailable",
             Reason::LengthRequired => "length_required",
             Reason::ExpectationFailed => "expectation_failed",
             Reason::CorsRejected => "cors_rejected",
@@ -147,7 +151,10 @@ impl Reason {
             | Reason::ExchangeTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::UnsupportedTransferEncoding | Reason::UnsupportedProtocol => StatusCode::NOT_IMPLEMENTED,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Reason::NoHealthyUpstream | Reason::ShuttingDown | Reason::CircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::NoHealthyUpstream
+            | Reason::ShuttingDown
+            | Reason::CircuitOpen
+            | Reason::RateLimitStoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamConnectFailed
             | Reason::UpstreamReset
             | Reason::UpstreamBadResponse
@@ -200,6 +207,7 @@ impl Reason {
         Reason::ConsumerForbidden,
         Reason::IpForbidden,
         Reason::RateLimited,
+        Reason::RateLimitStoreUnavailable,
         Reason::LengthRequired,
         Reason::ExpectationFailed,
         Reason::CorsRejected,

@@ -32,6 +32,7 @@ pub mod key;
 pub mod leaky_bucket;
 pub mod limit_req;
 pub mod plugin;
+pub mod redis;
 mod shards;
 pub mod store;
 pub mod window;

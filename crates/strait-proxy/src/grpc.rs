@@ -74,7 +74,8 @@ fn code(status: StatusCode, reason: Option<Reason>) -> u8 {
             | Reason::UpstreamBadResponse
             | Reason::UpstreamTlsFailed
             | Reason::ShuttingDown
-            | Reason::CircuitOpen,
+            | Reason::CircuitOpen
+            | Reason::RateLimitStoreUnavailable,
         ) => 14,
         _ => match status.as_u16() {
             400 => 13,

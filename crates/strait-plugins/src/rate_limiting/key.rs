@@ -77,6 +77,20 @@ impl KeySource {
         })
     }
 
+    /// What it counts by, as text that names it fully (`header:x-api-key`): part of the
+    /// identity of a filter's counters in a shared store.
+    pub fn describe(&self) -> String {
+        match self {
+            KeySource::Consumer => "consumer".into(),
+            KeySource::Credential => "credential".into(),
+            KeySource::Ip => "ip".into(),
+            KeySource::Header(name) => format!("header:{name}"),
+            KeySource::Path(path) => format!("path:{path}"),
+            KeySource::Route => "route".into(),
+            KeySource::Service => "service".into(),
+        }
+    }
+
     /// The key of `request`: a kind prefix and a value (`consumer:alice`, `ip:10.0.0.1`), so
     /// a consumer named like an address never shares the address's counter.
     pub fn key(&self, request: &request::Parts, ctx: &RequestCtx) -> String {

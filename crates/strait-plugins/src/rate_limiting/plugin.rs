@@ -10,6 +10,8 @@ use strait_http::{Filter, FilterFactory, Flow, LocalResponse, Phase, Phases, Plu
 
 use super::headers;
 use super::key::{KeySource, LimitBy};
+use super::redis::config::{FlatFields, RedisFields, RedisServer, Secret, Timeout};
+use super::redis::{script, RedisStore};
 use super::store::{CounterStore, LocalStore, StoreError};
 use super::window::{Limit, Usage, Window};
 use super::Clock;
@@ -24,7 +26,7 @@ pub enum Policy {
     /// In this process, shared by its worker threads.
     #[default]
     Local,
-    /// In Redis, shared by several processes (not available yet).
+    /// In Redis, shared by every process that uses the same server (see [`super::redis`]).
     Redis,
 }
 
@@ -56,6 +58,29 @@ pub struct RateLimitingConfig {
     /// Most keys kept by the `local` policy; beyond it, the entries closest to expiry go first.
     #[serde(default = "default_max_keys")]
     pub max_keys: usize,
+    /// When the store cannot answer (Redis unreachable or too slow): let requests through
+    /// without headers (`true`, Kong's default) or refuse them with 503
+    /// `rate_limit_store_unavailable`.
+    #[serde(default = "default_fault_tolerant")]
+    pub fault_tolerant: bool,
+    /// `policy: redis`: the server's host (default `127.0.0.1`).
+    pub redis_host: Option<String>,
+    /// `policy: redis`: its port (default 6379).
+    pub redis_port: Option<u16>,
+    /// `policy: redis`: the user name for `AUTH`.
+    pub redis_username: Option<String>,
+    /// `policy: redis`: the password for `AUTH`.
+    pub redis_password: Option<Secret>,
+    /// `policy: redis`: the database number (default 0).
+    pub redis_database: Option<u32>,
+    /// `policy: redis`: longest wait per request, in milliseconds or with a unit (default 2000).
+    pub redis_timeout: Option<Timeout>,
+    /// `policy: redis`: the same settings as one object (Kong 3.6's `redis:`).
+    pub redis: Option<RedisFields>,
+}
+
+fn default_fault_tolerant() -> bool {
+    true
 }
 
 fn default_limit_by() -> LimitBy {
@@ -105,6 +130,7 @@ struct Settings {
     key: KeySource,
     store: Arc<dyn CounterStore>,
     hide_client_headers: bool,
+    fault_tolerant: bool,
     clock: Clock,
 }
 
@@ -116,17 +142,35 @@ impl Settings {
         if config.max_keys == 0 {
             return Err(PluginError::at("max_keys", "must be a positive integer"));
         }
+        // As Kong, the Redis settings are checked with any policy and used only by `redis`.
+        let flat = FlatFields {
+            host: &config.redis_host,
+            port: config.redis_port,
+            username: &config.redis_username,
+            password: &config.redis_password,
+            database: config.redis_database,
+            timeout: config.redis_timeout,
+        };
+        let server = RedisServer::resolve(flat, config.redis.as_ref())?;
         let store: Arc<dyn CounterStore> = match config.policy {
             Policy::Local => Arc::new(LocalStore::new(config.max_keys)),
             Policy::Redis => {
-                return Err(PluginError::at(
-                    "policy",
-                    "the `redis` policy is not available yet; use `local` (counters in this process)",
-                ))
+                for limit in &limits {
+                    script::check_limit(*limit).map_err(|message| PluginError::at(limit.window.field(), message))?;
+                }
+                Arc::new(RedisStore::new(server, &limits, &key))
             }
         };
         let fixed = headers::Fixed::new(&limits);
-        Ok(Settings { limits, fixed, key, store, hide_client_headers: config.hide_client_headers, clock })
+        Ok(Settings {
+            limits,
+            fixed,
+            key,
+            store,
+            hide_client_headers: config.hide_client_headers,
+            fault_tolerant: config.fault_tolerant,
+            clock,
+        })
     }
 }
 
@@ -187,9 +231,10 @@ impl Filter for RateLimit {
         let RateLimit { settings, key, usage } = self;
         *key = settings.key.key(request, ctx);
         let key: &'a String = key;
+        let fault_tolerant = settings.fault_tolerant;
         match settings.store.hit(key, &settings.limits, settings.clock.now()) {
-            Phase::Ready(result) => Phase::Ready(decide(result, usage)),
-            Phase::Wait(future) => Phase::wait(async move { decide(future.await, usage) }),
+            Phase::Ready(result) => Phase::Ready(decide(result, usage, fault_tolerant)),
+            Phase::Wait(future) => Phase::wait(async move { decide(future.await, usage, fault_tolerant) }),
         }
     }
 
@@ -208,10 +253,14 @@ impl Filter for RateLimit {
 }
 
 /// Lets the request through or refuses it with 429 and `Retry-After`; keeps the usage for the
-/// response's headers. A store that cannot answer lets the request through (Kong's
-/// `fault_tolerant`), without headers.
-fn decide(result: Result<Usage, StoreError>, kept: &mut Option<Usage>) -> Flow {
-    let Ok(usage) = result else { return Flow::Continue };
+/// response's headers. A store that cannot answer lets the request through without headers
+/// when `fault_tolerant` (Kong's default), and refuses it with 503 otherwise.
+fn decide(result: Result<Usage, StoreError>, kept: &mut Option<Usage>, fault_tolerant: bool) -> Flow {
+    let usage = match result {
+        Ok(usage) => usage,
+        Err(_) if fault_tolerant => return Flow::Continue,
+        Err(_) => return Flow::Respond(LocalResponse::for_reason(Reason::RateLimitStoreUnavailable)),
+    };
     let flow = if usage.allowed {
         Flow::Continue
     } else {

@@ -163,6 +163,17 @@ impl Counter {
         let next = ((max - 1) * p).checked_div(c).map_or(0, |allowed_left| p.saturating_sub(allowed_left));
         (rest + next) as u64
     }
+
+    /// What this window says to a request at `now` (already rolled and counted): its usage,
+    /// and the wait until it admits again.
+    #[inline]
+    fn report(&self, limit: Limit, now: u64) -> (WindowUsage, u64) {
+        let period = limit.window.millis();
+        let wait = self.wait(limit.max, period, now);
+        let remaining = self.remaining(limit.max, period, now);
+        let reset_ms = if remaining == 0 { wait } else { period - (now - self.start) };
+        (WindowUsage { limit, remaining, reset_ms }, wait)
+    }
 }
 
 /// The counters of one key: one per window (only those of configured limits are used).
@@ -194,11 +205,52 @@ impl Counters {
                 counter.current += 1;
                 self.expires = self.expires.max(counter.start + 2 * period);
             }
-            let wait = counter.wait(limit.max, period, now);
+            let (usage, wait) = counter.report(*limit, now);
             retry_after_ms = retry_after_ms.max(wait);
-            let remaining = counter.remaining(limit.max, period, now);
-            let reset_ms = if remaining == 0 { wait } else { period - (now - counter.start) };
-            windows.push(WindowUsage { limit: *limit, remaining, reset_ms });
+            windows.push(usage);
+        }
+        Usage { allowed, retry_after_ms: if allowed { 0 } else { retry_after_ms }, windows }
+    }
+}
+
+/// One window's counts as a store shared by several processes read them for one request
+/// (after counting it, when admitted): the same numbers [`Counters`] keeps in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Start of the current fixed window (ms since the epoch).
+    pub start: u64,
+    /// Requests counted in the current fixed window.
+    pub current: u64,
+    /// Requests counted in the fixed window before it.
+    pub previous: u64,
+}
+
+impl WindowCounts {
+    /// Start of the fixed window of `window` that `now` falls in.
+    pub const fn window_start(window: Window, now: u64) -> u64 {
+        now - now % window.millis()
+    }
+
+    /// Whether a request at `now` is admitted by `limit` with these counts (before counting
+    /// it): the same test the local store makes.
+    pub fn admits(&self, limit: Limit, now: u64) -> bool {
+        let counter = Counter { start: self.start, current: self.current, previous: self.previous };
+        counter.admits(limit.max, limit.window.millis(), now.max(self.start))
+    }
+}
+
+impl Usage {
+    /// The usage a store reports that decided (`allowed`) at `now` and read `counts`, one per
+    /// limit in the order of `limits`: remaining requests, resets and `Retry-After` exactly as
+    /// the local store computes them.
+    pub fn from_counts(limits: &[Limit], now: u64, allowed: bool, counts: &[WindowCounts]) -> Usage {
+        let mut retry_after_ms = 0;
+        let mut windows = Vec::with_capacity(limits.len());
+        for (limit, counts) in limits.iter().zip(counts) {
+            let counter = Counter { start: counts.start, current: counts.current, previous: counts.previous };
+            let (usage, wait) = counter.report(*limit, now.max(counts.start));
+            retry_after_ms = retry_after_ms.max(wait);
+            windows.push(usage);
         }
         Usage { allowed, retry_after_ms: if allowed { 0 } else { retry_after_ms }, windows }
     }

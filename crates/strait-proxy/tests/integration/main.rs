@@ -20,6 +20,7 @@ mod http2;
 mod hygiene;
 mod interop;
 mod plugins;
+mod rate_limit_redis;
 mod rate_limits;
 mod retries;
 mod routing;

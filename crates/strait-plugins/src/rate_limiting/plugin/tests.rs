@@ -64,10 +64,7 @@ fn a_longer_window_cannot_allow_fewer_requests() {
 }
 
 #[test]
-fn the_redis_policy_is_refused_for_now_and_unknown_fields_always() {
-    let error = build_error(json!({ "minute": 5, "policy": "redis" }));
-    assert_eq!(error.path, "policy");
-    assert!(error.message.contains("not available yet"), "{}", error.message);
+fn unknown_policies_and_fields_are_refused() {
     let error = build_error(json!({ "minute": 5, "policy": "cluster" }));
     assert_eq!(error.path, "policy");
     assert!(error.message.contains("unknown variant `cluster`"), "{}", error.message);
@@ -78,11 +75,36 @@ fn the_redis_policy_is_refused_for_now_and_unknown_fields_always() {
 }
 
 #[test]
+fn redis_settings_are_checked_with_any_policy() {
+    let env = BuildEnv { config: &Config::default() };
+    let plugin = rate_limiting_plugin();
+    let built = |config: serde_json::Value| plugin.build(&config, &env).map(|_| ());
+    // Kong ignores them with `policy: local`; their types are still checked.
+    assert!(built(json!({ "minute": 5, "redis_host": "redis.internal", "redis_port": 6380 })).is_ok());
+    assert!(built(json!({ "minute": 5, "policy": "redis", "redis": { "host": "r", "timeout": "50ms" } })).is_ok());
+    let error = build_error(json!({ "minute": 5, "redis_port": "six" }));
+    assert_eq!(error.path, "redis_port");
+    let error = build_error(json!({ "minute": 5, "redis_port": 70000 }));
+    assert_eq!(error.path, "redis_port");
+    let error = build_error(json!({ "minute": 5, "policy": "redis", "redis": { "hots": "r" } }));
+    assert_eq!(error.path, "redis.hots");
+    assert!(error.message.contains("unknown field `hots`"), "{}", error.message);
+    let error = build_error(json!({ "minute": 5, "redis_timeout": 0 }));
+    assert_eq!(error.path, "redis_timeout");
+    let error = build_error(json!({ "minute": 5, "redis_host": "a", "redis": { "host": "b" } }));
+    assert_eq!(error.path, "redis.host");
+    let error = build_error(json!({ "day": 200_000_000, "policy": "redis" }));
+    assert_eq!(error.path, "day");
+    assert!(error.message.contains("with `policy: redis`, at most"), "{}", error.message);
+}
+
+#[test]
 fn defaults_follow_kong() {
     let config: RateLimitingConfig = serde_json::from_value(json!({ "minute": 5 })).unwrap();
     assert_eq!(config.limit_by, LimitBy::Consumer);
     assert_eq!(config.policy, Policy::Local);
     assert!(!config.hide_client_headers);
+    assert!(config.fault_tolerant);
     let env = BuildEnv { config: &Config::default() };
     let plugin = rate_limiting_plugin();
     assert_eq!(plugin.priority(), 910);
@@ -174,7 +196,12 @@ impl CounterStore for LaterStore {
 
 /// The status and response headers of one request through a factory whose store is `store`.
 async fn run_later(store: LaterStore) -> (u16, http::HeaderMap) {
-    let config: RateLimitingConfig = serde_json::from_value(json!({ "minute": 2 })).unwrap();
+    run_later_with(store, json!({ "minute": 2 })).await
+}
+
+/// [`run_later`] with the filter's configuration `config`.
+async fn run_later_with(store: LaterStore, config: serde_json::Value) -> (u16, http::HeaderMap) {
+    let config: RateLimitingConfig = serde_json::from_value(config).unwrap();
     let factory = RateLimitingFactory::with_store(&config, manual(0).1, Arc::new(store)).unwrap();
     let mut filter = factory.create();
     let (mut request, mut ctx) = (get("/", &[]), ctx_from("10.0.0.1"));
@@ -207,4 +234,11 @@ async fn a_failing_store_lets_requests_through_without_headers() {
     let (status, headers) = run_later(LaterStore(None)).await;
     assert_eq!(status, 200);
     assert!(headers.is_empty(), "{headers:?}");
+}
+
+#[tokio::test]
+async fn a_failing_store_refuses_requests_when_not_fault_tolerant() {
+    let (status, headers) = run_later_with(LaterStore(None), json!({ "minute": 2, "fault_tolerant": false })).await;
+    assert_eq!(status, 503);
+    assert!(!headers.contains_key("retry-after") && !headers.contains_key("ratelimit-limit"), "{headers:?}");
 }

@@ -4,6 +4,7 @@
 
 pub mod jwt;
 pub mod pki;
+pub mod redis;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -35,6 +36,12 @@ impl Proxy {
     /// Starts Strait with this configuration (panics with the errors if it is invalid).
     pub fn start(yaml: &str) -> Proxy {
         let config = strait_config::load_str(yaml, "test.yaml").unwrap_or_else(|e| panic!("invalid test config:\n{e}"));
+        let server = Server::start(config).unwrap_or_else(|e| panic!("cannot start: {e}"));
+        Proxy { server: Some(server) }
+    }
+
+    /// Starts Strait with a configuration already loaded (panics if it cannot start).
+    pub fn start_config(config: strait_config::Config) -> Proxy {
         let server = Server::start(config).unwrap_or_else(|e| panic!("cannot start: {e}"));
         Proxy { server: Some(server) }
     }
