@@ -23,8 +23,9 @@
 //! Counters live in this process (`policy: local`), shared by its worker threads, bounded in
 //! number and dropped once idle. They belong to one configured filter: two filters never
 //! share counts, and a configuration reload starts them over. `rate_limiting` reaches its
-//! counters through the [`store::CounterStore`] trait, so a store shared by several processes
-//! is one more implementation.
+//! counters through the [`store::CounterStore`] trait; `policy: redis` ([`redis`]) keeps them
+//! in a Redis server shared by several Strait instances, decided by one atomic script per
+//! request with the same arithmetic.
 
 pub mod concurrency_limit;
 pub mod headers;

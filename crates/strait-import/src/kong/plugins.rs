@@ -20,16 +20,7 @@ const PLUGINS: &[(&str, &str, &[&str])] = &[
     (
         "rate-limiting",
         "rate_limiting",
-        &[
-            "fault_tolerant",
-            "sync_rate",
-            "error_code",
-            "error_message",
-            "month",
-            "year",
-            "redis_ssl",
-            "redis_ssl_verify",
-        ],
+        &["sync_rate", "error_code", "error_message", "month", "year", "redis_server_name"],
     ),
 ];
 
@@ -80,19 +71,36 @@ impl Output {
                     }
                 }
             }
-            "rate-limiting" if config.get("policy").and_then(Value::as_str) == Some("redis") => {
-                let dropped: Vec<String> = config.keys().filter(|k| k.starts_with("redis_")).cloned().collect();
-                for key in &dropped {
-                    config.remove(key);
-                }
-                let message = format!(
-                    "`redis` is not available yet: translated as `local`, so each Strait instance counts alone{}",
-                    if dropped.is_empty() { String::new() } else { format!(" ({} dropped)", dropped.join(", ")) }
-                );
-                self.warn(&format!("{at}.config.policy"), message);
-                config.insert("policy".into(), json!("local"));
+            "rate-limiting" => self.rate_limiting(config, at),
+            _ => {}
+        }
+    }
+
+    /// `rate-limiting`: the Redis settings Strait takes pass as they are (flat `redis_*` or
+    /// Kong 3.6's `redis:` object); TLS to Redis is not taken, and `cluster` becomes `local`.
+    fn rate_limiting(&mut self, config: &mut Map<String, Value>, at: &str) {
+        for field in ["redis_ssl", "redis_ssl_verify"] {
+            if config.remove(field).is_some_and(|v| v == json!(true)) {
+                self.warn(&format!("{at}.config.{field}"), NO_REDIS_TLS);
             }
-            "rate-limiting" if config.get("policy").and_then(Value::as_str) == Some("cluster") => {
+        }
+        if let Some(Value::Object(redis)) = config.get_mut("redis") {
+            for field in ["ssl", "ssl_verify", "server_name"] {
+                if redis.remove(field).is_some_and(|v| !v.is_null() && v != json!(false)) {
+                    self.warn(&format!("{at}.config.redis.{field}"), NO_REDIS_TLS);
+                }
+            }
+            redis.retain(|_, value| !value.is_null());
+            if redis.is_empty() {
+                config.remove("redis");
+            }
+        }
+        match config.get("policy").and_then(Value::as_str) {
+            Some("redis") => self.warn(
+                &format!("{at}.config.policy"),
+                "`redis`: Strait keeps its own counters there (keys `strait:rl:*`), apart from Kong's: counts start afresh",
+            ),
+            Some("cluster") => {
                 self.warn(&format!("{at}.config.policy"), "`cluster` (counters in Kong's database) read as `local`");
                 config.insert("policy".into(), json!("local"));
             }
@@ -100,3 +108,6 @@ impl Output {
         }
     }
 }
+
+/// The warning about Kong's TLS settings for Redis.
+const NO_REDIS_TLS: &str = "TLS to Redis is not supported: Strait connects over plain TCP (use a local TLS tunnel)";

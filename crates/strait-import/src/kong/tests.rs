@@ -30,6 +30,14 @@ fn the_seed_translates_services_routes_plugins_and_consumers() {
         config["filters"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(filters, ["jwt", "rate_limiting", "request_size_limiting"]);
     assert_eq!(config["filters"][0]["config"]["header_names"][0], "authorization");
+    let limit = &config["filters"][1]["config"];
+    assert_eq!(limit["policy"], "redis", "the shared counters stay shared");
+    assert_eq!(limit["redis_host"], "redis.internal");
+    assert_eq!((limit["minute"].as_u64(), limit["hour"].as_u64()), (Some(100), Some(5000)));
+    assert!(
+        warnings.iter().any(|w| w.starts_with("plugins[1].config.policy: `redis`: Strait keeps its own counters")),
+        "{warnings:?}"
+    );
     let consumers = config["consumers"].as_array().unwrap();
     assert_eq!(consumers[0]["credentials"]["jwt"][0]["secret"], "{vault://env/MOBILE_JWT_SECRET}");
     assert_eq!(consumers[1]["credentials"]["jwt"][0]["algorithm"], "RS256");
@@ -102,18 +110,66 @@ certificates: []
 services:
   - { name: s, url: "grpc://x:1" }
 plugins:
-  - { name: rate-limiting, config: { minute: 5, fault_tolerant: true, policy: cluster } }
+  - { name: rate-limiting, config: { minute: 5, sync_rate: 10, policy: cluster } }
   - { name: zipkin }
 "#;
     let (_, warnings) = translate_ok(text);
     for expected in [
         "certificates: section not translated",
         "services[0].url: `grpc://x:1` is not an http(s) URL",
-        "plugins[0].config.fault_tolerant: `rate-limiting` option not translated",
+        "plugins[0].config.sync_rate: `rate-limiting` option not translated",
         "plugins[0].config.policy: `cluster`",
         "plugins[1]: plugin `zipkin` has no Strait counterpart",
     ] {
         assert!(warnings.iter().any(|w| w.starts_with(expected)), "missing `{expected}` in {warnings:?}");
     }
     assert!(translate("services: []", &Options::default()).unwrap_err().contains("_format_version"));
+}
+
+#[test]
+fn rate_limiting_keeps_kong_s_redis_settings_in_either_form() {
+    let text = r#"
+_format_version: "3.0"
+plugins:
+  - name: rate-limiting
+    config:
+      second: 5
+      policy: redis
+      fault_tolerant: false
+      redis_host: redis.internal
+      redis_port: 6380
+      redis_password: "{vault://env/REDIS_PASSWORD}"
+      redis_database: 2
+      redis_timeout: 50
+      redis_ssl: false
+      redis_ssl_verify: true
+      redis_server_name: null
+services:
+  - name: s
+    url: http://s.internal:8080
+    plugins:
+      - name: rate-limiting
+        config:
+          minute: 5
+          policy: redis
+          redis: { host: r.internal, port: 6379, username: strait, password: null, ssl: false, ssl_verify: false, server_name: null, timeout: 2000 }
+"#;
+    let (config, warnings) = translate_ok(text);
+    let flat = &config["filters"][0]["config"];
+    assert_eq!(
+        *flat,
+        json!({
+            "second": 5, "policy": "redis", "fault_tolerant": false, "redis_host": "redis.internal",
+            "redis_port": 6380, "redis_password": "{vault://env/REDIS_PASSWORD}", "redis_database": 2,
+            "redis_timeout": 50
+        })
+    );
+    assert!(warnings.iter().any(|w| w.starts_with("plugins[0].config.redis_ssl_verify: TLS to Redis")), "{warnings:?}");
+    assert!(
+        !warnings.iter().any(|w| w.starts_with("plugins[0].config.redis_ssl:")),
+        "false is the default: {warnings:?}"
+    );
+    let nested = &config["clusters"][0]["filters"][0]["config"]["redis"];
+    assert_eq!(*nested, json!({ "host": "r.internal", "port": 6379, "username": "strait", "timeout": 2000 }));
+    assert!(!warnings.iter().any(|w| w.contains("config.redis.")), "{warnings:?}");
 }

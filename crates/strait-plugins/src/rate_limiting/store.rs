@@ -1,8 +1,8 @@
 //! Where `rate_limiting` counters live: the [`CounterStore`] interface, and its `local`
 //! implementation (in this process, shared by its worker threads).
 //!
-//! A store shared by several Strait processes (`policy: redis`) is one more implementation of
-//! the same trait: its `hit` returns [`Phase::wait`] for the round trip.
+//! The store shared by several Strait processes (`policy: redis`) is
+//! [`super::redis::RedisStore`]: its `hit` returns [`Phase::wait`] for the round trip.
 
 use std::fmt;
 

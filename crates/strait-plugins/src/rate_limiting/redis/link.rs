@@ -49,8 +49,8 @@ enum State {
     Connecting(Attempt),
     /// Connected; `generation` tells this connection from later ones.
     Ready { connection: MultiplexedConnection, generation: u64 },
-    /// Failed: no attempt before `retry_at`; the next pause is `pause` doubled.
-    Down { retry_at: Instant, pause: Duration, error: String },
+    /// Failed: no attempt before `retry_at`; requests fail with `error` until then.
+    Down { retry_at: Instant, error: String },
 }
 
 /// One thread's connection to one store's server.
@@ -107,7 +107,7 @@ impl Link {
                     State::Ready { connection, generation } => {
                         return Ok(Connected { connection: connection.clone(), generation: *generation })
                     }
-                    State::Down { retry_at, error, .. } if Instant::now() < *retry_at => {
+                    State::Down { retry_at, error } if Instant::now() < *retry_at => {
                         return Err(error.clone());
                     }
                     State::Connecting(attempt) => attempt.clone(),
@@ -154,15 +154,7 @@ impl Link {
         let mut pause = self.pause.borrow_mut();
         let this = *pause;
         *pause = (this * 2).min(LONGEST_PAUSE);
-        State::Down { retry_at: Instant::now() + this, pause: this, error }
-    }
-
-    /// Whether the link is down now, and for how long it pauses (for tests and logs).
-    pub fn pause(&self) -> Option<Duration> {
-        match &*self.state.borrow() {
-            State::Down { pause, .. } => Some(*pause),
-            _ => None,
-        }
+        State::Down { retry_at: Instant::now() + this, error }
     }
 }
 
