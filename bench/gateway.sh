@@ -2,14 +2,19 @@
 # The gateway pipeline against the plain proxy path, same run: Strait with bench/gateway.yaml
 # (JWT RS256 + local rate limit + access log) and with bench/peers.yaml, alternating rounds,
 # medians of requests/s and their ratio. Also the same pipeline with an HS256 token, to show
-# what the verified-token cache leaves of RS256's cost.
-# Usage: bench/gateway.sh [ROUNDS] [DURATION_S] [CONNECTIONS]   (needs nginx, wrk, openssl)
+# what the verified-token cache leaves of RS256's cost, and the pipeline with the rate limit's
+# counters in Redis (bench/gateway-redis.yaml, against a redis-server this script starts on
+# 127.0.0.1:16379).
+# Usage: bench/gateway.sh [ROUNDS] [DURATION_S] [CONNECTIONS]   (needs nginx, wrk, openssl, redis-server)
 set -u
 ROUNDS=${1:-3}; D=${2:-8}; C=${3:-64}
 source "$(dirname "$0")/common.sh"
 write_backend_conf
 nginx -c "$W/backend.conf" &
 wait_ready $BACK
+redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no --dir "$W" --logfile "$W/redis.log" &
+for _ in $(seq 100); do [ "$(redis-cli -p 16379 ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+[ "$(redis-cli -p 16379 ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; exit 1; }
 export BENCH_JWT_DIR="$W" BENCH_LOG="$W/access.log"
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/rsa.pem" 2>/dev/null
 openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa_public.pem"
@@ -44,8 +49,11 @@ for r in $(seq "$ROUNDS"); do
   measure plain "$ROOT/bench/peers.yaml" "$RS"
   measure gateway-rs "$ROOT/bench/gateway.yaml" "$RS"
   measure gateway-hs "$W/gateway-hs.yaml" "$HS"
+  measure gateway-redis "$ROOT/bench/gateway-redis.yaml" "$RS"
 done
 p=$(echo "${RPS[plain]}" | median); g=$(echo "${RPS[gateway-rs]}" | median); h=$(echo "${RPS[gateway-hs]}" | median)
-echo "median rps: plain=$p gateway-rs256=$g gateway-hs256=$h"
-awk -v p="$p" -v g="$g" -v h="$h" 'BEGIN { printf "ratio gateway/plain=%.2f rs256/hs256=%.2f\n", g/p, g/h }'
+x=$(echo "${RPS[gateway-redis]}" | median)
+echo "median rps: plain=$p gateway-rs256=$g gateway-hs256=$h gateway-redis=$x"
+awk -v p="$p" -v g="$g" -v h="$h" -v x="$x" 'BEGIN { printf "ratio gateway/plain=%.2f rs256/hs256=%.2f redis/plain=%.2f redis/local=%.2f\n", g/p, g/h, x/p, x/g }'
+echo "redis counters: $(redis-cli -p 16379 --scan --pattern 'strait:rl:*' | wc -l) keys, $(redis-cli -p 16379 info stats | awk -F: '/total_commands_processed/ {print $2}' | tr -d '\r') commands"
 echo "access log lines: $(wc -l < "$W/access.log")"

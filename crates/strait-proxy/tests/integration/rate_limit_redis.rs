@@ -21,6 +21,13 @@ use support::{Backend, Proxy, RawResponse};
 
 /// A configuration with one route per `(path prefix, rate_limiting config)`, forwarding to `backend`.
 fn yaml(backend: SocketAddr, routes: &[(&str, &str)]) -> String {
+    with_workers(0, backend, routes)
+}
+
+/// [`yaml`] with `workers` worker threads (0: one per core). Each worker has its own Redis
+/// connection and recovers on its own; tests of recovery use one, so that the first request
+/// counted again tells that every later one is.
+fn with_workers(workers: usize, backend: SocketAddr, routes: &[(&str, &str)]) -> String {
     let routes: String = routes
         .iter()
         .map(|(prefix, config)| {
@@ -30,7 +37,7 @@ fn yaml(backend: SocketAddr, routes: &[(&str, &str)]) -> String {
         })
         .collect();
     format!(
-        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n{routes}clusters:\n  - name: app\n    endpoints: [{{ address: \"{backend}\" }}]\n"
+        "workers: {workers}\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n{routes}clusters:\n  - name: app\n    endpoints: [{{ address: \"{backend}\" }}]\n"
     )
 }
 
@@ -167,7 +174,8 @@ fn the_script_decides_as_the_local_store_does() {
 fn fault_tolerant_lets_requests_through_while_redis_is_down_then_counts_again() {
     let mut redis = Redis::start();
     let backend = Backend::named("app");
-    let proxy = Proxy::start(&yaml(backend.addr, &[("/", &redis_limit(&redis, "hour: 5, redis_timeout: 500"))]));
+    let limit = redis_limit(&redis, "hour: 5, redis_timeout: 500");
+    let proxy = Proxy::start(&with_workers(1, backend.addr, &[("/", &limit)]));
     let addr = proxy.addr("web");
     let counted = get(addr, "/", "t1");
     assert_eq!((counted.status, counted.header("x-ratelimit-remaining-hour")), (200, Some("4")));
@@ -192,7 +200,7 @@ fn without_fault_tolerance_requests_are_refused_while_redis_is_down() {
     let mut redis = Redis::start();
     let backend = Backend::named("app");
     let limit = redis_limit(&redis, "hour: 3, redis_timeout: 500ms, fault_tolerant: false");
-    let proxy = Proxy::start(&yaml(backend.addr, &[("/", &limit)]));
+    let proxy = Proxy::start(&with_workers(1, backend.addr, &[("/", &limit)]));
     let addr = proxy.addr("web");
     assert_eq!(get(addr, "/", "t1").status, 200);
     redis.stop();
@@ -239,9 +247,9 @@ fn redis_settings_errors_name_file_line_and_field() {
     };
     let field = "listeners[0].routes[0].filters[0].config";
     let errors = check("hour: 5, policy: redis, redis_port: six");
-    assert!(errors.contains(&format!("limits.yaml:8:59: {field}.redis_port: invalid type")), "{errors}");
+    assert!(errors.contains(&format!("limits.yaml:9:59: {field}.redis_port: invalid type")), "{errors}");
     let errors = check("hour: 5, policy: redis, redis_hots: r");
-    assert!(errors.contains(&format!("limits.yaml:8:47: {field}.redis_hots: unknown field `redis_hots`")), "{errors}");
+    assert!(errors.contains(&format!("limits.yaml:9:47: {field}.redis_hots: unknown field `redis_hots`")), "{errors}");
     let errors = check("hour: 5, policy: redis, redis: { hots: r }");
     assert!(errors.contains(&format!("{field}.redis.hots: unknown field `hots`")), "{errors}");
     let errors = check("hour: 5, policy: local, redis_timeout: fast");
