@@ -38,10 +38,13 @@ measure() { # name config token
   local status
   status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $3" http://127.0.0.1:18083/)
   [ "$status" = 200 ] || { echo "$1: the token was refused ($status)"; kill $pid; exit 1; }
-  local rps
-  rps=$(wrk -t1 -c"$C" -d"${D}s" -H "Authorization: Bearer $3" http://127.0.0.1:18083/ | awk '/Requests\/sec/ {print $2}')
+  local out rps bad
+  out=$(wrk -t1 -c"$C" -d"${D}s" -H "Authorization: Bearer $3" http://127.0.0.1:18083/)
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  # Refusals would be cheap answers counted as requests (another process on 18083, a bad token).
+  bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   kill $pid; wait $pid 2>/dev/null
-  printf "round %d %-12s rps=%s\n" "$r" "$1" "$rps"
+  printf "round %d %-13s rps=%s%s\n" "$r" "$1" "$rps" "${bad:+ (NOT 2xx: $bad)}"
   RPS[$1]="${RPS[$1]:-} $rps"
 }
 declare -A RPS

@@ -5,13 +5,14 @@
 //! request when every window admits it, and answers the counts, from which the usage (and so
 //! every rate-limit header) is computed exactly as for `policy: local`. The connection is one
 //! multiplexed connection per worker thread ([`link`]), whose concurrent commands are
-//! pipelined.
+//! pipelined; the requests a thread has at once share one script call ([`batch`]).
 //!
 //! When Redis cannot be reached or does not answer within `redis_timeout`, the request is
 //! decided by `fault_tolerant` (in the plugin): let through without headers, or refused. A
 //! warning is logged at most once per [`WARN_EVERY`], with the number of failures since the
 //! last one.
 
+pub mod batch;
 pub mod config;
 pub mod link;
 pub mod script;
@@ -22,16 +23,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::{ErrorKind, ServerErrorKind};
 use sha2::{Digest, Sha256};
 use strait_http::Phase;
 
 use super::key::KeySource;
 use super::store::{CounterStore, Hit, StoreError};
 use super::window::{Limit, Usage};
+use batch::Filter;
 use config::RedisServer;
 use link::{Link, Target};
-use script::{Invoke, Reply};
+use script::Request;
 
 /// Shortest time between two warnings about Redis failures.
 pub const WARN_EVERY: Duration = Duration::from_secs(10);
@@ -39,16 +40,14 @@ pub const WARN_EVERY: Duration = Duration::from_secs(10);
 /// Counters in Redis (`policy: redis`).
 pub struct RedisStore {
     server: Target,
-    /// `strait:rl:<filter>`: the start of every counter's key.
-    prefix: String,
-    /// The script's SHA-1, for `EVALSHA`.
-    sha: &'static str,
+    /// The counters' names and limits, shared with the batches' flush tasks.
+    filter: Arc<Filter>,
     warnings: Warnings,
 }
 
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStore").field("server", &self.server).field("prefix", &self.prefix).finish()
+        f.debug_struct("RedisStore").field("server", &self.server).field("prefix", &self.filter.prefix).finish()
     }
 }
 
@@ -57,45 +56,37 @@ impl RedisStore {
     /// first use, on each worker thread.
     pub fn new(server: RedisServer, limits: &[Limit], key: &KeySource) -> RedisStore {
         static SHA: OnceLock<String> = OnceLock::new();
-        RedisStore {
-            server: Arc::new(server),
+        let filter = Filter {
             prefix: format!("strait:rl:{}", filter_identity(limits, key)),
+            limits: limits.to_vec(),
             sha: SHA.get_or_init(script::sha),
-            warnings: Warnings::default(),
-        }
+        };
+        RedisStore { server: Arc::new(server), filter: Arc::new(filter), warnings: Warnings::default() }
     }
 
     /// The start of every counter's key (`strait:rl:<filter>`).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.filter.prefix
     }
 
-    /// One request: the connection, then the script (sent in full once if the server does
-    /// not have it), within the timeout.
-    async fn decide(&self, key: &str, limits: &[Limit], now: u64) -> Result<Usage, StoreError> {
+    /// One request: the connection, then its batch's script call, within the timeout.
+    async fn decide(&self, key: &str, now: u64) -> Result<Usage, StoreError> {
         let link = Link::of(&self.server);
         let generation = Cell::new(None);
         let work = async {
-            let mut connected = link.connection(&self.server).await?;
+            let connected = link.connection(&self.server).await?;
             generation.set(Some(connected.generation));
-            let mut invoke = Invoke::Sha(self.sha);
-            loop {
-                let command = script::command(invoke, &self.prefix, key, limits, now);
-                let reply = match connected.connection.send_packed_command(&command).await {
-                    Ok(value) => script::reply(value, limits, now)?,
-                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => Reply::NoScript,
-                    Err(error) if error.is_unrecoverable_error() || error.is_io_error() => {
-                        let error = format!("Redis connection failed: {error}");
-                        link.failed(connected.generation, &error);
-                        return Err(error);
+            let request = Request { key: key.to_owned(), now };
+            let answer = link.queue.submit(request, &self.filter, &connected.connection);
+            match answer.await {
+                Ok(Ok(usage)) => Ok(usage),
+                Ok(Err(failure)) => {
+                    if failure.connection_lost {
+                        link.failed(connected.generation, &failure.message);
                     }
-                    Err(error) => return Err(format!("Redis failed: {error}")),
-                };
-                match reply {
-                    Reply::Decided(usage) => return Ok(usage),
-                    Reply::NoScript if matches!(invoke, Invoke::Sha(_)) => invoke = Invoke::Source,
-                    Reply::NoScript => return Err("Redis refused the script".to_owned()),
+                    Err(failure.message)
                 }
+                Err(_) => Err("the Redis batch was dropped".to_owned()),
             }
         };
         let result = match tokio::time::timeout(self.server.timeout, work).await {
@@ -117,8 +108,9 @@ impl RedisStore {
 }
 
 impl CounterStore for RedisStore {
-    fn hit<'a>(&'a self, key: &'a str, limits: &'a [Limit], now: u64) -> Hit<'a> {
-        Phase::wait(self.decide(key, limits, now))
+    /// `limits` are those the store was made for (its counters' names depend on them).
+    fn hit<'a>(&'a self, key: &'a str, _limits: &'a [Limit], now: u64) -> Hit<'a> {
+        Phase::wait(self.decide(key, now))
     }
 }
 

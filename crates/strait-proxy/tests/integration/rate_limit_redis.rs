@@ -171,6 +171,41 @@ fn the_script_decides_as_the_local_store_does() {
 }
 
 #[test]
+fn requests_waiting_together_are_decided_in_one_call_each_in_turn() {
+    let redis = Redis::start();
+    let limits = [Limit { window: Window::Hour, max: 10 }];
+    let key = KeySource::compile(LimitBy::Ip, None, None).unwrap();
+    let none = None;
+    let flat = FlatFields {
+        host: &none,
+        port: Some(redis.port()),
+        username: &None,
+        password: &None,
+        database: None,
+        timeout: None,
+    };
+    let shared = RedisStore::new(RedisServer::resolve(flat, None).unwrap(), &limits, &key);
+    let now = 1_800_000_000_000;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    // The first request connects; the next 15 wait for Redis together.
+    runtime.block_on(shared.hit("ip:10.0.0.1", &limits, now).resolve()).unwrap();
+    let calls = || redis.command(&["EVAL", EVALSHA_CALLS, "0"]).parse::<u64>().unwrap();
+    let before = calls();
+    let usages = runtime
+        .block_on(futures_util::future::join_all((0..15).map(|_| shared.hit("ip:10.0.0.1", &limits, now).resolve())));
+    let mut remaining: Vec<u64> = usages.iter().map(|u| u.as_ref().unwrap().windows[0].remaining).collect();
+    let admitted = usages.iter().filter(|u| u.as_ref().unwrap().allowed).count();
+    assert_eq!(admitted, 9, "one hit before, nine now: the limit of ten");
+    remaining.sort_unstable();
+    assert_eq!(remaining, [0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8], "each counted in turn");
+    assert_eq!(calls() - before, 1, "one script call for the fifteen");
+}
+
+/// A script reading how many `EVALSHA` calls the server has run.
+const EVALSHA_CALLS: &str =
+    "return string.match(redis.call('INFO', 'commandstats'), 'cmdstat_evalsha:calls=(%d+)') or '0'";
+
+#[test]
 fn fault_tolerant_lets_requests_through_while_redis_is_down_then_counts_again() {
     let mut redis = Redis::start();
     let backend = Backend::named("app");

@@ -26,8 +26,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{FutureExt, Shared};
 use redis::aio::MultiplexedConnection;
+use redis::io::tcp::TcpSettings;
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo};
 
+use super::batch::Queue;
 use super::config::RedisServer;
 
 /// Pause after the first failure before connecting again.
@@ -56,6 +58,8 @@ enum State {
 /// One thread's connection to one store's server.
 pub struct Link {
     target: Weak<RedisServer>,
+    /// Requests waiting for the next batch (see [`super::batch`]).
+    pub queue: Arc<Queue>,
     state: RefCell<State>,
     /// Pause to wait after the next failure.
     pause: RefCell<Duration>,
@@ -88,6 +92,7 @@ impl Link {
             links.retain(|l| l.target.strong_count() > 0);
             let link = Rc::new(Link {
                 target: Arc::downgrade(target),
+                queue: Arc::default(),
                 state: RefCell::new(State::Idle),
                 pause: RefCell::new(FIRST_PAUSE),
                 generation: RefCell::new(0),
@@ -167,9 +172,12 @@ async fn connect(server: RedisServer) -> Result<MultiplexedConnection, String> {
     if let Some(password) = &server.password {
         redis = redis.set_password(&password.0);
     }
+    // Without TCP_NODELAY, a command written while the previous one is unacknowledged would
+    // wait for that acknowledgement (Nagle's algorithm).
     let info = ConnectionAddr::Tcp(server.host.clone(), server.port)
         .into_connection_info()
         .map_err(|e| e.to_string())?
+        .set_tcp_settings(TcpSettings::default().set_nodelay(true))
         .set_redis_settings(redis);
     let client = Client::open(info).map_err(|e| e.to_string())?;
     // Requests bound their whole wait themselves; the connection adds no timer per command.

@@ -1,15 +1,20 @@
-//! The Lua script that decides one request in Redis, atomically, with the sliding-window
-//! test of [`crate::rate_limiting::window`]; the command that runs it and its reply.
+//! The Lua script that decides requests in Redis, atomically, with the sliding-window test
+//! of [`crate::rate_limiting::window`]; the command that runs it and its reply.
 //!
-//! Per limit the script gets two keys, the counters of the current and of the previous fixed
-//! window (`strait:rl:<filter>:<window>:<window start>:<key>`), and three numbers: the
-//! window's length `P` and limit in requests, and the milliseconds `e` since the current
-//! fixed window began. It reads every counter (one `MGET`), admits the request when
-//! `c × P + p × (P − e) + P ≤ max × P` holds for every window (`c`, `p`: current and previous
-//! counts), and then increments each current counter, giving a new one an expiry of two
-//! windows (it is read as the previous window until then). It answers the decision and the
-//! counts it read (after counting), from which [`Usage::from_counts`] computes the remaining
-//! requests, resets and `Retry-After` exactly as the local store does.
+//! One call decides a batch of requests of one filter (those a worker thread had waiting at
+//! once, see [`super::batch`]), in order, as if each were its own call: a script call costs
+//! Redis some microseconds whatever it does, a request inside it well under one.
+//!
+//! For each request and limit the script gets two keys, the counters of the current and of
+//! the previous fixed window (`strait:rl:<filter>:<window>:<window start>:<key>`), and the
+//! milliseconds `e` since the current fixed window began; each limit's length `P` and
+//! maximum are given once. For each request it reads the counters (one `MGET`), admits the
+//! request when `c × P + p × (P − e) + P ≤ max × P` holds for every window (`c`, `p`: current
+//! and previous counts), and then increments each current counter, giving a new one an
+//! expiry of two windows (it is read as the previous window until then). It answers, per
+//! request, the decision and the counts it read (after counting), from which
+//! [`Usage::from_counts`] computes the remaining requests, resets and `Retry-After` exactly as
+//! the local store does.
 //!
 //! Lua's numbers are doubles: the test is exact while `max × P` stays below 2^53, which
 //! [`check_limit`] requires of every limit (up to some 104 million requests a day).
@@ -21,34 +26,50 @@ use sha1::{Digest, Sha1};
 
 use super::super::window::{Limit, Usage, WindowCounts};
 
-/// The script's source.
+/// The script's source. `ARGV`: the number of limits `n`, each limit's length and maximum,
+/// then `n` elapsed times per request; `KEYS`: `2 × n` counters per request.
 pub const SCRIPT: &str = r#"
-local counts = redis.call('MGET', unpack(KEYS))
-local allowed = 1
-for i = 1, #KEYS / 2 do
-  local period = tonumber(ARGV[3 * i - 2])
-  local max = tonumber(ARGV[3 * i - 1])
-  local elapsed = tonumber(ARGV[3 * i])
-  local current = tonumber(counts[2 * i - 1] or 0)
-  local previous = tonumber(counts[2 * i] or 0)
-  counts[2 * i - 1] = current
-  counts[2 * i] = previous
-  if current * period + previous * (period - elapsed) + period > max * period then
-    allowed = 0
-  end
+local n = tonumber(ARGV[1])
+local period, max = {}, {}
+for i = 1, n do
+  period[i] = tonumber(ARGV[2 * i])
+  max[i] = tonumber(ARGV[2 * i + 1])
 end
-if allowed == 1 then
-  for i = 1, #KEYS / 2 do
-    local current = redis.call('INCR', KEYS[2 * i - 1])
-    if current == 1 then
-      redis.call('PEXPIRE', KEYS[2 * i - 1], 2 * tonumber(ARGV[3 * i - 2]))
-    end
+local out = {}
+for r = 0, #KEYS / (2 * n) - 1 do
+  local k = r * 2 * n
+  local a = 1 + 2 * n + r * n
+  local counts = redis.call('MGET', unpack(KEYS, k + 1, k + 2 * n))
+  local allowed = 1
+  for i = 1, n do
+    local current = tonumber(counts[2 * i - 1] or 0)
+    local previous = tonumber(counts[2 * i] or 0)
     counts[2 * i - 1] = current
+    counts[2 * i] = previous
+    local p = period[i]
+    if current * p + previous * (p - tonumber(ARGV[a + i])) + p > max[i] * p then
+      allowed = 0
+    end
+  end
+  if allowed == 1 then
+    for i = 1, n do
+      local current = redis.call('INCR', KEYS[k + 2 * i - 1])
+      if current == 1 then
+        redis.call('PEXPIRE', KEYS[k + 2 * i - 1], 2 * period[i])
+      end
+      counts[2 * i - 1] = current
+    end
+  end
+  out[#out + 1] = allowed
+  for i = 1, 2 * n do
+    out[#out + 1] = counts[i]
   end
 end
-table.insert(counts, 1, allowed)
-return counts
+return out
 "#;
+
+/// Most requests one call decides (Lua's `unpack` and the reply stay small).
+pub const MAX_BATCH: usize = 64;
 
 /// The largest number Lua's doubles hold exactly (2^53).
 const EXACT: u64 = 1 << 53;
@@ -81,25 +102,42 @@ pub enum Invoke<'a> {
     Source,
 }
 
-/// The command deciding a request of `key` at `now` against `limits`, its counters named
-/// with `prefix` (`strait:rl:<filter>`).
-pub fn command(invoke: Invoke<'_>, prefix: &str, key: &str, limits: &[Limit], now: u64) -> Cmd {
-    let key_bytes = prefix.len() + key.len() + 24;
-    let mut cmd = Cmd::with_capacity(3 + limits.len() * 5, 64 + limits.len() * (2 * key_bytes + 32));
+/// One request to decide: its key and its time (milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The request's key (`header:t1`).
+    pub key: String,
+    /// When it arrived.
+    pub now: u64,
+}
+
+/// The command deciding `requests` against `limits`, their counters named with `prefix`
+/// (`strait:rl:<filter>`).
+pub fn command(invoke: Invoke<'_>, prefix: &str, requests: &[Request], limits: &[Limit]) -> Cmd {
+    let n = limits.len();
+    let keys: usize = requests.iter().map(|r| 2 * n * (prefix.len() + r.key.len() + 24)).sum();
+    let mut cmd = Cmd::with_capacity(4 + 2 * n + 3 * n * requests.len(), 64 + keys + 16 * n * requests.len());
     match invoke {
         Invoke::Sha(sha) => cmd.arg("EVALSHA").arg(sha),
         Invoke::Source => cmd.arg("EVAL").arg(SCRIPT),
     };
-    cmd.arg(limits.len() * 2);
-    for limit in limits {
-        let start = WindowCounts::window_start(limit.window, now);
-        let field = limit.window.field();
-        cmd.arg(CounterKey { prefix, field, start, key });
-        cmd.arg(CounterKey { prefix, field, start: start.saturating_sub(limit.window.millis()), key });
+    cmd.arg(2 * n * requests.len());
+    for Request { key, now } in requests {
+        for limit in limits {
+            let start = WindowCounts::window_start(limit.window, *now);
+            let field = limit.window.field();
+            cmd.arg(CounterKey { prefix, field, start, key });
+            cmd.arg(CounterKey { prefix, field, start: start.saturating_sub(limit.window.millis()), key });
+        }
     }
+    cmd.arg(n);
     for limit in limits {
-        let period = limit.window.millis();
-        cmd.arg(period).arg(limit.max).arg(now - WindowCounts::window_start(limit.window, now));
+        cmd.arg(limit.window.millis()).arg(limit.max);
+    }
+    for Request { now, .. } in requests {
+        for limit in limits {
+            cmd.arg(now - WindowCounts::window_start(limit.window, *now));
+        }
     }
     cmd
 }
@@ -122,14 +160,14 @@ impl redis::ToRedisArgs for CounterKey<'_> {
 /// What a reply means.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Reply {
-    /// The decision and its usage.
-    Decided(Usage),
+    /// Each request's decision and usage, in the order of the requests.
+    Decided(Vec<Usage>),
     /// The server does not have the script cached: send it in full.
     NoScript,
 }
 
-/// Reads the script's reply for `limits` at `now`.
-pub fn reply(value: Value, limits: &[Limit], now: u64) -> Result<Reply, String> {
+/// Reads the script's reply for `requests` against `limits`.
+pub fn reply(value: Value, requests: &[Request], limits: &[Limit]) -> Result<Reply, String> {
     let items = match value {
         Value::Array(items) => items,
         Value::ServerError(error) if error.code() == "NOSCRIPT" => return Ok(Reply::NoScript),
@@ -140,19 +178,24 @@ pub fn reply(value: Value, limits: &[Limit], now: u64) -> Result<Reply, String> 
         Value::Int(n) => u64::try_from(*n).map_err(|_| format!("negative count {n} from Redis")),
         other => Err(format!("unexpected count from Redis: {other:?}")),
     };
-    if items.len() != 1 + 2 * limits.len() {
-        return Err(format!("Redis answered {} values for {} limits", items.len(), limits.len()));
+    let per_request = 1 + 2 * limits.len();
+    if items.len() != per_request * requests.len() {
+        return Err(format!("Redis answered {} values for {} requests", items.len(), requests.len()));
     }
-    let allowed = number(&items[0])? == 1;
-    let mut counts = [WindowCounts::default(); 4];
-    for (i, limit) in limits.iter().enumerate() {
-        counts[i] = WindowCounts {
-            start: WindowCounts::window_start(limit.window, now),
-            current: number(&items[1 + 2 * i])?,
-            previous: number(&items[2 + 2 * i])?,
-        };
+    let mut usages = Vec::with_capacity(requests.len());
+    for (request, items) in requests.iter().zip(items.chunks(per_request)) {
+        let allowed = number(&items[0])? == 1;
+        let mut counts = [WindowCounts::default(); 4];
+        for (i, limit) in limits.iter().enumerate() {
+            counts[i] = WindowCounts {
+                start: WindowCounts::window_start(limit.window, request.now),
+                current: number(&items[1 + 2 * i])?,
+                previous: number(&items[2 + 2 * i])?,
+            };
+        }
+        usages.push(Usage::from_counts(limits, request.now, allowed, &counts[..limits.len()]));
     }
-    Ok(Reply::Decided(Usage::from_counts(limits, now, allowed, &counts[..limits.len()])))
+    Ok(Reply::Decided(usages))
 }
 
 #[cfg(test)]
@@ -169,30 +212,41 @@ mod tests {
             .collect()
     }
 
+    fn request(key: &str, now: u64) -> Request {
+        Request { key: key.into(), now }
+    }
+
     #[test]
-    fn the_command_names_both_windows_of_every_limit() {
+    fn the_command_names_both_windows_of_every_limit_of_every_request() {
         let limits = [Limit { window: Window::Second, max: 5 }, Limit { window: Window::Minute, max: 100 }];
-        let now = 1_700_000_012_345;
-        let cmd = command(Invoke::Sha("abc"), "strait:rl:f1", "ip:10.0.0.1", &limits, now);
+        let requests = [request("ip:10.0.0.1", 1_700_000_012_345), request("ip:10.0.0.2", 1_700_000_013_000)];
+        let cmd = command(Invoke::Sha("abc"), "strait:rl:f1", &requests, &limits);
         assert_eq!(
             args(&cmd),
             [
                 "EVALSHA",
                 "abc",
-                "4",
+                "8",
                 "strait:rl:f1:second:1700000012000:ip:10.0.0.1",
                 "strait:rl:f1:second:1700000011000:ip:10.0.0.1",
                 "strait:rl:f1:minute:1699999980000:ip:10.0.0.1",
                 "strait:rl:f1:minute:1699999920000:ip:10.0.0.1",
+                "strait:rl:f1:second:1700000013000:ip:10.0.0.2",
+                "strait:rl:f1:second:1700000012000:ip:10.0.0.2",
+                "strait:rl:f1:minute:1699999980000:ip:10.0.0.2",
+                "strait:rl:f1:minute:1699999920000:ip:10.0.0.2",
+                "2",
                 "1000",
                 "5",
-                "345",
                 "60000",
                 "100",
+                "345",
                 "32345",
+                "0",
+                "33000",
             ]
         );
-        let full = command(Invoke::Source, "p", "k", &limits[..1], now);
+        let full = command(Invoke::Source, "p", &requests[..1], &limits[..1]);
         assert_eq!(args(&full)[..3], ["EVAL".to_owned(), SCRIPT.to_owned(), "2".to_owned()]);
     }
 
@@ -200,23 +254,27 @@ mod tests {
     fn replies_become_the_local_store_s_usage() {
         let limits = [Limit { window: Window::Minute, max: 3 }];
         let now = 1_700_000_000_000 - 1_700_000_000_000 % 60_000 + 15_000;
-        let reply = reply(Value::Array(vec![Value::Int(0), Value::Int(3), Value::Int(0)]), &limits, now).unwrap();
-        let Reply::Decided(usage) = reply else { panic!("decided") };
-        assert!(!usage.allowed);
-        assert_eq!(usage.windows[0].remaining, 0);
+        let requests = [request("a", now), request("b", now)];
+        let value = Value::Array([0, 3, 0, 1, 1, 0].map(Value::Int).to_vec());
+        let Reply::Decided(usages) = reply(value, &requests, &limits).unwrap() else { panic!("decided") };
+        assert!(!usages[0].allowed);
+        assert_eq!(usages[0].windows[0].remaining, 0);
         // As the local store says for the same counts: 45 s to the next minute, then 20 s.
-        assert_eq!(usage.retry_after_ms, 65_000);
+        assert_eq!(usages[0].retry_after_ms, 65_000);
+        assert!(usages[1].allowed);
+        assert_eq!(usages[1].windows[0].remaining, 2);
     }
 
     #[test]
     fn odd_replies_are_errors_and_noscript_asks_for_the_source() {
         let limits = [Limit { window: Window::Second, max: 3 }];
-        assert!(reply(Value::Array(vec![Value::Int(1)]), &limits, 0).is_err());
-        assert!(reply(Value::Nil, &limits, 0).is_err());
+        let requests = [request("a", 0)];
+        assert!(reply(Value::Array(vec![Value::Int(1)]), &requests, &limits).is_err());
+        assert!(reply(Value::Nil, &requests, &limits).is_err());
         let no_script = redis::parse_redis_value(b"-NOSCRIPT No matching script.\r\n").unwrap();
-        assert_eq!(reply(no_script, &limits, 0), Ok(Reply::NoScript));
+        assert_eq!(reply(no_script, &requests, &limits), Ok(Reply::NoScript));
         let other = redis::parse_redis_value(b"-ERR wrong number of arguments\r\n").unwrap();
-        assert!(reply(other, &limits, 0).unwrap_err().contains("wrong number"));
+        assert!(reply(other, &requests, &limits).unwrap_err().contains("wrong number"));
     }
 
     #[test]

@@ -67,7 +67,8 @@ impl Redis {
         }
     }
 
-    /// Sends one command and returns the reply's first line (`+PONG`, `:3`, `$-1`...).
+    /// Sends one command and returns the reply's first line (`+PONG`, `:3`, `$-1`...), or
+    /// a bulk string's text (`EVAL "return 'x'" 0` gives `x`).
     pub fn command(&self, args: &[&str]) -> String {
         let stream = TcpStream::connect_timeout(&self.addr(), WAIT).expect("connect to redis-server");
         stream.set_read_timeout(Some(WAIT)).unwrap();
@@ -80,6 +81,10 @@ impl Redis {
         send(reader.get_mut(), args);
         let mut line = String::new();
         reader.read_line(&mut line).expect("reply from redis-server");
+        if line.starts_with('$') && !line.starts_with("$-1") {
+            line.clear();
+            reader.read_line(&mut line).expect("bulk string from redis-server");
+        }
         line.trim_end().to_owned()
     }
 
