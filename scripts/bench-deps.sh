@@ -2,7 +2,7 @@
 # Installs the peers and load generator the benchmarks compare against (Debian packages).
 set -euo pipefail
 missing=()
-for bin in nginx haproxy wrk curl valgrind; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
+for bin in nginx haproxy wrk curl valgrind redis-server; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
