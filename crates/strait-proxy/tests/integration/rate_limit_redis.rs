@@ -231,6 +231,46 @@ fn fault_tolerant_lets_requests_through_while_redis_is_down_then_counts_again() 
 }
 
 #[test]
+fn a_silent_redis_costs_one_timeout_per_pause_not_a_connection_per_request() {
+    // A server that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let backend = Backend::named("app");
+    let limit = format!(
+        "hour: 5, limit_by: header, header_name: x-tenant, policy: redis, redis_port: {port}, redis_timeout: 300"
+    );
+    let proxy = Proxy::start(&with_workers(1, backend.addr, &[("/", &limit)]));
+    let addr = proxy.addr("web");
+    // For 1.5 s: each attempt waits its 300 ms and fails; the pause after it (100 ms,
+    // doubling) fails requests at once, without a connection.
+    let (started, mut sent, mut waited) = (Instant::now(), 0, 0);
+    while started.elapsed() < Duration::from_millis(1_500) {
+        let before = Instant::now();
+        let response = get(addr, "/", "t1");
+        assert_eq!(response.status, 200, "let through (fault_tolerant)");
+        assert_eq!(response.header("x-ratelimit-limit-hour"), None, "uncounted");
+        assert!(before.elapsed() < Duration::from_secs(3), "bounded by redis_timeout");
+        sent += 1;
+        if before.elapsed() >= Duration::from_millis(250) {
+            waited += 1;
+        }
+    }
+    let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(sent >= 20, "most requests were answered at once: {sent} in 1.5 s");
+    assert!((1..=6).contains(&waited), "{waited} requests waited for the timeout");
+    assert!((1..=6).contains(&connections), "{connections} connections for {sent} requests");
+}
+
+#[test]
 fn without_fault_tolerance_requests_are_refused_while_redis_is_down() {
     let mut redis = Redis::start();
     let backend = Backend::named("app");
