@@ -310,6 +310,10 @@ pub struct FilterSpec {
     /// priorities); filters of equal priority run in list order.
     #[serde(default)]
     pub priority: Option<i32>,
+    /// On a route's, a cluster's or the top-level list: the filter applies only to this
+    /// consumer's requests (Kong's plugin with both a route or service and a consumer).
+    #[serde(default)]
+    pub consumer: Option<String>,
 }
 
 /// A client of the API (Kong's consumer): who it is, the groups it belongs to, the credentials

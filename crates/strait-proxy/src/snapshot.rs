@@ -25,7 +25,7 @@ use crate::actions::aggregate::AggregatePlan;
 use crate::chain::{ConsumerFilters, FilterList};
 use crate::h1::HeadLimits;
 use crate::listener_tls::{ListenerTlsPlan, TlsCache};
-use crate::scopes::{compile_filters, CompiledFilters};
+use crate::scopes::{compile_filters, CompiledFilters, RouteFilters};
 use crate::upstream::Connector;
 
 /// A compiled configuration.
@@ -224,6 +224,9 @@ pub struct RoutePlan {
     pub rewrite: Option<PathRewrite>,
     /// Filters in order (the route's list, then its header-edit shorthands).
     pub filters: FilterList,
+    /// Every consumer's filters on this route, when the route or its cluster has filters for
+    /// some consumers; otherwise the snapshot's apply.
+    pub consumer_filters: Option<ConsumerFilters>,
     /// Total time for the upstream exchange.
     pub timeout: Option<Duration>,
     /// The route's own whole-exchange limit, when it sets one (`Some(None)`: no limit).
@@ -238,8 +241,9 @@ impl RoutePlan {
         index: usize,
         route: &Route,
         clusters: &HashMap<String, Upstream>,
-        filters: FilterList,
+        filters: RouteFilters,
     ) -> Result<RoutePlan, String> {
+        let RouteFilters { chain: filters, consumers: consumer_filters } = filters;
         let name: Arc<str> = match &route.name {
             Some(n) => n.as_str().into(),
             None => format!("{listener}#{index}").into(),
@@ -296,7 +300,16 @@ impl RoutePlan {
             None => RetryPolicy { attempts: 2, on_status: Vec::new() },
         };
         let exchange_timeout = route.exchange_timeout.map(|d| Some(d.0).filter(|d| !d.is_zero()));
-        Ok(RoutePlan { name, action, rewrite, filters, timeout: route.timeout.map(|d| d.0), exchange_timeout, retries })
+        Ok(RoutePlan {
+            name,
+            action,
+            rewrite,
+            filters,
+            consumer_filters,
+            timeout: route.timeout.map(|d| d.0),
+            exchange_timeout,
+            retries,
+        })
     }
 }
 

@@ -29,6 +29,7 @@ pub fn validate(config: &Config, index: &PathIndex, reporter: &mut Reporter) {
     checker.listeners(&config.listeners, &cluster_names);
     checker.clusters(&config.clusters);
     checker.consumers(&config.consumers);
+    checker.filter_consumers(config);
 }
 
 /// Reports problems at the positions of the fields they concern.

@@ -6,7 +6,7 @@
 //! | upstream with targets | the endpoints (and balancer) of the clusters whose service names it |
 //! | route (`paths`, `methods`, `hosts`, `headers`, `strip_path`) | one route per path, on one listener |
 //! | consumer with `jwt_secrets`, `keyauth_credentials`, `basicauth_credentials`, `acls` | consumer with credentials and groups |
-//! | plugin (global, per service, route or consumer) | filter in the same scope, dashes in the name read as `_` |
+//! | plugin (global, per service, route or consumer, or for one consumer on a route or service) | filter in the same scope (with `consumer:` for the last), dashes in the name read as `_` |
 //!
 //! `{vault://env/NAME}` values are kept: Strait reads them when it loads the file.
 

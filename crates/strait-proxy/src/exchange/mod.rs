@@ -271,7 +271,8 @@ where
     }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
-    if !route.filters.is_empty() || !snapshot.consumer_filters.is_empty() {
+    let consumer_filters = route.consumer_filters.as_ref().unwrap_or(&snapshot.consumer_filters);
+    if !route.filters.is_empty() || !consumer_filters.is_empty() {
         let route_start = chain.len();
         if route_start == 0 {
             declare_length(parts, body);
@@ -280,7 +281,7 @@ where
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
-        if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(&snapshot.consumer_filters)).await {
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(consumer_filters)).await {
             return Err(Routed::Local(answer));
         }
     }
