@@ -124,7 +124,11 @@ where
         chain.log(&ctx, ctx.reason).await;
     }
     if let Some(target) = logged_target {
-        log::log_exchange(snapshot, &ctx, &parts, &target.to_string());
+        // An origin-form target is its path and query as received: logged without a copy.
+        match (target.scheme(), target.path_and_query()) {
+            (None, Some(origin)) => log::log_exchange(snapshot, &ctx, &parts, origin.as_str()),
+            _ => log::log_exchange(snapshot, &ctx, &parts, &target.to_string()),
+        }
     }
     crate::buffers::recycle_headers(std::mem::take(&mut parts.headers));
     sent
@@ -248,7 +252,7 @@ where
         }
     }
     if !chain.members_empty() {
-        declare_length(parts, body);
+        declare_length(parts, body, chain.has(Phases::REQUEST_BODY));
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         if let Some(answer) = chain.request_headers(0, parts, ctx, None).await {
             return Err(Routed::Local(answer));
@@ -274,10 +278,11 @@ where
     let consumer_filters = route.consumer_filters.as_ref().unwrap_or(&snapshot.consumer_filters);
     if !route.filters.is_empty() || !consumer_filters.is_empty() {
         let route_start = chain.len();
-        if route_start == 0 {
-            declare_length(parts, body);
-        }
         chain.extend(&route.filters);
+        if route_start == 0 {
+            // A consumer's filters, joining later, may read it too.
+            declare_length(parts, body, chain.has(Phases::REQUEST_BODY) || !consumer_filters.is_empty());
+        }
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
@@ -303,8 +308,12 @@ where
 }
 
 /// Tells the request phases the body's declared length, when its framing gives one
-/// ([`RequestLength`]); only requests that meet filters pay for the extension.
-fn declare_length<B: Body>(parts: &mut request::Parts, body: &B) {
+/// ([`RequestLength`]); only chains with a request-body filter (the filters that read it) pay
+/// for the extension.
+fn declare_length<B: Body>(parts: &mut request::Parts, body: &B, wanted: bool) {
+    if !wanted {
+        return;
+    }
     if let Some(length) = body.size_hint().exact() {
         parts.extensions.insert(RequestLength(length));
     }

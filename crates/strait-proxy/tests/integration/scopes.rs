@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::request;
-use strait_http::consumer::{identify, Consumer, Credential};
+use strait_http::consumer::{Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Registry, RequestCtx};
 use support::{Backend, Proxy, Reply};
@@ -60,7 +60,7 @@ impl Filter for LoginFilter {
         let user = request.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if let Some(spec) = user.and_then(|u| self.0.iter().find(|c| c.username == u)) {
             let credential = Credential { kind: "login", id: spec.username.as_str().into() };
-            identify(&mut request.headers, ctx, Consumer::from_config(spec, Some(credential)), false);
+            ctx.identify(&mut request.headers, Consumer::from_config(spec, Some(credential)), false);
         }
         Phase::Ready(Flow::Continue)
     }
