@@ -298,6 +298,7 @@ where
     match &route.action {
         Action::Forward(cluster) => Ok((route, cluster)),
         Action::Split(split) => Ok((route, split.pick())),
+        Action::GrpcTranscode(plan, cluster) if plan.passes_through(parts) => Ok((route, cluster)),
         _ => Err(Routed::Act(route)),
     }
 }
@@ -325,7 +326,8 @@ where
     }
 }
 
-/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation).
+/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation,
+/// gRPC transcoding).
 async fn answer_locally<B, S>(
     inbound: &Inbound<'_>,
     route: &RoutePlan,
@@ -343,6 +345,11 @@ where
     let local = match &route.action {
         // Forwarding never comes here (see `route_request`).
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
+        Action::GrpcTranscode(plan, _) => {
+            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
+            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, route.timeout, &subrequests));
+            boxed.await
+        }
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
         Action::Aggregate(plan) => {
