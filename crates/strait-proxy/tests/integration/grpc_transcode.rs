@@ -13,7 +13,7 @@ use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor, SerializeOptions};
 use serde_json::{json, Value};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::support::{curl, raw_request, Proxy};
 
@@ -82,6 +82,12 @@ fn behave(method: &str, request: &Value) -> Result<Vec<Value>, Box<Status>> {
                     request["shelf"].as_str().unwrap()
                 ))));
             }
+            if request["shelf"] == "gone" {
+                return Err(Box::new(shelf_missing()));
+            }
+            if request["shelf"] == "slow" {
+                std::thread::sleep(std::time::Duration::from_millis(800));
+            }
             if request["shelf"] == "bad" {
                 return Err(Box::new(Status::invalid_argument("shelf names cannot be `bad`")));
             }
@@ -113,6 +119,33 @@ fn behave(method: &str, request: &Value) -> Result<Vec<Value>, Box<Status>> {
         }
         _ => Err(Box::new(Status::unimplemented(method.to_owned()))),
     }
+}
+
+/// `google.rpc.Status`, which carries typed error details.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
+/// NOT_FOUND with a `library.v1.ShelfMissing` detail.
+fn shelf_missing() -> Status {
+    let pool = compiled().descriptor_pool();
+    let detail = pool.get_message_by_name("library.v1.ShelfMissing").unwrap();
+    let detail = from_json(&detail, json!({ "shelf": "gone", "nearby": ["here", "there"] }));
+    let status = RpcStatus {
+        code: Code::NotFound as i32,
+        message: "no shelf `gone`".into(),
+        details: vec![prost_types::Any {
+            type_url: "type.googleapis.com/library.v1.ShelfMissing".into(),
+            value: detail.encode_to_vec(),
+        }],
+    };
+    Status::with_details(Code::NotFound, "no shelf `gone`", status.encode_to_vec().into())
 }
 
 impl tonic::server::NamedService for Library {
@@ -276,10 +309,16 @@ impl Server {
 
 // === the proxy ===
 
-/// Strait in front of `backend` with a `grpc_transcode` route; `extra` adds fields to it.
+/// Strait in front of `backend` with a `grpc_transcode` route (timeout 3s); `extra` adds
+/// fields to it.
 fn proxy(backend: SocketAddr, descriptor: &Path, extra: &str) -> Proxy {
+    proxy_with_timeout(backend, descriptor, "3s", extra)
+}
+
+/// [`proxy`] with another route timeout.
+fn proxy_with_timeout(backend: SocketAddr, descriptor: &Path, timeout: &str, extra: &str) -> Proxy {
     Proxy::start(&format!(
-        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - timeout: 3s\n        grpc_transcode:\n          cluster: library\n          descriptor_set: \"{}\"\n          services: [library.v1.Library]\n{extra}clusters:\n  - name: library\n    protocol: http2\n    timeouts: {{ connect: 1s }}\n    endpoints: [{{ address: \"{backend}\" }}]\n",
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    http2: true\n    routes:\n      - timeout: {timeout}\n        grpc_transcode:\n          cluster: library\n          descriptor_set: \"{}\"\n          services: [library.v1.Library]\n{extra}clusters:\n  - name: library\n    protocol: http2\n    timeouts: {{ connect: 1s }}\n    endpoints: [{{ address: \"{backend}\" }}]\n",
         descriptor.display()
     ))
 }
@@ -408,6 +447,63 @@ fn grpc_statuses_become_http_statuses_with_json_bodies() {
     assert_eq!(status, 400);
     assert_eq!(body["code"], 3);
     assert_eq!(body["message"], "shelf names cannot be `bad`");
+    // Typed details from `grpc-status-details-bin`, printed as JSON with their type.
+    let (status, body, _) = call(&proxy, "GET", "/v1/shelves/gone/books/1", None);
+    assert_eq!(status, 404);
+    assert_eq!(
+        body,
+        json!({ "code": 5, "message": "no shelf `gone`", "details": [
+            { "@type": "type.googleapis.com/library.v1.ShelfMissing", "shelf": "gone", "nearby": ["here", "there"] }
+        ] })
+    );
+}
+
+#[test]
+fn a_slow_service_is_504_at_the_routes_timeout() {
+    let server = Server::start();
+    let (_dir, descriptor) = descriptor_file();
+    let proxy = proxy_with_timeout(server.addr, &descriptor, "300ms", "");
+    let started = std::time::Instant::now();
+    let (status, _, response) = call(&proxy, "GET", "/v1/shelves/slow/books/1", None);
+    assert_eq!(status, 504, "{response:?}");
+    assert_eq!(response.header("x-strait-reason"), Some("upstream_timeout"));
+    assert!(started.elapsed() < std::time::Duration::from_millis(750), "answered at the deadline");
+    assert_eq!(server.calls()[0].timeout.as_deref(), Some("300m"));
+}
+
+#[test]
+fn grpc_clients_and_unmatched_requests_pass_through() {
+    let (server, _dir, proxy) = setup("          pass_through_unmatched: true\n");
+    // A gRPC client calls through the same route, untouched.
+    let pool = compiled().descriptor_pool();
+    let ping = pool.get_service_by_name("library.v1.Library").unwrap().methods().find(|m| m.name() == "Ping").unwrap();
+    let url = format!("http://{}", proxy.addr("web"));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let answer = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.unwrap();
+        let request = tonic::Request::new(from_json(&ping.input(), json!({ "name": "via grpc" })));
+        let path = http::uri::PathAndQuery::from_static("/library.v1.Library/Ping");
+        client.unary(request, path, DynamicCodec { input: ping.output() }).await.unwrap().into_inner()
+    });
+    assert_eq!(to_json(&answer)["name"], "via grpc");
+    assert_eq!(server.calls().len(), 1);
+    // A request no binding matches goes to the service as it is (which has no such method).
+    let (status, _, response) = call(&proxy, "GET", "/metrics", None);
+    assert_eq!(status, 200, "{response:?}");
+    assert_eq!(response.header("grpc-status"), Some("12"), "tonic's own answer: unimplemented");
+    assert_eq!(server.calls().len(), 1);
+}
+
+#[test]
+fn request_bodies_over_the_limit_are_413() {
+    let (server, _dir, proxy) = setup("          max_request_bytes: 64\n");
+    let big = format!(r#"{{"title": "{}"}}"#, "x".repeat(200));
+    let (status, _, response) = call(&proxy, "POST", "/v1/shelves/s1/books", Some(&big));
+    assert_eq!(status, 413, "{response:?}");
+    assert_eq!(response.header("x-strait-reason"), Some("body_too_large"));
+    assert!(server.calls().is_empty());
 }
 
 #[test]

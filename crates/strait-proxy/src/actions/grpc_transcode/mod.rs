@@ -221,7 +221,8 @@ fn grpc_request(
     call
 }
 
-/// Fields a client may not set through `grpc-metadata-`: the call's own and the connection's.
+/// Fields never sent as metadata (named in `forward_headers` or through `grpc-metadata-`):
+/// the call's own and the connection's.
 fn is_reserved(name: &HeaderName) -> bool {
     name.as_str().starts_with("grpc-")
         || crate::h1::is_framing(name)
@@ -232,7 +233,8 @@ impl TranscodePlan {
     /// The service's answer as JSON, or its status as an HTTP error.
     fn translate(&self, whole: WholeResponse, binding: &rules::Binding) -> LocalResponse {
         let WholeResponse { head, body, trailers } = whole;
-        if head.status != StatusCode::OK || !crate::grpc::is_grpc(&head.headers) {
+        let grpc = crate::grpc::is_grpc(&head.headers) || head.headers.contains_key(&GRPC_STATUS);
+        if head.status != StatusCode::OK || !grpc {
             tracing::debug!(status = %head.status, "gRPC service answered with a non-gRPC response");
             return LocalResponse::for_reason(Reason::UpstreamBadResponse);
         }

@@ -139,3 +139,90 @@ fn from_json(message: &MessageDescriptor, json: Value) -> Result<Vec<u8>, serde_
     let decoded = DynamicMessage::deserialize_with_options(message.clone(), json, &DeserializeOptions::new())?;
     Ok(decoded.encode_to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::DescriptorPool;
+
+    /// The test service's descriptors (`tests/protos/library.proto`).
+    fn pool() -> DescriptorPool {
+        let protos = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/protos");
+        let mut compiler = protox::Compiler::new([protos]).unwrap();
+        compiler.open_file("library.proto").unwrap();
+        compiler.descriptor_pool()
+    }
+
+    /// The request built for `GetBookRequest` (or `name`) as JSON with proto names.
+    fn built(
+        name: &str,
+        body: &BodyRule,
+        body_text: &str,
+        query: &str,
+        variables: &Bindings,
+    ) -> Result<Vec<Value>, String> {
+        let descriptor = pool().get_message_by_name(name).unwrap();
+        let given = Inputs {
+            body: body_text.as_bytes(),
+            query,
+            variables,
+            ignore_unknown_query: false,
+            client_streaming: true,
+        };
+        let messages = messages(&descriptor, body, &given)?;
+        let options = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
+        Ok(messages
+            .into_iter()
+            .map(|bytes| {
+                let message = DynamicMessage::decode(descriptor.clone(), bytes.as_slice()).unwrap();
+                message.serialize_with_options(serde_json::value::Serializer, &options).unwrap()
+            })
+            .collect())
+    }
+
+    #[test]
+    fn query_parameters_set_nested_repeated_bool_and_enum_fields() {
+        let query = "filter.author=A+B&filter.min_pages=3&tags=x&tags=y%2Fz&drafts=true&genre=FICTION&book=9";
+        let message = built("library.v1.GetBookRequest", &BodyRule::None, "", query, &Vec::new()).unwrap();
+        assert_eq!(
+            message[0],
+            serde_json::json!({
+                "book": "9", "filter": { "author": "A B", "min_pages": 3 },
+                "tags": ["x", "y/z"], "drafts": true, "genre": "FICTION"
+            })
+        );
+    }
+
+    #[test]
+    fn path_variables_win_over_query_and_body() {
+        let variables = vec![(vec!["name".to_owned()], "shelves/1".to_owned())];
+        let body = r#"{"name": "from body", "theme": "t"}"#;
+        let message = built("library.v1.Shelf", &BodyRule::All, body, "name=from+query", &variables).unwrap();
+        assert_eq!(message[0], serde_json::json!({ "name": "shelves/1", "theme": "t" }));
+    }
+
+    #[test]
+    fn a_streamed_body_is_one_message_per_element() {
+        let messages =
+            built("library.v1.Shelf", &BodyRule::All, r#"[{"name": "a"}, {"name": "b"}]"#, "theme=q", &Vec::new());
+        let messages = messages.unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1], serde_json::json!({ "name": "b", "theme": "q" }));
+    }
+
+    #[test]
+    fn what_does_not_fit_is_explained() {
+        let none = Vec::new();
+        let get = "library.v1.GetBookRequest";
+        let error = |query: &str| built(get, &BodyRule::None, "", query, &none).unwrap_err();
+        assert!(error("colour=red").contains("`colour`"), "{}", error("colour=red"));
+        assert!(error("drafts=maybe").contains("not true or false"));
+        assert!(error("book=ten").starts_with("query parameter `book`"), "{}", error("book=ten"));
+        assert!(error("filter=x").contains("cannot be set from the URL"), "{}", error("filter=x"));
+        assert!(error("shelf.x=1").contains("not a message field"), "{}", error("shelf.x=1"));
+        let body = built("library.v1.Shelf", &BodyRule::All, r#"{"name": 5"#, "", &none).unwrap_err();
+        assert!(body.starts_with("the body is not JSON"), "{body}");
+        let body = built("library.v1.Shelf", &BodyRule::All, r#"{"colour": "red"}"#, "", &none).unwrap_err();
+        assert!(body.contains("does not fit `library.v1.Shelf`") && body.contains("colour"), "{body}");
+    }
+}
