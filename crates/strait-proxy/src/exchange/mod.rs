@@ -347,7 +347,9 @@ where
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
         Action::GrpcTranscode(plan, _) => {
             let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
-            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, route.timeout, &subrequests));
+            let context =
+                actions::grpc_transcode::CallContext { timeout: route.timeout, request_id: ctx.request_id.as_ref() };
+            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, context, &subrequests));
             boxed.await
         }
         Action::Direct(response) => response.clone(),

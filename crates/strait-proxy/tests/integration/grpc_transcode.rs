@@ -72,6 +72,8 @@ fn get_binds_path_variables_and_query_parameters() {
     assert_eq!(seen.authorization.as_deref(), Some("Bearer t0k3n"), "authorization is forwarded as metadata");
     assert_eq!(seen.tenant.as_deref(), Some("acme"), "grpc-metadata-x-tenant is sent as x-tenant");
     assert_eq!(seen.timeout.as_deref(), Some("3000m"), "the route's timeout is the call's deadline");
+    assert_eq!(seen.request_id.as_deref(), response.header("x-request-id"), "the request's id goes along");
+    assert!(seen.request_id.is_some());
 }
 
 #[test]

@@ -39,6 +39,8 @@ const GRPC_DETAILS: HeaderName = HeaderName::from_static("grpc-status-details-bi
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 /// Client fields named `grpc-metadata-NAME` are sent to the service as `NAME`.
 const METADATA_PREFIX: &str = "grpc-metadata-";
+/// `x-request-id`: sent as Strait recorded it (the client's only when trusted).
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Time for a call when the route sets no `timeout`.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -142,13 +144,22 @@ impl TranscodePlan {
     }
 }
 
-/// Transcodes one request: reads its body, calls the method its binding names within
-/// `timeout` (the route's), and answers with JSON.
+/// What a call takes from the exchange besides the request: the route's `timeout` and the
+/// request's id.
+pub(crate) struct CallContext<'a> {
+    /// The route's `timeout`.
+    pub(crate) timeout: Option<Duration>,
+    /// The exchange's `x-request-id`.
+    pub(crate) request_id: Option<&'a HeaderValue>,
+}
+
+/// Transcodes one request: reads its body, calls the method its binding names within the
+/// route's timeout, and answers with JSON.
 pub(crate) async fn answer<B>(
     plan: &TranscodePlan,
     parts: &http_request::Parts,
     body: &mut B,
-    timeout: Option<Duration>,
+    context: CallContext<'_>,
     subrequests: &SnapshotSubrequests,
 ) -> LocalResponse
 where
@@ -179,8 +190,11 @@ where
     for message in &messages {
         response::frame(message, &mut framed);
     }
-    let limit = timeout.unwrap_or(DEFAULT_TIMEOUT);
-    let call = grpc_request(plan, parts, &binding.target.path, framed, limit);
+    let limit = context.timeout.unwrap_or(DEFAULT_TIMEOUT);
+    let mut call = grpc_request(plan, parts, &binding.target.path, framed, limit);
+    if let Some(id) = context.request_id.filter(|_| plan.forward.contains(&REQUEST_ID)) {
+        call.headers_mut().insert(REQUEST_ID, id.clone());
+    }
     match subrequests.call(&plan.cluster, call, limit, plan.max_response).await {
         Ok(whole) => plan.translate(whole, binding),
         Err(reason) => LocalResponse::for_reason(reason),
@@ -200,7 +214,7 @@ fn grpc_request(
     *call.method_mut() = Method::POST;
     *call.uri_mut() = http::Uri::from(path.clone());
     let headers = call.headers_mut();
-    for name in &plan.forward {
+    for name in plan.forward.iter().filter(|name| **name != REQUEST_ID) {
         for value in parts.headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }

@@ -48,6 +48,7 @@ pub struct Call {
     pub authorization: Option<String>,
     pub tenant: Option<String>,
     pub timeout: Option<String>,
+    pub request_id: Option<String>,
 }
 
 /// A tonic server for `library.v1.Library` that records every call.
@@ -201,6 +202,7 @@ impl Handler {
             authorization: text("authorization"),
             tenant: text("x-tenant"),
             timeout: text("grpc-timeout"),
+            request_id: text("x-request-id"),
         });
         let answers = behave(self.method.name(), &message)?;
         Ok(answers.into_iter().map(|answer| from_json(&self.method.output(), answer)).collect())
