@@ -74,6 +74,7 @@ fn get_binds_path_variables_and_query_parameters() {
     assert_eq!(seen.timeout.as_deref(), Some("3000m"), "the route's timeout is the call's deadline");
     assert_eq!(seen.request_id.as_deref(), response.header("x-request-id"), "the request's id goes along");
     assert!(seen.request_id.is_some());
+    assert_eq!(response.header("grpc-metadata-x-served-by"), Some("library"), "the service's metadata comes back");
 }
 
 #[test]
@@ -120,6 +121,17 @@ fn methods_are_callable_at_their_grpc_paths() {
     assert_eq!(status, 200);
     assert_eq!(body["id"], "8");
     assert_eq!(server.calls().len(), 2);
+}
+
+#[test]
+fn client_streams_take_a_json_array() {
+    let (server, _dir, proxy) = setup("");
+    let body = r#"[{"title": "one"}, {"title": "two"}, {"title": "three"}]"#;
+    let (status, body, response) = call(&proxy, "POST", "/v1/shelves/s3/books:batch", Some(body));
+    assert_eq!(status, 200, "{response:?}");
+    assert_eq!(body, json!({ "name": "s3", "theme": "one+two+three" }));
+    let calls = server.calls();
+    assert_eq!(calls[0].message.as_array().map(Vec::len), Some(3), "three messages, each with the path's shelf");
 }
 
 #[test]

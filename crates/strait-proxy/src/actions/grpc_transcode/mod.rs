@@ -37,7 +37,8 @@ const GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 const GRPC_DETAILS: HeaderName = HeaderName::from_static("grpc-status-details-bin");
 /// `grpc-timeout`.
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
-/// Client fields named `grpc-metadata-NAME` are sent to the service as `NAME`.
+/// Client fields named `grpc-metadata-NAME` are sent to the service as `NAME`; the service's
+/// header metadata `NAME` comes back as `grpc-metadata-NAME` (grpc-gateway's convention).
 const METADATA_PREFIX: &str = "grpc-metadata-";
 /// `x-request-id`: sent as Strait recorded it (the client's only when trusted).
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -272,6 +273,14 @@ impl TranscodePlan {
                 None => return LocalResponse::for_reason(Reason::UpstreamBadResponse),
             }
         };
+        for (name, value) in &head.headers {
+            if is_reserved(name) || *name == header::DATE {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(format!("{METADATA_PREFIX}{name}").as_bytes()) {
+                answer.headers.append(name, value.clone());
+            }
+        }
         answer.headers.insert(GRPC_STATUS, HeaderValue::from(code));
         if let Some(message) = raw_message {
             answer.headers.insert(GRPC_MESSAGE, message);

@@ -106,6 +106,10 @@ fn behave(method: &str, request: &Value) -> Result<Vec<Value>, Box<Status>> {
             Ok(vec![book])
         }
         "UpdateShelf" | "Ping" => Ok(vec![request.clone()]),
+        "AddBooks" => {
+            let titles: Vec<&str> = request.as_array().unwrap().iter().map(|b| b["title"].as_str().unwrap()).collect();
+            Ok(vec![json!({ "name": request[0]["shelf"], "theme": titles.join("+") })])
+        }
         "MoveBook" => Ok(vec![json!({
             "id": request["book"],
             "shelf": request["target"]["shelf"],
@@ -176,6 +180,8 @@ impl tonic::codegen::Service<http::Request<tonic::body::Body>> for Library {
             let mut grpc = tonic::server::Grpc::new(codec);
             let response = if method.is_server_streaming() {
                 grpc.server_streaming(handler, request).await
+            } else if method.is_client_streaming() {
+                grpc.client_streaming(handler, request).await
             } else {
                 grpc.unary(handler, request).await
             };
@@ -194,8 +200,16 @@ struct Handler {
 impl Handler {
     /// Records the call and runs the library's behaviour.
     fn run(&self, request: tonic::Request<DynamicMessage>) -> Result<Vec<DynamicMessage>, Box<Status>> {
-        let text = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let message = to_json(request.get_ref());
+        self.run_json(request.metadata(), to_json(request.get_ref()))
+    }
+
+    /// [`Handler::run`] for a request already printed as JSON.
+    fn run_json(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+        message: Value,
+    ) -> Result<Vec<DynamicMessage>, Box<Status>> {
+        let text = |name: &str| metadata.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
         self.calls.lock().unwrap().push(Call {
             method: self.method.name().to_owned(),
             message: message.clone(),
@@ -214,7 +228,32 @@ impl tonic::server::UnaryService<DynamicMessage> for Handler {
     type Future = std::future::Ready<Result<tonic::Response<DynamicMessage>, Status>>;
 
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
-        std::future::ready(self.run(request).map(|mut answers| tonic::Response::new(answers.remove(0))).map_err(|e| *e))
+        std::future::ready(self.run(request).map(answer_with_metadata).map_err(|e| *e))
+    }
+}
+
+/// The one answer of a unary call, with header metadata the transcoder passes on.
+fn answer_with_metadata(mut answers: Vec<DynamicMessage>) -> tonic::Response<DynamicMessage> {
+    let mut response = tonic::Response::new(answers.remove(0));
+    response.metadata_mut().insert("x-served-by", "library".parse().unwrap());
+    response
+}
+
+impl tonic::server::ClientStreamingService<DynamicMessage> for Handler {
+    type Response = DynamicMessage;
+    type Future = futures_util::future::BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<tonic::Streaming<DynamicMessage>>) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move {
+            let metadata = request.metadata().clone();
+            let mut stream = request.into_inner();
+            let mut items = Vec::new();
+            while let Some(item) = stream.message().await? {
+                items.push(to_json(&item));
+            }
+            handler.run_json(&metadata, Value::Array(items)).map(answer_with_metadata).map_err(|e| *e)
+        })
     }
 }
 
