@@ -186,7 +186,7 @@ fn a_slow_service_is_504_at_the_routes_timeout() {
     let (status, _, response) = call(&proxy, "GET", "/v1/shelves/slow/books/1", None);
     assert_eq!(status, 504, "{response:?}");
     assert_eq!(response.header("x-strait-reason"), Some("upstream_timeout"));
-    assert!(started.elapsed() < std::time::Duration::from_millis(750), "answered at the deadline");
+    assert!(started.elapsed() < std::time::Duration::from_millis(1500), "answered at the deadline, not the answer");
     assert_eq!(server.calls()[0].timeout.as_deref(), Some("300m"));
 }
 

@@ -83,9 +83,6 @@ fn behave(method: &str, request: &Value) -> Result<Vec<Value>, Box<Status>> {
             if request["shelf"] == "gone" {
                 return Err(Box::new(shelf_missing()));
             }
-            if request["shelf"] == "slow" {
-                std::thread::sleep(std::time::Duration::from_millis(800));
-            }
             if request["shelf"] == "bad" {
                 return Err(Box::new(Status::invalid_argument("shelf names cannot be `bad`")));
             }
@@ -225,10 +222,18 @@ impl Handler {
 
 impl tonic::server::UnaryService<DynamicMessage> for Handler {
     type Response = DynamicMessage;
-    type Future = std::future::Ready<Result<tonic::Response<DynamicMessage>, Status>>;
+    type Future = futures_util::future::BoxFuture<'static, Result<tonic::Response<DynamicMessage>, Status>>;
 
+    /// Answers at once, or after two seconds for the shelf `slow`.
     fn call(&mut self, request: tonic::Request<DynamicMessage>) -> Self::Future {
-        std::future::ready(self.run(request).map(answer_with_metadata).map_err(|e| *e))
+        let slow = to_json(request.get_ref())["shelf"] == "slow";
+        let answer = self.run(request).map(answer_with_metadata).map_err(|e| *e);
+        Box::pin(async move {
+            if slow {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+            answer
+        })
     }
 }
 
