@@ -216,13 +216,20 @@ fn grpc_clients_and_unmatched_requests_pass_through() {
 }
 
 #[test]
-fn request_bodies_over_the_limit_are_413() {
+fn bodies_over_their_limits_are_refused() {
     let (server, _dir, proxy) = setup("          max_request_bytes: 64\n");
     let big = format!(r#"{{"title": "{}"}}"#, "x".repeat(200));
     let (status, _, response) = call(&proxy, "POST", "/v1/shelves/s1/books", Some(&big));
     assert_eq!(status, 413, "{response:?}");
     assert_eq!(response.header("x-strait-reason"), Some("body_too_large"));
     assert!(server.calls().is_empty());
+    // An answer over `max_response_bytes` is the service's fault: 502.
+    let (_server, _dir, proxy) = setup("          max_response_bytes: 40\n");
+    let (status, _, response) = call(&proxy, "GET", "/v1/shelves/s1/books?limit=10", None);
+    assert_eq!(status, 502, "{response:?}");
+    assert_eq!(response.header("x-strait-reason"), Some("upstream_bad_response"));
+    let (status, _, _) = call(&proxy, "GET", "/v1/shelves/s1/books?limit=1", None);
+    assert_eq!(status, 200, "a small answer still fits");
 }
 
 #[test]

@@ -198,6 +198,8 @@ where
     }
     match subrequests.call(&plan.cluster, call, limit, plan.max_response).await {
         Ok(whole) => plan.translate(whole, binding),
+        // The service's answer was over `max_response_bytes`: its fault, not the client's.
+        Err(Reason::BodyTooLarge) => LocalResponse::for_reason(Reason::UpstreamBadResponse),
         Err(reason) => LocalResponse::for_reason(reason),
     }
 }
