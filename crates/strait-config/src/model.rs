@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::units::{ByteSize, Dur};
 
+mod transcode;
+pub use transcode::{GrpcTranscode, PrintOptions};
+
 /// A whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -445,6 +448,8 @@ pub struct Route {
     /// Call several clusters and answer with their JSON merged under keys (response
     /// aggregation).
     pub aggregate: Option<Aggregate>,
+    /// Answer JSON requests by calling a gRPC service (REST to gRPC transcoding).
+    pub grpc_transcode: Option<GrpcTranscode>,
     /// How the path is rewritten before forwarding.
     pub rewrite: Option<Rewrite>,
     /// Filters run on this route's requests after the listener's, in list order.

@@ -7,6 +7,7 @@ mod routes;
 pub use routes::{aggregate_placeholders, header_edit_problems};
 mod syntax;
 mod tls;
+mod transcode;
 
 use std::collections::HashSet;
 use std::time::Duration;

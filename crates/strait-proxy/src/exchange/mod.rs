@@ -303,6 +303,7 @@ where
     match &route.action {
         Action::Forward(cluster) => Ok((route, cluster)),
         Action::Split(split) => Ok((route, split.pick())),
+        Action::GrpcTranscode(plan, cluster) if plan.passes_through(parts) => Ok((route, cluster)),
         _ => Err(Routed::Act(route)),
     }
 }
@@ -334,7 +335,8 @@ where
     }
 }
 
-/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation).
+/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation,
+/// gRPC transcoding).
 async fn answer_locally<B, S>(
     inbound: &Inbound<'_>,
     route: &RoutePlan,
@@ -352,6 +354,13 @@ where
     let local = match &route.action {
         // Forwarding never comes here (see `route_request`).
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
+        Action::GrpcTranscode(plan, _) => {
+            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
+            let context =
+                actions::grpc_transcode::CallContext { timeout: route.timeout, request_id: ctx.request_id.as_ref() };
+            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, context, &subrequests));
+            boxed.await
+        }
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
         Action::Aggregate(plan) => {
