@@ -100,13 +100,16 @@ pub fn write_json(r: &LogRecord<'_>, out: &mut Vec<u8>) {
 /// Appends `addr` as `ip:port` (`[v6]:port` for IPv6).
 fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     match addr {
-        SocketAddr::V4(v4) => push_ip(out, IpAddr::V4(*v4.ip())),
+        SocketAddr::V4(v4) => {
+            push_ip(out, IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            push_number(out, u64::from(v4.port()));
+        }
+        // With its scope id, if any (`[fe80::1%2]:80`).
         SocketAddr::V6(v6) => {
-            let _ = write!(out, "[{}]", v6.ip());
+            let _ = write!(out, "{v6}");
         }
     }
-    out.push(b':');
-    push_number(out, u64::from(addr.port()));
 }
 
 /// Appends `ip` as text; IPv4 without the formatting machinery (it is on every line).
@@ -358,7 +361,7 @@ mod tests {
 
     #[test]
     fn addresses_are_written_as_std_displays_them() {
-        for text in ["0.0.0.0:0", "255.255.255.255:65535", "10.0.100.9:8080", "[::1]:443", "[2001:db8::7]:1"] {
+        for text in ["0.0.0.0:0", "255.255.255.255:65535", "10.0.100.9:8080", "[::1]:443", "[fe80::1%2]:80"] {
             let addr: SocketAddr = text.parse().unwrap();
             let mut out = Vec::new();
             push_addr(&mut out, addr);

@@ -26,7 +26,7 @@ pub struct CompiledFilters {
     /// Per listener: its own chain, and the filters of each of its routes.
     pub listeners: Vec<(FilterList, Vec<RouteFilters>)>,
     /// Per consumer username: the filters its requests get once it is identified, on routes
-    /// without filters of their own for that consumer.
+    /// whose route and cluster lists have no filter for any consumer.
     pub consumers: ConsumerFilters,
 }
 

@@ -99,6 +99,15 @@ impl Checker<'_> {
             }
         };
         scoped(self, &config.filters, "filters");
+        // A top-level entry for a consumer is in the same scope as the consumer's own filters.
+        for (i, filter) in config.filters.iter().enumerate() {
+            let Some(&c) = filter.consumer.as_deref().and_then(|name| known.get(name)) else { continue };
+            if config.consumers[c].filters.iter().any(|own| own.name == filter.name) {
+                let message =
+                    format!("consumers[{c}].filters has a `{}` filter already: keep one of the two", filter.name);
+                self.error(&child_path(&item_path("filters", i), "consumer"), message);
+            }
+        }
         for (c, cluster) in config.clusters.iter().enumerate() {
             scoped(self, &cluster.filters, &child_path(&item_path("clusters", c), "filters"));
         }

@@ -140,6 +140,7 @@ consumers:
   - username: bob
 plugins:
   - { name: rate-limiting, route: r, consumer: bob, config: { minute: 7 } }
+  - { name: cors, route: r, consumer: 0d5e-id-of-nobody }
 "#;
     let (config, warnings) = translate_ok(text);
     let route = &config["listeners"][0]["routes"][0];
@@ -156,7 +157,11 @@ plugins:
     let alice = &config["consumers"][0]["filters"];
     assert_eq!(alice.as_array().unwrap().len(), 1, "{alice}");
     assert_eq!(alice[0]["config"]["minute"], 50);
-    assert!(warnings.iter().all(|w| !w.contains("consumer")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("cors for `0d5e-id-of-nobody`: no translated consumer")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.iter().filter(|w| w.contains("consumer")).count(), 1, "{warnings:?}");
     let translation = translate(text, &Options { bind: "127.0.0.1:0".into() }).unwrap();
     strait_config::load_str(&translation.yaml, "scoped.strait.yaml")
         .unwrap_or_else(|errors| panic!("{errors}\n{}", translation.yaml));

@@ -279,10 +279,9 @@ where
     if !route.filters.is_empty() || !consumer_filters.is_empty() {
         let route_start = chain.len();
         chain.extend(&route.filters);
-        if route_start == 0 {
-            // A consumer's filters, joining later, may read it too.
-            declare_length(parts, body, chain.has(Phases::REQUEST_BODY) || !consumer_filters.is_empty());
-        }
+        // Unless the listener chain was told already; a consumer's filters, joining later, may
+        // read it too.
+        declare_length(parts, body, chain.has(Phases::REQUEST_BODY) || !consumer_filters.is_empty());
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
@@ -312,7 +311,7 @@ where
 /// ([`RequestLength`]); only chains with a request-body filter (the filters that read it) pay
 /// for the extension.
 fn declare_length<B: Body>(parts: &mut request::Parts, body: &B, wanted: bool) {
-    if !wanted {
+    if !wanted || parts.extensions.get::<RequestLength>().is_some() {
         return;
     }
     if let Some(length) = body.size_hint().exact() {

@@ -309,4 +309,7 @@ fn a_filter_for_an_unknown_consumer_or_in_the_wrong_list_is_refused() {
         "{errors}"
     );
     assert!(errors.contains("scoped.yaml:4:33: consumers[0].filters[0].consumer: a consumer's filters"), "{errors}");
+    let twice = "filters:\n  - { name: cors, consumer: alice }\nconsumers:\n  - username: alice\n    filters: [ { name: cors } ]\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - forward: { cluster: app }\nclusters:\n  - name: app\n    endpoints: [{ address: \"127.0.0.1:9\" }]\n";
+    let errors = strait_config::load_str(twice, "twice.yaml").unwrap_err().to_string();
+    assert!(errors.contains("filters[0].consumer: consumers[0].filters has a `cors` filter already"), "{errors}");
 }
