@@ -3,6 +3,9 @@
 set -euo pipefail
 missing=()
 for bin in nginx haproxy wrk curl valgrind redis-server; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
+# bench/aggregate.sh runs the seed's Express gateway on Node (express itself comes from npm).
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq

@@ -9,6 +9,9 @@ use serde::Deserialize;
 
 use crate::units::{ByteSize, Dur};
 
+mod transcode;
+pub use transcode::{GrpcTranscode, PrintOptions};
+
 /// A whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -310,6 +313,10 @@ pub struct FilterSpec {
     /// priorities); filters of equal priority run in list order.
     #[serde(default)]
     pub priority: Option<i32>,
+    /// On a route's, a cluster's or the top-level list: the filter applies only to this
+    /// consumer's requests (Kong's plugin with both a route or service and a consumer).
+    #[serde(default)]
+    pub consumer: Option<String>,
 }
 
 /// A client of the API (Kong's consumer): who it is, the groups it belongs to, the credentials
@@ -441,6 +448,8 @@ pub struct Route {
     /// Call several clusters and answer with their JSON merged under keys (response
     /// aggregation).
     pub aggregate: Option<Aggregate>,
+    /// Answer JSON requests by calling a gRPC service (REST to gRPC transcoding).
+    pub grpc_transcode: Option<GrpcTranscode>,
     /// How the path is rewritten before forwarding.
     pub rewrite: Option<Rewrite>,
     /// Filters run on this route's requests after the listener's, in list order.

@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-
-use crate::context::RequestCtx;
+use serde_json::{Map, Value};
 
 /// `x-consumer-username`: the consumer's username, sent upstream (Kong's header names).
 pub const CONSUMER_USERNAME: HeaderName = HeaderName::from_static("x-consumer-username");
@@ -18,11 +17,14 @@ pub const CREDENTIAL_IDENTIFIER: HeaderName = HeaderName::from_static("x-credent
 /// `x-anonymous-consumer: true` when authentication failed and the anonymous consumer was used.
 pub const ANONYMOUS_CONSUMER: HeaderName = HeaderName::from_static("x-anonymous-consumer");
 
-/// Every header [`identify`] sets: a client's own fields of these names are removed first.
+/// Every header [`set_identity_headers`] sets: a client's own fields of these names are
+/// removed first.
 const IDENTITY_HEADERS: [HeaderName; 5] =
     [CONSUMER_USERNAME, CONSUMER_CUSTOM_ID, CONSUMER_GROUPS, CREDENTIAL_IDENTIFIER, ANONYMOUS_CONSUMER];
 
-/// Who made the request, in [`RequestCtx::extensions`] once a filter authenticated it.
+/// Who made the request, in [`crate::RequestCtx::consumer`] once a filter authenticated it.
+/// Made with [`Consumer::new`] (or [`Consumer::from_config`]) and [`Consumer::with_credential`],
+/// which also make its header values once, so identifying a request copies no text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Consumer {
     /// The consumer's unique name.
@@ -33,6 +35,17 @@ pub struct Consumer {
     pub groups: Arc<[Arc<str>]>,
     /// The credential that identified it; `None` for the anonymous consumer.
     pub credential: Option<Credential>,
+    /// The `x-consumer-*` and `x-credential-identifier` values for the upstream.
+    values: Arc<IdentityValues>,
+}
+
+/// A consumer's identity header values, made once.
+#[derive(Debug, PartialEq, Eq)]
+struct IdentityValues {
+    username: Option<HeaderValue>,
+    custom_id: Option<HeaderValue>,
+    groups: Option<HeaderValue>,
+    credential: Option<HeaderValue>,
 }
 
 /// A credential that identified a consumer.
@@ -46,14 +59,37 @@ pub struct Credential {
 }
 
 impl Consumer {
+    /// A consumer named `username`, identified by `credential`.
+    pub fn new(
+        username: Arc<str>,
+        custom_id: Option<Arc<str>>,
+        groups: Arc<[Arc<str>]>,
+        credential: Option<Credential>,
+    ) -> Consumer {
+        let value = |text: &str| HeaderValue::from_str(text).ok();
+        let joined = groups.iter().map(|g| &**g).collect::<Vec<_>>().join(", ");
+        let values = IdentityValues {
+            username: value(&username),
+            custom_id: custom_id.as_deref().and_then(value),
+            groups: if groups.is_empty() { None } else { value(&joined) },
+            credential: credential.as_ref().and_then(|c| value(&c.id)),
+        };
+        Consumer { username, custom_id, groups, credential, values: Arc::new(values) }
+    }
+
     /// The consumer configured as `spec`, identified by `credential`.
     pub fn from_config(spec: &strait_config::Consumer, credential: Option<Credential>) -> Consumer {
-        Consumer {
-            username: spec.username.as_str().into(),
-            custom_id: spec.custom_id.as_deref().map(Arc::from),
-            groups: spec.groups.iter().map(|g| Arc::from(g.as_str())).collect(),
+        Consumer::new(
+            spec.username.as_str().into(),
+            spec.custom_id.as_deref().map(Arc::from),
+            spec.groups.iter().map(|g| Arc::from(g.as_str())).collect(),
             credential,
-        }
+        )
+    }
+
+    /// The same consumer identified by `credential` instead.
+    pub fn with_credential(self, credential: Option<Credential>) -> Consumer {
+        Consumer::new(self.username, self.custom_id, self.groups, credential)
     }
 
     /// Whether the consumer is in `group`.
@@ -61,39 +97,46 @@ impl Consumer {
         self.groups.iter().any(|g| &**g == group)
     }
 
-    /// The consumer of the request, if a filter identified one.
-    pub fn of(ctx: &RequestCtx) -> Option<&Consumer> {
-        ctx.extensions.get::<Consumer>()
+    /// Sets its `x-consumer-*` headers in `headers`, after removing any the client sent (so
+    /// they cannot be forged). `anonymous` marks the stand-in consumer of a failed
+    /// authentication.
+    pub fn set_identity_headers(&self, headers: &mut HeaderMap, anonymous: bool) {
+        // A look at every name costs less than five removals, and clients rarely send these.
+        let forged = headers.keys().any(|name| {
+            let name = name.as_str();
+            name.starts_with("x-consumer-") || name.starts_with("x-credential-") || name.starts_with("x-anonymous-")
+        });
+        if forged {
+            for name in &IDENTITY_HEADERS {
+                headers.remove(name);
+            }
+        }
+        let values = &*self.values;
+        let fields = [
+            (CONSUMER_USERNAME, &values.username),
+            (CONSUMER_CUSTOM_ID, &values.custom_id),
+            (CONSUMER_GROUPS, &values.groups),
+            (CREDENTIAL_IDENTIFIER, &values.credential),
+        ];
+        for (name, value) in fields {
+            if let Some(value) = value {
+                headers.insert(name, value.clone());
+            }
+        }
+        if anonymous {
+            headers.insert(ANONYMOUS_CONSUMER, HeaderValue::from_static("true"));
+        }
     }
 }
 
-/// Records `consumer` as the request's: in `ctx.extensions` for later filters and the log, and
-/// as `x-consumer-*` headers for the upstream (after removing any the client sent, so they
-/// cannot be forged). `anonymous` marks the stand-in consumer of a failed authentication.
-pub fn identify(headers: &mut HeaderMap, ctx: &mut RequestCtx, consumer: Consumer, anonymous: bool) {
-    for name in &IDENTITY_HEADERS {
-        headers.remove(name);
-    }
-    let value = |text: &str| HeaderValue::from_str(text).ok();
-    if let Some(username) = value(&consumer.username) {
-        headers.insert(CONSUMER_USERNAME, username);
-    }
-    if let Some(custom_id) = consumer.custom_id.as_deref().and_then(value) {
-        headers.insert(CONSUMER_CUSTOM_ID, custom_id);
-    }
-    if !consumer.groups.is_empty() {
-        let groups = consumer.groups.iter().map(|g| &**g).collect::<Vec<_>>().join(", ");
-        if let Some(groups) = value(&groups) {
-            headers.insert(CONSUMER_GROUPS, groups);
-        }
-    }
-    if let Some(id) = consumer.credential.as_ref().and_then(|c| value(&c.id)) {
-        headers.insert(CREDENTIAL_IDENTIFIER, id);
-    }
-    if anonymous {
-        headers.insert(ANONYMOUS_CONSUMER, HeaderValue::from_static("true"));
-    }
-    ctx.extensions.insert(consumer);
+/// The claims of the request's verified bearer token (a `jwt` filter's), in
+/// [`crate::RequestCtx::token`] for later filters.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    /// The key that verified it (the credential's `key`, or the JWKS `kid`).
+    pub key: Arc<str>,
+    /// The token's payload.
+    pub claims: Arc<Map<String, Value>>,
 }
 
 #[cfg(test)]
@@ -101,7 +144,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::context::ConnInfo;
+    use crate::context::{ConnInfo, RequestCtx};
 
     fn ctx() -> RequestCtx {
         let peer = "127.0.0.1:5000".parse().unwrap();
@@ -123,13 +166,19 @@ mod tests {
         headers.insert(CONSUMER_USERNAME, HeaderValue::from_static("mallory"));
         headers.insert(ANONYMOUS_CONSUMER, HeaderValue::from_static("true"));
         let mut ctx = ctx();
-        identify(&mut headers, &mut ctx, Consumer::from_config(&spec, Some(credential)), false);
+        ctx.identify(&mut headers, Consumer::from_config(&spec, Some(credential)), false);
         assert_eq!(headers[CONSUMER_USERNAME], "alice");
         assert_eq!(headers[CONSUMER_CUSTOM_ID], "c-1");
         assert_eq!(headers[CONSUMER_GROUPS], "admin, staff");
         assert_eq!(headers[CREDENTIAL_IDENTIFIER], "alice");
         assert!(!headers.contains_key(ANONYMOUS_CONSUMER));
-        let consumer = Consumer::of(&ctx).expect("recorded");
+        let consumer = ctx.consumer.as_ref().expect("recorded");
         assert!(consumer.in_group("staff") && !consumer.in_group("root"));
+        // Without forged fields, the consumer's are set all the same.
+        let mut clean = HeaderMap::new();
+        consumer.clone().with_credential(None).set_identity_headers(&mut clean, true);
+        assert_eq!(clean[CONSUMER_USERNAME], "alice");
+        assert!(!clean.contains_key(CREDENTIAL_IDENTIFIER));
+        assert_eq!(clean[ANONYMOUS_CONSUMER], "true");
     }
 }

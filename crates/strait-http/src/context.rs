@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use http::header::HeaderValue;
 use http::{Extensions, StatusCode, Version};
 
+use crate::consumer::{Consumer, VerifiedToken};
 use crate::reason::Reason;
 use crate::subrequest::Subrequests;
 
@@ -53,14 +54,14 @@ pub struct ClientCert {
 }
 
 /// The length of a response body, when it is known before the body is sent; the exchange puts
-/// it in the response's extensions for the response phases (framing fields are not in the
-/// headers filters see).
+/// it in the response's extensions for the response phases of chains with a response-body
+/// filter (framing fields are not in the headers filters see).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResponseLength(pub u64);
 
 /// The length of a request body as its framing declares it (`Content-Length`, or 0 for a
 /// request without a body), known before the body is read; the exchange puts it in the
-/// request's extensions for the request phases of chains that have filters. A body sent without
+/// request's extensions for the request phases of chains with a request-body filter. A body sent without
 /// a declared length (chunked, or HTTP/2 DATA without `content-length`) has none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLength(pub u64);
@@ -108,6 +109,10 @@ pub struct RequestCtx {
     pub request_id: Option<HeaderValue>,
     /// Upstream attempts made.
     pub attempts: u32,
+    /// The consumer an authentication filter identified ([`RequestCtx::identify`]).
+    pub consumer: Option<Consumer>,
+    /// The claims of the request's verified bearer token.
+    pub token: Option<VerifiedToken>,
     /// Typed values filters hand to later phases and other filters.
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
@@ -130,6 +135,8 @@ impl RequestCtx {
             reason: None,
             request_id: None,
             attempts: 0,
+            consumer: None,
+            token: None,
             extensions: Extensions::new(),
             subrequests: None,
         }
@@ -138,6 +145,15 @@ impl RequestCtx {
     /// The transport peer.
     pub fn peer(&self) -> SocketAddr {
         self.conn.peer
+    }
+
+    /// Records `consumer` as the request's, for later filters and the log, and sets its
+    /// `x-consumer-*` headers in `headers` for the upstream (removing any the client sent, so
+    /// they cannot be forged). `anonymous` marks the stand-in consumer of a failed
+    /// authentication.
+    pub fn identify(&mut self, headers: &mut http::HeaderMap, consumer: Consumer, anonymous: bool) {
+        consumer.set_identity_headers(headers, anonymous);
+        self.consumer = Some(consumer);
     }
 }
 

@@ -32,7 +32,8 @@
 //! says that filters need comes as typed extensions instead: a request body's declared length
 //! ([`crate::context::RequestLength`]), a client waiting for `100 Continue`
 //! ([`crate::context::ExpectContinue`]), a response body's length
-//! ([`crate::context::ResponseLength`]).
+//! ([`crate::context::ResponseLength`]); the lengths only to chains with a body filter on
+//! that side.
 //!
 //! # Async work
 //!

@@ -1,7 +1,7 @@
 //! Access log line formats: nginx `combined` with Strait's extra fields, and JSON lines.
 
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use strait_config::AccessLogFormat;
@@ -19,7 +19,8 @@ pub fn write_line(format: AccessLogFormat, record: &LogRecord<'_>, out: &mut Vec
 
 /// Appends an nginx `combined` line plus Strait's `key=value` fields and a trailing newline.
 pub fn write_combined(r: &LogRecord<'_>, out: &mut Vec<u8>) {
-    let _ = write!(out, "{} - - [", r.client_addr.ip());
+    push_ip(out, r.client_addr.ip());
+    out.extend_from_slice(b" - - [");
     time::push_clf(out, r.time);
     out.extend_from_slice(b"] \"");
     push_escaped(out, r.method, false);
@@ -27,7 +28,11 @@ pub fn write_combined(r: &LogRecord<'_>, out: &mut Vec<u8>) {
     push_escaped(out, r.target, false);
     out.push(b' ');
     push_escaped(out, r.version, false);
-    let _ = write!(out, "\" {} {} \"", r.status, r.bytes_sent);
+    out.extend_from_slice(b"\" ");
+    push_number(out, u64::from(r.status));
+    out.push(b' ');
+    push_number(out, r.bytes_sent);
+    out.extend_from_slice(b" \"");
     push_quoted_or_dash(out, r.referer);
     out.extend_from_slice(b"\" \"");
     push_quoted_or_dash(out, r.user_agent);
@@ -54,13 +59,18 @@ pub fn write_combined(r: &LogRecord<'_>, out: &mut Vec<u8>) {
 pub fn write_json(r: &LogRecord<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"time\":\"");
     time::push_rfc3339(out, r.time);
-    let _ = write!(out, "\",\"client\":\"{}\",\"method\":", r.client_addr.ip());
+    out.extend_from_slice(b"\",\"client\":\"");
+    push_ip(out, r.client_addr.ip());
+    out.extend_from_slice(b"\",\"method\":");
     push_json_str(out, r.method);
     out.extend_from_slice(b",\"target\":");
     push_json_str(out, r.target);
     out.extend_from_slice(b",\"version\":");
     push_json_str(out, r.version);
-    let _ = write!(out, ",\"status\":{},\"bytes_sent\":{}", r.status, r.bytes_sent);
+    out.extend_from_slice(b",\"status\":");
+    push_number(out, u64::from(r.status));
+    out.extend_from_slice(b",\"bytes_sent\":");
+    push_number(out, r.bytes_sent);
     push_json_opt(out, b",\"referer\":", r.referer);
     push_json_opt(out, b",\"user_agent\":", r.user_agent);
     push_json_opt(out, b",\"host\":", r.host);
@@ -89,19 +99,54 @@ pub fn write_json(r: &LogRecord<'_>, out: &mut Vec<u8>) {
 
 /// Appends `addr` as `ip:port` (`[v6]:port` for IPv6).
 fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
-    let _ = write!(out, "{addr}");
+    match addr {
+        SocketAddr::V4(v4) => {
+            push_ip(out, IpAddr::V4(*v4.ip()));
+            out.push(b':');
+            push_number(out, u64::from(v4.port()));
+        }
+        // With its scope id, if any (`[fe80::1%2]:80`).
+        SocketAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `ip` as text; IPv4 without the formatting machinery (it is on every line).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                push_number(out, u64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+fn push_number(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Appends a duration as seconds with millisecond precision (`0.012`), truncated like nginx.
 fn push_seconds(out: &mut Vec<u8>, d: Duration) {
-    let _ = write!(out, "{}.", d.as_secs());
+    push_number(out, d.as_secs());
+    out.push(b'.');
     time::push_padded3(out, d.subsec_millis());
 }
 
 /// Appends a duration as milliseconds with microsecond precision (`12.345`).
 fn push_millis(out: &mut Vec<u8>, d: Duration) {
     let micros = d.as_micros();
-    let _ = write!(out, "{}.", micros / 1000);
+    push_number(out, u64::try_from(micros / 1000).unwrap_or(u64::MAX));
+    out.push(b'.');
     time::push_padded3(out, (micros % 1000) as u32);
 }
 
@@ -127,6 +172,14 @@ fn push_field(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
 fn push_escaped(out: &mut Vec<u8>, s: &str, space: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
+    // Most values need no escape: one pass without early exit (which vectorizes), one copy.
+    let plain = bytes.iter().fold(true, |plain, &b| {
+        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\') & !(space & (b == b' '))
+    });
+    if plain {
+        out.extend_from_slice(bytes);
+        return;
+    }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let escape = !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\' || (space && b == b' ');
@@ -304,5 +357,18 @@ mod tests {
         out.clear();
         write_line(AccessLogFormat::Combined, &record(), &mut out);
         assert!(out.starts_with(b"192.0.2.7 - - ["));
+    }
+
+    #[test]
+    fn addresses_are_written_as_std_displays_them() {
+        for text in ["0.0.0.0:0", "255.255.255.255:65535", "10.0.100.9:8080", "[::1]:443", "[fe80::1%2]:80"] {
+            let addr: SocketAddr = text.parse().unwrap();
+            let mut out = Vec::new();
+            push_addr(&mut out, addr);
+            assert_eq!(String::from_utf8(out).unwrap(), addr.to_string());
+            let mut out = Vec::new();
+            push_ip(&mut out, addr.ip());
+            assert_eq!(String::from_utf8(out).unwrap(), addr.ip().to_string());
+        }
     }
 }

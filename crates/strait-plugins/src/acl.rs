@@ -100,7 +100,7 @@ impl Settings {
 
     /// Lets the request's consumer through, or refuses it.
     fn check(&self, request: &mut request::Parts, ctx: &RequestCtx) -> Flow {
-        let Some(consumer) = Consumer::of(ctx) else {
+        let Some(consumer) = ctx.consumer.as_ref() else {
             return Flow::Respond(LocalResponse::for_reason(Reason::Unauthorized));
         };
         if !self.rule.admits(consumer) {
@@ -145,7 +145,7 @@ mod tests {
     use http::Request;
     use serde_json::json;
     use strait_config::Config;
-    use strait_http::consumer::{identify, Credential};
+    use strait_http::consumer::Credential;
 
     use super::*;
     use crate::consumer_auth::test_ctx;
@@ -161,13 +161,13 @@ mod tests {
         let mut request = Request::get("/").body(()).unwrap().into_parts().0;
         let mut ctx = test_ctx("127.0.0.1");
         if let Some(groups) = groups {
-            let consumer = Consumer {
-                username: "alice".into(),
-                custom_id: None,
-                groups: groups.iter().map(|g| Arc::from(*g)).collect(),
-                credential: Some(Credential { kind: "key_auth", id: "alice#0".into() }),
-            };
-            identify(&mut request.headers, &mut ctx, consumer, false);
+            let consumer = Consumer::new(
+                "alice".into(),
+                None,
+                groups.iter().map(|g| Arc::from(*g)).collect(),
+                Some(Credential { kind: "key_auth", id: "alice#0".into() }),
+            );
+            ctx.identify(&mut request.headers, consumer, false);
         }
         let status = match settings.check(&mut request, &ctx) {
             Flow::Continue => None,

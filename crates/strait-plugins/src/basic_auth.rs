@@ -28,7 +28,7 @@ use base64::Engine;
 use http::header::{HeaderMap, AUTHORIZATION};
 use http::request;
 use serde::Deserialize;
-use strait_http::consumer::{identify, Consumer, Credential};
+use strait_http::consumer::{Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, PluginError, RequestCtx};
 use tokio::sync::Semaphore;
@@ -162,7 +162,7 @@ impl Settings {
         if !matched {
             return self.unauthenticated.refuse(&mut request.headers, ctx, INVALID);
         }
-        identify(&mut request.headers, ctx, account.consumer.clone(), false);
+        ctx.identify(&mut request.headers, account.consumer.clone(), false);
         Flow::Continue
     }
 }

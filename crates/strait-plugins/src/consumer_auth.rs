@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, WWW_AUTHENTICATE};
 use sha2::{Digest, Sha256};
-use strait_http::consumer::{identify, Consumer};
+use strait_http::consumer::Consumer;
 use strait_http::registry::BuildEnv;
 use strait_http::{Flow, LocalResponse, PluginError, Reason, RequestCtx};
 use subtle::ConstantTimeEq;
@@ -65,14 +65,14 @@ impl Unauthenticated {
     /// already identified a consumer by a credential (so several authentication filters with
     /// `anonymous` accept a request that any one of them accepts, as in Kong).
     pub(crate) fn already_authenticated(&self, ctx: &RequestCtx) -> bool {
-        self.anonymous.is_some() && Consumer::of(ctx).is_some_and(|c| c.credential.is_some())
+        self.anonymous.is_some() && ctx.consumer.as_ref().is_some_and(|c| c.credential.is_some())
     }
 
     /// Goes on as the anonymous consumer (`x-anonymous-consumer: true`) if there is one;
     /// otherwise answers 401 `unauthorized` with the challenge and `why` in the body.
     pub(crate) fn refuse(&self, headers: &mut HeaderMap, ctx: &mut RequestCtx, why: &str) -> Flow {
         if let Some(anonymous) = &self.anonymous {
-            identify(headers, ctx, anonymous.clone(), true);
+            ctx.identify(headers, anonymous.clone(), true);
             return Flow::Continue;
         }
         let mut answer = LocalResponse::for_reason(Reason::Unauthorized);

@@ -10,7 +10,7 @@
 //!
 //! Keys are looked up by their SHA-256, so no comparison runs over the key itself and the time
 //! a lookup takes tells nothing about how close a guess was. The consumer is recorded with
-//! [`strait_http::consumer::identify`]; its credential id is `<username>#<index>` (the key's
+//! [`strait_http::RequestCtx::identify`]; its credential id is `<username>#<index>` (the key's
 //! position in the consumer's list), never the key.
 
 mod query;
@@ -24,7 +24,7 @@ use http::header::HeaderName;
 use http::uri::PathAndQuery;
 use http::{request, Uri};
 use serde::Deserialize;
-use strait_http::consumer::{identify, Consumer, Credential};
+use strait_http::consumer::{Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, PluginError, RequestCtx};
 
@@ -141,7 +141,7 @@ impl Settings {
         let why = match self.find_key(request) {
             Presented::Key(digest) => match self.keys.get(&digest) {
                 Some(consumer) => {
-                    identify(&mut request.headers, ctx, consumer.clone(), false);
+                    ctx.identify(&mut request.headers, consumer.clone(), false);
                     return Flow::Continue;
                 }
                 None => "invalid authentication credentials",

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{request, response, HeaderMap};
 use http_body::{Body, Frame, SizeHint};
 use strait_http::filter::UpstreamTarget;
-use strait_http::{BodyFilter, Consumer, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
+use strait_http::{BodyFilter, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
 
 use crate::body::BodyError;
 
@@ -159,7 +159,7 @@ impl Chain {
         if self.consumer_applied || consumers.is_empty() {
             return;
         }
-        let Some(consumer) = Consumer::of(ctx) else { return };
+        let Some(consumer) = ctx.consumer.as_ref() else { return };
         self.consumer_applied = true;
         let Some(list) = consumers.get(&*consumer.username) else { return };
         for entry in &list.entries {

@@ -31,7 +31,8 @@ pub use runtime::{Server, ServerError};
 pub use strait_http::Reason;
 
 /// Checks what only the data path can check in a configuration that loaded: every filter's
-/// own settings and the TLS files (certificates that parse, keys that match, dates that hold),
+/// own settings, the TLS files (certificates that parse, keys that match, dates that hold) and
+/// the descriptor sets of `grpc_transcode` routes,
 /// with the built-in plugins. Errors carry file, line and field like the loader's.
 pub fn check(config: &strait_config::Config) -> Result<(), strait_config::ConfigErrors> {
     check_with(config, &strait_plugins::builtin())
@@ -44,11 +45,13 @@ pub fn check_with(
 ) -> Result<(), strait_config::ConfigErrors> {
     let filters = scopes::compile_filters(config, registry);
     let tls = listener_tls::TlsCache::default().plans(config);
-    match (filters, tls) {
-        (Ok(_), Ok(_)) => Ok(()),
-        (filters, tls) => {
+    let transcoders = actions::grpc_transcode::load_all(config);
+    match (filters, tls, transcoders) {
+        (Ok(_), Ok(_), Ok(_)) => Ok(()),
+        (filters, tls, transcoders) => {
             let mut errors = filters.err().map(|e| e.0).unwrap_or_default();
             errors.extend(tls.err().unwrap_or_default());
+            errors.extend(transcoders.err().unwrap_or_default());
             Err(strait_config::ConfigErrors(errors).sorted())
         }
     }

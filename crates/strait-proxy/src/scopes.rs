@@ -18,57 +18,84 @@ use strait_http::registry::BuildEnv;
 use strait_http::{FilterFactory, Registry};
 use strait_plugins::headers::{HeaderEdits, HeaderEditsFactory};
 
-use crate::chain::{FilterList, Scoped};
+use crate::chain::{ConsumerFilters, FilterList, Scoped};
 
 /// Every chain of a configuration, built once per snapshot.
 #[derive(Debug, Default)]
 pub struct CompiledFilters {
-    /// Per listener: its own chain, and the chain of each of its routes.
-    pub listeners: Vec<(FilterList, Vec<FilterList>)>,
-    /// Per consumer username: the filters its requests get once it is identified.
-    pub consumers: HashMap<Arc<str>, FilterList>,
+    /// Per listener: its own chain, and the filters of each of its routes.
+    pub listeners: Vec<(FilterList, Vec<RouteFilters>)>,
+    /// Per consumer username: the filters its requests get once it is identified, on routes
+    /// whose route and cluster lists have no filter for any consumer.
+    pub consumers: ConsumerFilters,
+}
+
+/// The filters of one route.
+#[derive(Debug, Default)]
+pub struct RouteFilters {
+    /// Its chain: route, cluster and global filters, one per plugin name.
+    pub chain: FilterList,
+    /// When the route or its cluster has filters for some consumers: every consumer's filters
+    /// on this route (consumer and route over consumer and cluster over consumer alone), in
+    /// place of [`CompiledFilters::consumers`].
+    pub consumers: Option<ConsumerFilters>,
+}
+
+/// Filters of one scope: those for every request, and those for one consumer's requests.
+#[derive(Default)]
+struct Split {
+    every: Vec<Scoped>,
+    by_consumer: HashMap<Arc<str>, Vec<Scoped>>,
 }
 
 /// Builds every configured filter; each error names the file, line and field.
 pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledFilters, strait_config::ConfigErrors> {
     let env = BuildEnv { config };
     let errors = std::cell::RefCell::new(Vec::new());
-    // Builds the filters of the list at `path` (`listeners[0].filters`).
-    let build = |specs: &[FilterSpec], path: &str| -> Vec<Scoped> {
-        let mut built = Vec::with_capacity(specs.len());
+    // Builds the filters of the list at `path` (`listeners[0].filters`), apart by consumer.
+    let build = |specs: &[FilterSpec], path: &str| -> Split {
+        let mut built = Split::default();
         for (index, spec) in specs.iter().enumerate() {
             match registry.build(spec, &format!("{path}[{index}]"), &env) {
-                Ok(factory) => built.push(Scoped::new(factory, registry.priority(spec))),
+                Ok(factory) => {
+                    let scoped = Scoped::new(factory, registry.priority(spec));
+                    match &spec.consumer {
+                        Some(name) => built.by_consumer.entry(Arc::from(name.as_str())).or_default().push(scoped),
+                        None => built.every.push(scoped),
+                    }
+                }
                 Err(error) => errors.borrow_mut().push(error),
             }
         }
         built
     };
     let global = build(&config.filters, "filters");
-    let clusters: HashMap<&str, Vec<Scoped>> = config
+    let clusters: HashMap<&str, Split> = config
         .clusters
         .iter()
         .enumerate()
         .map(|(c, cluster)| (cluster.name.as_str(), build(&cluster.filters, &format!("clusters[{c}].filters"))))
         .collect();
-    let consumers = config
-        .consumers
-        .iter()
-        .enumerate()
-        .map(|(u, consumer)| {
-            let list = build(&consumer.filters, &format!("consumers[{u}].filters"));
-            (Arc::from(consumer.username.as_str()), FilterList::ordered(list))
-        })
-        .filter(|(_, list)| !list.is_empty())
-        .collect();
+    // A consumer's own filters, then the top-level ones scoped to it.
+    let mut consumer_only: HashMap<Arc<str>, Vec<Scoped>> = global.by_consumer.clone();
+    for (u, consumer) in config.consumers.iter().enumerate() {
+        let own = build(&consumer.filters, &format!("consumers[{u}].filters")).every;
+        if !own.is_empty() {
+            let list = consumer_only.entry(Arc::from(consumer.username.as_str())).or_default();
+            list.splice(0..0, own);
+        }
+    }
+    let consumers: ConsumerFilters =
+        consumer_only.iter().map(|(name, list)| (name.clone(), FilterList::ordered(list.clone()))).collect();
     let mut listeners = Vec::with_capacity(config.listeners.len());
     for (l, listener) in config.listeners.iter().enumerate() {
         let listener_path = format!("listeners[{l}]");
-        let listener_filters = FilterList::ordered(build(&listener.filters, &format!("{listener_path}.filters")));
+        let listener_filters = FilterList::ordered(build(&listener.filters, &format!("{listener_path}.filters")).every);
         let mut routes = Vec::with_capacity(listener.routes.len());
         for (r, route) in listener.routes.iter().enumerate() {
             let route_path = format!("{listener_path}.routes[{r}]");
-            let mut own = build(&route.filters, &format!("{route_path}.filters"));
+            let Split { every: mut own, by_consumer: route_consumers } =
+                build(&route.filters, &format!("{route_path}.filters"));
             // The `request_headers` / `response_headers` shorthands run after the route's list.
             let shorthand = [(&route.request_headers, true), (&route.response_headers, false)];
             for (edits, request_side) in shorthand {
@@ -86,7 +113,11 @@ pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledF
                 own.push(Scoped::new(factory, 0));
             }
             let cluster = route.forward.as_ref().and_then(|f| clusters.get(f.cluster.as_str()));
-            routes.push(FilterList::ordered(merge(&global, cluster.map_or(&[][..], Vec::as_slice), own)));
+            let empty = Split::default();
+            let cluster = cluster.unwrap_or(&empty);
+            let chain = FilterList::ordered(merge(&global.every, &cluster.every, own));
+            let consumers = route_consumers_filters(&consumer_only, &cluster.by_consumer, route_consumers);
+            routes.push(RouteFilters { chain, consumers });
         }
         listeners.push((listener_filters, routes));
     }
@@ -96,6 +127,34 @@ pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledF
     } else {
         Err(strait_config::ConfigErrors(errors).sorted())
     }
+}
+
+/// Every consumer's filters on one route, when its cluster or the route itself has filters for
+/// some consumers (`None` otherwise: the consumers' own lists apply as they are). For each
+/// plugin name the most specific scope wins: consumer and route, then consumer and cluster,
+/// then the consumer alone (Kong's precedence).
+fn route_consumers_filters(
+    consumer_only: &HashMap<Arc<str>, Vec<Scoped>>,
+    cluster: &HashMap<Arc<str>, Vec<Scoped>>,
+    mut route: HashMap<Arc<str>, Vec<Scoped>>,
+) -> Option<ConsumerFilters> {
+    if cluster.is_empty() && route.is_empty() {
+        return None;
+    }
+    let mut names: Vec<&Arc<str>> = consumer_only.keys().chain(cluster.keys()).collect();
+    let route_names: Vec<Arc<str>> = route.keys().cloned().collect();
+    names.extend(route_names.iter());
+    let mut merged = ConsumerFilters::new();
+    for name in names {
+        if merged.contains_key(name) {
+            continue;
+        }
+        let alone = consumer_only.get(name).map_or(&[][..], Vec::as_slice);
+        let with_cluster = cluster.get(name).map_or(&[][..], Vec::as_slice);
+        let with_route = route.remove(name).unwrap_or_default();
+        merged.insert(name.clone(), FilterList::ordered(merge(alone, with_cluster, with_route)));
+    }
+    Some(merged)
 }
 
 /// The global, cluster and route filters of one route, one per plugin name: the most specific

@@ -22,10 +22,11 @@ use strait_router::{PathRewrite, RouteTable};
 use strait_http::{LocalResponse, Registry};
 
 use crate::actions::aggregate::AggregatePlan;
+use crate::actions::grpc_transcode::{self, TranscodePlan};
 use crate::chain::{ConsumerFilters, FilterList};
 use crate::h1::HeadLimits;
 use crate::listener_tls::{ListenerTlsPlan, TlsCache};
-use crate::scopes::{compile_filters, CompiledFilters};
+use crate::scopes::{compile_filters, CompiledFilters, RouteFilters};
 use crate::upstream::Connector;
 
 /// A compiled configuration.
@@ -64,6 +65,8 @@ impl Snapshot {
         let tls_plans = tls.plans(config).map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let connectors = crate::upstream::connector::build_all(config)
             .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
+        let mut transcoders = grpc_transcode::load_all(config)
+            .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let upstreams: HashMap<String, Upstream> = clusters
             .iter()
             .map(|(name, state)| {
@@ -73,13 +76,14 @@ impl Snapshot {
             .collect();
         let mut listeners = Vec::with_capacity(config.listeners.len());
         let mut filters = filters.into_iter();
-        for (listener, tls) in config.listeners.iter().zip(tls_plans) {
+        for (listener_index, (listener, tls)) in config.listeners.iter().zip(tls_plans).enumerate() {
             let bind: SocketAddr =
                 listener.bind.parse().map_err(|_| format!("listener `{}`: invalid bind address", listener.name))?;
             let (listener_filters, route_filters) = filters.next().unwrap_or_default();
             let mut routes = Vec::with_capacity(listener.routes.len());
             for ((index, route), route_filters) in listener.routes.iter().enumerate().zip(route_filters) {
-                let plan = RoutePlan::compile(&listener.name, index, route, &upstreams, route_filters)?;
+                let transcode = transcoders.remove(&(listener_index, index));
+                let plan = RoutePlan::compile(&listener.name, index, route, &upstreams, route_filters, transcode)?;
                 routes.push((route.matches.clone(), plan));
             }
             let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
@@ -224,6 +228,9 @@ pub struct RoutePlan {
     pub rewrite: Option<PathRewrite>,
     /// Filters in order (the route's list, then its header-edit shorthands).
     pub filters: FilterList,
+    /// Every consumer's filters on this route, when the route or its cluster has filters for
+    /// some consumers; otherwise the snapshot's apply.
+    pub consumer_filters: Option<ConsumerFilters>,
     /// Total time for the upstream exchange.
     pub timeout: Option<Duration>,
     /// The route's own whole-exchange limit, when it sets one (`Some(None)`: no limit).
@@ -238,8 +245,10 @@ impl RoutePlan {
         index: usize,
         route: &Route,
         clusters: &HashMap<String, Upstream>,
-        filters: FilterList,
+        filters: RouteFilters,
+        transcode: Option<TranscodePlan>,
     ) -> Result<RoutePlan, String> {
+        let RouteFilters { chain: filters, consumers: consumer_filters } = filters;
         let name: Arc<str> = match &route.name {
             Some(n) => n.as_str().into(),
             None => format!("{listener}#{index}").into(),
@@ -284,6 +293,9 @@ impl RoutePlan {
         } else if let Some(aggregate) = &route.aggregate {
             let plan = AggregatePlan::compile(aggregate).map_err(|e| format!("route `{name}`: {e}"))?;
             Action::Aggregate(Box::new(plan))
+        } else if let Some(t) = &route.grpc_transcode {
+            let plan = transcode.ok_or_else(|| format!("route `{name}`: grpc_transcode was not loaded"))?;
+            Action::GrpcTranscode(Box::new(plan), cluster(&t.cluster)?)
         } else {
             return Err(format!("route `{name}` has no action"));
         };
@@ -296,7 +308,16 @@ impl RoutePlan {
             None => RetryPolicy { attempts: 2, on_status: Vec::new() },
         };
         let exchange_timeout = route.exchange_timeout.map(|d| Some(d.0).filter(|d| !d.is_zero()));
-        Ok(RoutePlan { name, action, rewrite, filters, timeout: route.timeout.map(|d| d.0), exchange_timeout, retries })
+        Ok(RoutePlan {
+            name,
+            action,
+            rewrite,
+            filters,
+            consumer_filters,
+            timeout: route.timeout.map(|d| d.0),
+            exchange_timeout,
+            retries,
+        })
     }
 }
 
@@ -317,6 +338,9 @@ pub enum Action {
     Echo(EchoPlan),
     /// Call several clusters and merge their answers.
     Aggregate(Box<AggregatePlan>),
+    /// Answer JSON requests by calling a gRPC service (requests it passes through go to the
+    /// cluster as forwarded ones do).
+    GrpcTranscode(Box<TranscodePlan>, Upstream),
 }
 
 /// A cluster and how connections to its endpoints are made.

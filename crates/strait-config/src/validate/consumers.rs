@@ -1,10 +1,10 @@
-//! Checks of consumers: unique names, and credentials that identify one consumer each and
-//! carry the key their algorithm needs.
+//! Checks of consumers: unique names, credentials that identify one consumer each and carry
+//! the key their algorithm needs, and filters scoped to a consumer that exists.
 
 use std::collections::HashMap;
 
 use super::Checker;
-use crate::model::{Consumer, JwtCredential};
+use crate::model::{Config, Consumer, FilterSpec, JwtCredential};
 use crate::path_index::{child_path, item_path};
 
 /// Where a value was first seen: its consumer's index.
@@ -80,6 +80,58 @@ impl Checker<'_> {
             }
             if jwt.secret.is_some() {
                 self.error(&child_path(path, "secret"), format!("{algorithm:?} uses `rsa_public_key`, not a secret"));
+            }
+        }
+    }
+
+    /// Checks the `consumer` of every filter entry: it names a consumer, and only on the lists
+    /// where a consumer can be known (route, cluster, top-level).
+    pub(super) fn filter_consumers(&mut self, config: &Config) {
+        let known: HashMap<&str, usize> =
+            config.consumers.iter().enumerate().map(|(i, c)| (c.username.as_str(), i)).collect();
+        let scoped = |checker: &mut Self, filters: &[FilterSpec], path: &str| {
+            for (i, filter) in filters.iter().enumerate() {
+                let Some(name) = &filter.consumer else { continue };
+                if !known.contains_key(name.as_str()) {
+                    let field = child_path(&item_path(path, i), "consumer");
+                    checker.error(&field, format!("unknown consumer `{name}`"));
+                }
+            }
+        };
+        scoped(self, &config.filters, "filters");
+        // A top-level entry for a consumer is in the same scope as the consumer's own filters.
+        for (i, filter) in config.filters.iter().enumerate() {
+            let Some(&c) = filter.consumer.as_deref().and_then(|name| known.get(name)) else { continue };
+            if config.consumers[c].filters.iter().any(|own| own.name == filter.name) {
+                let message =
+                    format!("consumers[{c}].filters has a `{}` filter already: keep one of the two", filter.name);
+                self.error(&child_path(&item_path("filters", i), "consumer"), message);
+            }
+        }
+        for (c, cluster) in config.clusters.iter().enumerate() {
+            scoped(self, &cluster.filters, &child_path(&item_path("clusters", c), "filters"));
+        }
+        for (l, listener) in config.listeners.iter().enumerate() {
+            let listener_path = item_path("listeners", l);
+            for (r, route) in listener.routes.iter().enumerate() {
+                let path = child_path(&item_path(&child_path(&listener_path, "routes"), r), "filters");
+                scoped(self, &route.filters, &path);
+            }
+            let message = "a listener's filters run before any consumer is identified: \
+                           scope this filter to a route, a cluster or the top-level `filters`";
+            self.no_consumer(&listener.filters, &child_path(&listener_path, "filters"), message);
+        }
+        for (c, consumer) in config.consumers.iter().enumerate() {
+            let message = "a consumer's filters are that consumer's already: remove `consumer`";
+            self.no_consumer(&consumer.filters, &child_path(&item_path("consumers", c), "filters"), message);
+        }
+    }
+
+    /// Reports every entry of `filters` (at `path`) that names a consumer.
+    fn no_consumer(&mut self, filters: &[FilterSpec], path: &str, message: &str) {
+        for (i, filter) in filters.iter().enumerate() {
+            if filter.consumer.is_some() {
+                self.error(&child_path(&item_path(path, i), "consumer"), message);
             }
         }
     }

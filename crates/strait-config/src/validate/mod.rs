@@ -7,6 +7,7 @@ mod routes;
 pub use routes::{aggregate_placeholders, header_edit_problems};
 mod syntax;
 mod tls;
+mod transcode;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub fn validate(config: &Config, index: &PathIndex, reporter: &mut Reporter) {
     checker.listeners(&config.listeners, &cluster_names);
     checker.clusters(&config.clusters);
     checker.consumers(&config.consumers);
+    checker.filter_consumers(config);
 }
 
 /// Reports problems at the positions of the fields they concern.

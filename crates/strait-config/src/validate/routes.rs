@@ -41,6 +41,9 @@ impl Checker<'_> {
         if let Some(aggregate) = &route.aggregate {
             self.aggregate(&child_path(path, "aggregate"), aggregate, cluster_names);
         }
+        if let Some(transcode) = &route.grpc_transcode {
+            self.grpc_transcode(&child_path(path, "grpc_transcode"), transcode, cluster_names);
+        }
         if let Some(direct) = &route.direct {
             let direct_path = child_path(path, "direct");
             let status_path = child_path(&direct_path, "status");
@@ -88,6 +91,11 @@ impl Checker<'_> {
             ("static", route.static_files.is_some(), "static: { root: DIR }"),
             ("echo", route.echo.is_some(), "echo: {}"),
             ("aggregate", route.aggregate.is_some(), "aggregate: { calls: [{ key: K, cluster: NAME, path: / }] }"),
+            (
+                "grpc_transcode",
+                route.grpc_transcode.is_some(),
+                "grpc_transcode: { cluster: NAME, descriptor_set: FILE, services: [pkg.Service] }",
+            ),
         ];
         let mut given = Vec::new();
         let mut empty = 0;
@@ -105,7 +113,7 @@ impl Checker<'_> {
             0 if empty > 0 => {}
             0 => self.error(
                 path,
-                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`, `aggregate`",
+                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`, `aggregate`, `grpc_transcode`",
             ),
             count => {
                 self.error(path, format!("route has {count} actions (`{}`): keep exactly one", given.join("`, `")))
@@ -113,7 +121,7 @@ impl Checker<'_> {
         }
     }
 
-    fn cluster_reference(&mut self, path: &str, name: &str, cluster_names: &HashSet<&str>) {
+    pub(super) fn cluster_reference(&mut self, path: &str, name: &str, cluster_names: &HashSet<&str>) {
         if cluster_names.contains(name) {
             return;
         }

@@ -6,7 +6,7 @@
 //! | upstream with targets | the endpoints (and balancer) of the clusters whose service names it |
 //! | route (`paths`, `methods`, `hosts`, `headers`, `strip_path`) | one route per path, on one listener |
 //! | consumer with `jwt_secrets`, `keyauth_credentials`, `basicauth_credentials`, `acls` | consumer with credentials and groups |
-//! | plugin (global, per service, route or consumer) | filter in the same scope, dashes in the name read as `_` |
+//! | plugin (global, per service, route or consumer, or for one consumer on a route or service) | filter in the same scope (with `consumer:` for the last), dashes in the name read as `_` |
 //!
 //! `{vault://env/NAME}` values are kept: Strait reads them when it loads the file.
 
@@ -81,6 +81,7 @@ pub fn translate(text: &str, options: &Options) -> Result<Translation, String> {
         out.plugin(plugin, &at, scope);
     }
     out.place_route_filters(&mut routes);
+    out.drop_unknown_consumers(&mut routes);
     if routes.iter().any(|r| r["match"]["path"].get("prefix").is_some()) {
         out.warnings.push(
             "routes: Kong matches a path prefix by characters (`/api` also matches `/apix`); Strait matches whole \
@@ -441,6 +442,30 @@ fn push_filter(entity: &mut Value, filter: Value) {
         let filters = entry.entry("filters").or_insert_with(|| Value::Array(Vec::new()));
         if let Some(list) = filters.as_array_mut() {
             list.push(filter);
+        }
+    }
+}
+
+impl Output {
+    /// Drops the route and cluster filters for a consumer that was not translated (named by
+    /// an id, say), with a warning: Strait refuses a filter for an unknown consumer.
+    fn drop_unknown_consumers(&mut self, routes: &mut [Value]) {
+        let known: Vec<String> =
+            self.consumers.iter().filter_map(|c| c["username"].as_str().map(str::to_owned)).collect();
+        let mut dropped = Vec::new();
+        let lists = routes.iter_mut().chain(self.clusters.iter_mut().map(|c| &mut c.value));
+        for entity in lists {
+            let Some(Value::Array(filters)) = entity.get_mut("filters") else { continue };
+            filters.retain(|filter| match filter.get("consumer").and_then(Value::as_str) {
+                Some(name) if !known.iter().any(|k| k == name) => {
+                    dropped.push(format!("{} for `{name}`", filter["name"].as_str().unwrap_or("?")));
+                    false
+                }
+                _ => true,
+            });
+        }
+        for what in dropped {
+            self.warn("plugins", format!("{what}: no translated consumer has that username; plugin not translated"));
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Output, Scope};
+use super::{name_of, Output, Scope};
 
 /// Kong plugin name → Strait filter name, and the Kong fields the filter does not take.
 const PLUGINS: &[(&str, &str, &[&str])] = &[
@@ -31,9 +31,7 @@ impl Output {
             self.warn(at, "a plugin without a name is not translated");
             return;
         };
-        if plugin.get("consumer").is_some() && !matches!(scope, Scope::Consumer(_) | Scope::Global) {
-            self.warn(at, "a plugin for one consumer on one route or service is applied to the route or service alone");
-        }
+        let (scope, consumer) = consumer_scope(plugin, scope);
         if plugin.get("enabled").and_then(Value::as_bool) == Some(false) {
             self.warn(at, format!("`{name}` is disabled: not translated"));
             return;
@@ -54,6 +52,9 @@ impl Output {
         entry.insert("name".into(), json!(filter));
         if !config.is_empty() {
             entry.insert("config".into(), Value::Object(config));
+        }
+        if let Some(consumer) = consumer {
+            entry.insert("consumer".into(), json!(consumer));
         }
         self.place(at, scope, Value::Object(entry));
     }
@@ -106,6 +107,23 @@ impl Output {
             }
             _ => {}
         }
+    }
+}
+
+/// Where a plugin for one consumer goes: with a route or service as well (Kong's most specific
+/// scopes), that route's or cluster's filter limited to the consumer (`consumer:`); alone, the
+/// consumer's filters.
+fn consumer_scope(plugin: &Value, scope: Scope) -> (Scope, Option<String>) {
+    let route = plugin.get("route").and_then(name_of);
+    let service = plugin.get("service").and_then(name_of);
+    match scope {
+        Scope::Consumer(name) => match (route, service) {
+            (Some(route), _) => (Scope::Route(route.to_owned()), Some(name)),
+            (None, Some(service)) => (Scope::Cluster(service.to_owned()), Some(name)),
+            (None, None) => (Scope::Consumer(name), None),
+        },
+        Scope::Global => (Scope::Global, None),
+        scope => (scope, plugin.get("consumer").and_then(name_of).map(str::to_owned)),
     }
 }
 

@@ -173,3 +173,52 @@ services:
     assert_eq!(*nested, json!({ "host": "r.internal", "port": 6379, "username": "strait", "timeout": 2000 }));
     assert!(!warnings.iter().any(|w| w.contains("config.redis.")), "{warnings:?}");
 }
+
+#[test]
+fn a_plugin_for_one_consumer_on_a_route_or_service_keeps_both_scopes() {
+    let text = r#"
+_format_version: "3.0"
+services:
+  - name: s
+    url: http://127.0.0.1:8080
+    routes:
+      - name: r
+        paths: [/r]
+        plugins:
+          - { name: cors, consumer: alice }
+    plugins:
+      - { name: request-size-limiting, consumer: bob, config: { allowed_payload_size: 1 } }
+consumers:
+  - username: alice
+    plugins:
+      - { name: rate-limiting, route: r, config: { minute: 5 } }
+      - { name: rate-limiting, config: { minute: 50 } }
+  - username: bob
+plugins:
+  - { name: rate-limiting, route: r, consumer: bob, config: { minute: 7 } }
+  - { name: cors, route: r, consumer: 0d5e-id-of-nobody }
+"#;
+    let (config, warnings) = translate_ok(text);
+    let route = &config["listeners"][0]["routes"][0];
+    let on_route: Vec<(String, String)> = route["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["name"].as_str().unwrap().to_owned(), f["consumer"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert!(on_route.contains(&("cors".into(), "alice".into())), "{on_route:?}");
+    assert!(on_route.contains(&("rate_limiting".into(), "alice".into())), "{on_route:?}");
+    assert!(on_route.contains(&("rate_limiting".into(), "bob".into())), "{on_route:?}");
+    assert_eq!(config["clusters"][0]["filters"][0]["consumer"], "bob");
+    let alice = &config["consumers"][0]["filters"];
+    assert_eq!(alice.as_array().unwrap().len(), 1, "{alice}");
+    assert_eq!(alice[0]["config"]["minute"], 50);
+    assert!(
+        warnings.iter().any(|w| w.contains("cors for `0d5e-id-of-nobody`: no translated consumer")),
+        "{warnings:?}"
+    );
+    assert_eq!(warnings.iter().filter(|w| w.contains("consumer")).count(), 1, "{warnings:?}");
+    let translation = translate(text, &Options { bind: "127.0.0.1:0".into() }).unwrap();
+    strait_config::load_str(&translation.yaml, "scoped.strait.yaml")
+        .unwrap_or_else(|errors| panic!("{errors}\n{}", translation.yaml));
+}

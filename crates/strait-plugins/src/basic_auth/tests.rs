@@ -63,7 +63,7 @@ fn a_bcrypt_user_is_verified_once_and_then_remembered() {
     let mut again = get(&[&basic("alice:wonderland")]);
     let mut ctx = test_ctx("127.0.0.1");
     let Phase::Ready(Flow::Continue) = settings.check(&mut again, &mut ctx) else { panic!("not remembered") };
-    assert_eq!(Consumer::of(&ctx).unwrap().username.as_ref(), "alice");
+    assert_eq!(ctx.consumer.as_ref().unwrap().username.as_ref(), "alice");
     // A wrong password is not remembered: it is checked (and refused) every time.
     for _ in 0..2 {
         let mut wrong = get(&[&basic("alice:wonderlanD")]);

@@ -15,7 +15,7 @@
 //! algorithm (no `none`, no HMAC with a public key as secret), carry no `crit` header, and
 //! verify; keys named by the token itself (`jwk`, `jku`, `x5u`, `x5c`) are never used. Then
 //! its claims are checked (`claims`) and the consumer recorded with
-//! [`strait_http::consumer::identify`]; the claims stay in `ctx.extensions` as
+//! [`strait_http::RequestCtx::identify`]; the claims stay in `ctx.token` as
 //! [`VerifiedClaims`] for later filters. With `jwks:`, tokens may also be signed by the keys
 //! of a JSON Web Key Set fetched from a cluster (`jwks`), found by their `kid`.
 
@@ -39,8 +39,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::HeaderValue;
 use http::{request, Method};
-use serde_json::{Map, Value};
-use strait_http::consumer::{identify, Consumer, Credential};
+use serde_json::Value;
+use strait_http::consumer::Credential;
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, RequestCtx};
 
@@ -58,21 +58,8 @@ pub const PRIORITY: i32 = 1450;
 /// make a full cache large).
 const MAX_CACHED_TOKEN_BYTES: usize = 8192;
 
-/// The claims of the request's verified token, in `ctx.extensions` for later filters.
-#[derive(Debug, Clone)]
-pub struct VerifiedClaims {
-    /// The key that verified it (the credential's `key`).
-    pub key: Arc<str>,
-    /// The token's payload.
-    pub claims: Arc<Map<String, Value>>,
-}
-
-impl VerifiedClaims {
-    /// The claims of the request, if a `jwt` filter verified a token.
-    pub fn of(ctx: &RequestCtx) -> Option<&VerifiedClaims> {
-        ctx.extensions.get::<VerifiedClaims>()
-    }
-}
+/// The claims of the request's verified token, in `ctx.token` for later filters.
+pub use strait_http::consumer::VerifiedToken as VerifiedClaims;
 
 /// The `jwt` plugin, at Kong's priority.
 pub fn jwt_plugin() -> impl Plugin {
@@ -160,7 +147,7 @@ impl Settings {
         if !self.run_on_preflight && request.method == Method::OPTIONS {
             return Ok(Flow::Continue);
         }
-        let already_authenticated = Consumer::of(ctx).is_some_and(|c| c.credential.is_some());
+        let already_authenticated = ctx.consumer.as_ref().is_some_and(|c| c.credential.is_some());
         if self.anonymous.is_some() && already_authenticated {
             return Ok(Flow::Continue);
         }
@@ -181,14 +168,14 @@ impl Settings {
                     }
                 }
                 if let Some(consumer) = &verified.consumer {
-                    identify(&mut request.headers, ctx, consumer.clone(), false);
+                    ctx.identify(&mut request.headers, consumer.clone(), false);
                 }
-                ctx.extensions.insert(verified.claims.clone());
+                ctx.token = Some(verified.claims.clone());
                 Flow::Continue
             }
             Err(_) if self.anonymous.is_some() => {
                 let anonymous = self.anonymous.clone().expect("checked");
-                identify(&mut request.headers, ctx, anonymous, true);
+                ctx.identify(&mut request.headers, anonymous, true);
                 Flow::Continue
             }
             Err(refusal) => Flow::Respond(refusal.response(self.realm.as_deref())),
@@ -214,10 +201,10 @@ impl Settings {
                 if may_fetch && jwks.claim_fetch(found.is_some(), Instant::now()) {
                     return Err(Failure::Fetch(FetchKeys));
                 }
-                let consumer = jwks.consumer.clone().map(|mut consumer| {
-                    consumer.credential = Some(Credential { kind: "jwt", id: kid.into() });
-                    consumer
-                });
+                let consumer = jwks
+                    .consumer
+                    .clone()
+                    .map(|consumer| consumer.with_credential(Some(Credential { kind: "jwt", id: kid.into() })));
                 (found.ok_or(Refusal::UnknownKey)?, consumer)
             }
             (None, _, _) if key_name.is_none() => return Err(Refusal::NoKeyClaim(self.key_claim_label()).into()),

@@ -93,9 +93,9 @@ fn a_valid_token_identifies_its_consumer_and_sends_claims_upstream() {
     assert_eq!(request.headers[CREDENTIAL_IDENTIFIER], "alice-iss");
     assert_eq!(request.headers["x-user"], "u-1");
     assert_eq!(request.headers["x-roles"], "a, b");
-    let claims = VerifiedClaims::of(&ctx).expect("claims recorded");
+    let claims = ctx.token.as_ref().expect("claims recorded");
     assert_eq!((&*claims.key, &claims.claims["sub"]), ("alice-iss", &json!("u-1")));
-    assert_eq!(Consumer::of(&ctx).unwrap().credential.as_ref().unwrap().kind, "jwt");
+    assert_eq!(ctx.consumer.as_ref().unwrap().credential.as_ref().unwrap().kind, "jwt");
 }
 
 #[test]
@@ -228,7 +228,7 @@ fn the_anonymous_consumer_stands_in_for_a_failed_authentication() {
         assert!(matches!(run(&settings, &mut request, &mut ctx), Flow::Continue));
         assert_eq!(request.headers[CONSUMER_USERNAME], "guest");
         assert_eq!(request.headers[ANONYMOUS_CONSUMER], "true");
-        assert!(VerifiedClaims::of(&ctx).is_none());
+        assert!(ctx.token.as_ref().is_none());
     }
     let error = settings_error(&hs.config, json!({ "anonymous": "nobody" }));
     assert_eq!(error.path, "anonymous");

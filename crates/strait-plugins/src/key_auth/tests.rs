@@ -54,7 +54,7 @@ fn a_key_in_the_header_identifies_its_consumer_by_a_label_not_the_key() {
     assert_eq!(request.headers["x-consumer-username"], "alice");
     assert_eq!(request.headers["x-credential-identifier"], "alice#1");
     assert_eq!(request.headers["apikey"], "k-alice", "not hidden by default");
-    let consumer = Consumer::of(&ctx).unwrap();
+    let consumer = ctx.consumer.as_ref().unwrap();
     assert_eq!(consumer.credential.as_ref().unwrap().kind, "key_auth");
     assert!(consumer.in_group("staff"));
 }
@@ -92,7 +92,7 @@ fn missing_wrong_and_duplicate_keys_are_refused_with_the_challenge() {
         assert_eq!(answer.status, 401);
         assert_eq!(answer.headers["www-authenticate"], "Key realm=\"api\"");
         assert!(String::from_utf8_lossy(&answer.body).contains(why), "{uri} {headers:?}: {:?}", answer.body);
-        assert!(Consumer::of(&ctx).is_none());
+        assert!(ctx.consumer.as_ref().is_none());
     }
 }
 
@@ -119,23 +119,19 @@ fn the_anonymous_consumer_stands_in_for_a_missing_or_wrong_key() {
     assert_eq!(request.headers["x-consumer-username"], "guest");
     assert_eq!(request.headers["x-anonymous-consumer"], "true");
     assert_eq!(request.uri, "/", "a wrong key is hidden too");
-    assert!(Consumer::of(&ctx).unwrap().credential.is_none());
+    assert!(ctx.consumer.as_ref().unwrap().credential.is_none());
 }
 
 #[test]
 fn with_anonymous_a_consumer_authenticated_earlier_is_kept() {
     let settings = settings(json!({ "anonymous": "guest" })).unwrap();
     let mut ctx = test_ctx("127.0.0.1");
-    let earlier = Consumer {
-        username: "bob".into(),
-        custom_id: None,
-        groups: Arc::new([]),
-        credential: Some(Credential { kind: "basic_auth", id: "bob".into() }),
-    };
-    ctx.extensions.insert(earlier.clone());
+    let earlier =
+        Consumer::new("bob".into(), None, Arc::new([]), Some(Credential { kind: "basic_auth", id: "bob".into() }));
+    ctx.consumer = Some(earlier.clone());
     let mut request = get("/", &[]);
     assert_eq!(run(&settings, &mut request, &mut ctx), None);
-    assert_eq!(Consumer::of(&ctx), Some(&earlier));
+    assert_eq!(ctx.consumer.as_ref(), Some(&earlier));
     assert!(request.headers.get("x-anonymous-consumer").is_none());
 }
 

@@ -74,6 +74,14 @@ enum Plan {
     Served(CacheStatus),
     /// Sent to the upstream.
     Upstream(Box<Upstream>),
+    /// An unsafe request (`POST`, `PUT`, `DELETE`...): a success invalidates what is stored
+    /// for its target (RFC 9111 §4.4).
+    Invalidate {
+        /// The request's host, for `Location` and `Content-Location` on the same host.
+        host: String,
+        /// The key of a `GET` of the target.
+        resource: String,
+    },
 }
 
 /// An upstream answer to store once its body is complete.
@@ -104,9 +112,18 @@ impl ProxyCache {
     /// Looks the request up; `Some` answer when the cache serves it.
     fn look_up(&mut self, request: &mut request::Parts) -> Option<LocalResponse> {
         let settings = &*self.settings;
-        if !settings.methods.contains(&request.method)
-            || (request.headers.contains_key(header::AUTHORIZATION) && !settings.cache_authorized)
-        {
+        if !settings.methods.contains(&request.method) {
+            self.plan = if request.method.is_safe() {
+                Plan::Pass
+            } else {
+                let host = key::host(request).to_ascii_lowercase();
+                let query = if settings.key.ignore_query { None } else { request.uri.query() };
+                let resource = key::resource(Method::GET.as_str(), &host, request.uri.path(), query);
+                Plan::Invalidate { host, resource }
+            };
+            return None;
+        }
+        if request.headers.contains_key(header::AUTHORIZATION) && !settings.cache_authorized {
             self.plan = Plan::Pass;
             return None;
         }
@@ -213,6 +230,12 @@ impl Filter for ProxyCache {
     ) -> Phase<'a, ()> {
         let status = match &self.plan {
             Plan::Unseen | Plan::Pass => CacheStatus::Bypass,
+            Plan::Invalidate { host, resource } => {
+                if !self.foreign_local && (response.status.is_success() || response.status.is_redirection()) {
+                    self.invalidate(host, resource, &response.headers);
+                }
+                CacheStatus::Bypass
+            }
             Plan::Served(status) => *status,
             Plan::Upstream(upstream) if self.foreign_local => upstream.status,
             Plan::Upstream(_) => self.upstream_answer(response),
@@ -231,6 +254,22 @@ impl Filter for ProxyCache {
 }
 
 impl ProxyCache {
+    /// Drops what is stored for `resource`, and for the `Location` and `Content-Location` of
+    /// the answer when they are on the same `host`.
+    fn invalidate(&self, host: &str, resource: &str, answer: &HeaderMap) {
+        let settings = &*self.settings;
+        let with_headers = !settings.key.headers.is_empty();
+        settings.cache.invalidate(resource, with_headers);
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(uri) = answer.get(&name).and_then(|v| http::Uri::try_from(v.as_bytes()).ok()) else { continue };
+            let same_host = uri.authority().is_none_or(|a| a.as_str().eq_ignore_ascii_case(host));
+            if same_host && uri.path().starts_with('/') {
+                let query = if settings.key.ignore_query { None } else { uri.query() };
+                settings.cache.invalidate(&key::resource(Method::GET.as_str(), host, uri.path(), query), with_headers);
+            }
+        }
+    }
+
     /// Gives the key's "updating" mark back, if this request holds it.
     fn release(&mut self) {
         if let Plan::Upstream(upstream) = &mut self.plan {

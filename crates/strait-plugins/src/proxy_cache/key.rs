@@ -19,22 +19,8 @@ pub struct KeyOptions {
 /// the stored `GET`.
 pub fn primary(request: &request::Parts, options: &KeyOptions) -> String {
     let method = if request.method == Method::HEAD { Method::GET.as_str() } else { request.method.as_str() };
-    let host = request
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
     let query = if options.ignore_query { None } else { request.uri.query() };
-    let mut key = String::with_capacity(method.len() + host.len() + request.uri.path().len() + 8);
-    key.push_str(method);
-    key.push(' ');
-    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
-    key.push_str(request.uri.path());
-    if let Some(query) = query {
-        key.push('?');
-        key.push_str(query);
-    }
+    let mut key = resource(method, host(request), request.uri.path(), query);
     for name in &options.headers {
         let _ = write!(key, "\n{}:", name.as_str());
         for value in request.headers.get_all(name) {
@@ -43,6 +29,31 @@ pub fn primary(request: &request::Parts, options: &KeyOptions) -> String {
         }
     }
     key
+}
+
+/// The primary key of a `GET` of `path` (with `query`) on `host`, before any request header:
+/// what an unsafe request to the same resource invalidates.
+pub fn resource(method: &str, host: &str, path: &str, query: Option<&str>) -> String {
+    let mut key = String::with_capacity(method.len() + host.len() + path.len() + 8);
+    key.push_str(method);
+    key.push(' ');
+    key.extend(host.chars().map(|c| c.to_ascii_lowercase()));
+    key.push_str(path);
+    if let Some(query) = query {
+        key.push('?');
+        key.push_str(query);
+    }
+    key
+}
+
+/// The request's host: its `Host` field, or the target's authority.
+pub fn host(request: &request::Parts) -> &str {
+    request
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri.authority().map(|a| a.as_str()))
+        .unwrap_or("")
 }
 
 /// The request field values a stored response varies on, by field name.

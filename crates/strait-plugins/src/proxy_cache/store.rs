@@ -130,6 +130,14 @@ impl<V> Lru<V> {
         self.slots.insert(key, Slot { value, size, used_at: self.clock });
     }
 
+    /// Removes every key for which `doomed` holds (a scan of all keys).
+    pub fn remove_where(&mut self, doomed: impl Fn(&str) -> bool) {
+        let keys: Vec<Arc<str>> = self.slots.keys().filter(|key| doomed(key)).cloned().collect();
+        for key in keys {
+            self.remove(&key);
+        }
+    }
+
     /// Bytes in use.
     #[cfg(test)]
     pub fn used(&self) -> usize {
@@ -178,6 +186,18 @@ impl Cache {
         variants.push(entry);
         let size = key.len() + variants.iter().map(|v| v.size()).sum::<usize>();
         inner.entries.insert(Arc::from(key), variants, size);
+    }
+
+    /// Drops every variant stored for the resource whose key (before request-header values)
+    /// is `resource`; `with_headers` when keys also hold request-header values (all keys are
+    /// then scanned for those of the resource).
+    pub fn invalidate(&self, resource: &str, with_headers: bool) {
+        let mut inner = self.lock();
+        if with_headers {
+            inner.entries.remove_where(|key| key.strip_prefix(resource).is_some_and(|rest| rest.starts_with('\n')));
+        } else {
+            inner.entries.remove(resource);
+        }
     }
 
     /// Marks `key` as being refreshed; `false` when another request already is.

@@ -190,3 +190,47 @@ fn bad_settings_name_their_field() {
     assert!(serde_json::from_value::<ProxyCacheConfig>(json!({ "use_stale": ["sometimes"] })).is_err());
     assert!(serde_json::from_value::<ProxyCacheConfig>(json!({ "unknown": 1 })).is_err());
 }
+
+fn unsafe_request(method: &str, target: &str) -> request::Parts {
+    http::Request::builder().method(method).uri(target).header("host", "Cache.Test").body(()).unwrap().into_parts().0
+}
+
+#[test]
+fn a_successful_unsafe_request_invalidates_its_target_and_its_location() {
+    let cache = factory(json!({}));
+    let stored = |_: &request::Parts| (upstream(200, &[("cache-control", "max-age=60")]), &b"v1"[..]);
+    let never = |_: &request::Parts| -> (response::Parts, &'static [u8]) { panic!("a hit went upstream") };
+    let mut other = http::Request::get("/other").header("host", "cache.test").body(()).unwrap().into_parts().0;
+    assert_eq!(exchange(&cache, &mut get(&[]), stored).2, "MISS");
+    assert_eq!(exchange(&cache, &mut other.clone(), stored).2, "MISS");
+    assert_eq!(exchange(&cache, &mut get(&[]), never).2, "HIT");
+    // A failed update keeps the entry.
+    let refused = |_: &request::Parts| (upstream(409, &[]), &b""[..]);
+    assert_eq!(exchange(&cache, &mut unsafe_request("PUT", "/item?id=1"), refused).2, "BYPASS");
+    assert_eq!(exchange(&cache, &mut get(&[]), never).2, "HIT");
+    // A successful one drops it; `Content-Location` on the same host drops that one too.
+    let updated = |_: &request::Parts| (upstream(204, &[("content-location", "/other")]), &b""[..]);
+    assert_eq!(exchange(&cache, &mut unsafe_request("DELETE", "/item?id=1"), updated).2, "BYPASS");
+    assert_eq!(exchange(&cache, &mut get(&[]), stored).2, "MISS");
+    assert_eq!(exchange(&cache, &mut other, stored).2, "MISS");
+    // `Location` on another host is not this cache's to drop.
+    let elsewhere = |_: &request::Parts| (upstream(201, &[("location", "http://elsewhere.test/item?id=1")]), &b""[..]);
+    assert_eq!(exchange(&cache, &mut unsafe_request("POST", "/new"), elsewhere).2, "BYPASS");
+    assert_eq!(exchange(&cache, &mut get(&[]), never).2, "HIT");
+}
+
+#[test]
+fn invalidation_reaches_every_variant_of_keys_with_request_headers() {
+    let cache = factory(json!({ "cache_key": { "headers": ["x-user"] } }));
+    let stored = |_: &request::Parts| (upstream(200, &[("cache-control", "max-age=60")]), &b"v1"[..]);
+    let never = |_: &request::Parts| -> (response::Parts, &'static [u8]) { panic!("a hit went upstream") };
+    for user in ["a", "b"] {
+        let mut request = get(&[("x-user", if user == "a" { "a" } else { "b" })]);
+        assert_eq!(exchange(&cache, &mut request.clone(), stored).2, "MISS");
+        assert_eq!(exchange(&cache, &mut request, never).2, "HIT");
+    }
+    let ok = |_: &request::Parts| (upstream(200, &[]), &b""[..]);
+    assert_eq!(exchange(&cache, &mut unsafe_request("PATCH", "/item?id=1"), ok).2, "BYPASS");
+    assert_eq!(exchange(&cache, &mut get(&[("x-user", "a")]), stored).2, "MISS");
+    assert_eq!(exchange(&cache, &mut get(&[("x-user", "b")]), stored).2, "MISS");
+}

@@ -3,7 +3,7 @@
 use http::header::HeaderName;
 use http::request;
 use serde::Deserialize;
-use strait_http::{Consumer, PluginError, RequestCtx};
+use strait_http::{PluginError, RequestCtx};
 
 /// Which requests share a counter, as Kong's `limit_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -95,8 +95,10 @@ impl KeySource {
     /// a consumer named like an address never shares the address's counter.
     pub fn key(&self, request: &request::Parts, ctx: &RequestCtx) -> String {
         let found = match self {
-            KeySource::Consumer => Consumer::of(ctx).map(|c| format!("consumer:{}", c.username)),
-            KeySource::Credential => Consumer::of(ctx)
+            KeySource::Consumer => ctx.consumer.as_ref().map(|c| ["consumer:", &c.username].concat()),
+            KeySource::Credential => ctx
+                .consumer
+                .as_ref()
                 .and_then(|c| c.credential.as_ref())
                 .map(|credential| format!("credential:{}:{}", credential.kind, credential.id)),
             KeySource::Ip => None,
@@ -133,7 +135,7 @@ pub(crate) mod tests {
     pub(crate) fn with_consumer(mut ctx: RequestCtx, username: &str) -> RequestCtx {
         let spec = strait_config::Consumer { username: username.into(), ..Default::default() };
         let credential = Credential { kind: "key_auth", id: format!("{username}#0").into() };
-        ctx.extensions.insert(Consumer::from_config(&spec, Some(credential)));
+        ctx.consumer = Some(strait_http::Consumer::from_config(&spec, Some(credential)));
         ctx
     }
 

@@ -1,9 +1,10 @@
 //! Route actions that Strait answers itself: redirects, the echo demo upstream, static files,
-//! and aggregations of several upstreams' answers.
+//! aggregations of several upstreams' answers, and REST to gRPC transcoding.
 //! They build answers and never write to a connection; the exchange sends what they return.
 //! (Forwarding lives in [`crate::upstream`]; fixed responses need no code of their own.)
 
 pub mod aggregate;
 pub mod echo;
+pub mod grpc_transcode;
 pub mod redirect;
 pub mod static_files;

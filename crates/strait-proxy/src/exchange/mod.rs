@@ -124,7 +124,11 @@ where
         chain.log(&ctx, ctx.reason).await;
     }
     if let Some(target) = logged_target {
-        log::log_exchange(snapshot, &ctx, &parts, &target.to_string());
+        // An origin-form target is its path and query as received: logged without a copy.
+        match (target.scheme(), target.path_and_query()) {
+            (None, Some(origin)) => log::log_exchange(snapshot, &ctx, &parts, origin.as_str()),
+            _ => log::log_exchange(snapshot, &ctx, &parts, &target.to_string()),
+        }
     }
     crate::buffers::recycle_headers(std::mem::take(&mut parts.headers));
     sent
@@ -248,7 +252,7 @@ where
         }
     }
     if !chain.members_empty() {
-        declare_length(parts, body);
+        declare_length(parts, body, chain.has(Phases::REQUEST_BODY));
         ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         if let Some(answer) = chain.request_headers(0, parts, ctx, None).await {
             return Err(Routed::Local(answer));
@@ -271,16 +275,17 @@ where
     }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
-    if !route.filters.is_empty() || !snapshot.consumer_filters.is_empty() {
+    let consumer_filters = route.consumer_filters.as_ref().unwrap_or(&snapshot.consumer_filters);
+    if !route.filters.is_empty() || !consumer_filters.is_empty() {
         let route_start = chain.len();
-        if route_start == 0 {
-            declare_length(parts, body);
-        }
         chain.extend(&route.filters);
+        // Unless the listener chain was told already; a consumer's filters, joining later, may
+        // read it too.
+        declare_length(parts, body, chain.has(Phases::REQUEST_BODY) || !consumer_filters.is_empty());
         if ctx.subrequests.is_none() {
             ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
         }
-        if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(&snapshot.consumer_filters)).await {
+        if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(consumer_filters)).await {
             return Err(Routed::Local(answer));
         }
     }
@@ -297,13 +302,18 @@ where
     match &route.action {
         Action::Forward(cluster) => Ok((route, cluster)),
         Action::Split(split) => Ok((route, split.pick())),
+        Action::GrpcTranscode(plan, cluster) if plan.passes_through(parts) => Ok((route, cluster)),
         _ => Err(Routed::Act(route)),
     }
 }
 
 /// Tells the request phases the body's declared length, when its framing gives one
-/// ([`RequestLength`]); only requests that meet filters pay for the extension.
-fn declare_length<B: Body>(parts: &mut request::Parts, body: &B) {
+/// ([`RequestLength`]); only chains with a request-body filter (the filters that read it) pay
+/// for the extension.
+fn declare_length<B: Body>(parts: &mut request::Parts, body: &B, wanted: bool) {
+    if !wanted || parts.extensions.get::<RequestLength>().is_some() {
+        return;
+    }
     if let Some(length) = body.size_hint().exact() {
         parts.extensions.insert(RequestLength(length));
     }
@@ -324,7 +334,8 @@ where
     }
 }
 
-/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation).
+/// Performs an action Strait answers itself (direct, redirect, echo, static files, aggregation,
+/// gRPC transcoding).
 async fn answer_locally<B, S>(
     inbound: &Inbound<'_>,
     route: &RoutePlan,
@@ -342,6 +353,13 @@ where
     let local = match &route.action {
         // Forwarding never comes here (see `route_request`).
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
+        Action::GrpcTranscode(plan, _) => {
+            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
+            let context =
+                actions::grpc_transcode::CallContext { timeout: route.timeout, request_id: ctx.request_id.as_ref() };
+            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, context, &subrequests));
+            boxed.await
+        }
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
         Action::Aggregate(plan) => {

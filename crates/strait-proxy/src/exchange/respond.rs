@@ -65,7 +65,8 @@ where
 {
     let (mut head, mut body) = response.into_parts();
     if chain.has(Phases::RESPONSE_HEADERS) {
-        if let Some(length) = body.size_hint().exact() {
+        // Read by the filters that see or replace bodies; the others do not pay for it.
+        if let Some(length) = body.size_hint().exact().filter(|_| chain.has(Phases::RESPONSE_BODY)) {
             head.extensions.insert(strait_http::context::ResponseLength(length));
         }
         chain.response_headers(&mut head, ctx).await;
@@ -225,7 +226,14 @@ pub(crate) fn is_bodiless(status: StatusCode) -> bool {
 
 /// Removes the fields only a connection may write, after filters had the headers in hand.
 pub(crate) fn remove_framing(headers: &mut HeaderMap) {
-    for name in [header::TRANSFER_ENCODING, header::CONNECTION, header::TE, header::TRAILER, header::UPGRADE] {
+    const FRAMING: [HeaderName; 5] =
+        [header::TRANSFER_ENCODING, header::CONNECTION, header::TE, header::TRAILER, header::UPGRADE];
+    // One look at the names present costs less than six removals, and they are rarely there.
+    let present = headers.keys().any(|name| FRAMING.contains(name) || name.as_str() == "keep-alive");
+    if !present {
+        return;
+    }
+    for name in FRAMING {
         headers.remove(name);
     }
     headers.remove("keep-alive");

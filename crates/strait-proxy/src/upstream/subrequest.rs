@@ -1,4 +1,6 @@
-//! Sub-requests for filters: a whole request to a cluster, a whole response back.
+//! Sub-requests: a whole request to a cluster, a whole response back. Filters get the
+//! response without trailers through [`Subrequests`]; the proxy's own actions that need the
+//! trailers (gRPC transcoding reads `grpc-status` there) call [`SnapshotSubrequests::call`].
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -29,12 +31,15 @@ impl SnapshotSubrequests {
         SnapshotSubrequests { snapshot }
     }
 
-    async fn send_to(
+    /// Sends `request` to `cluster` within `timeout` and reads the whole answer (at most
+    /// `max` bytes of body): the head, the body and the trailers, if any.
+    pub(crate) async fn call(
         &self,
         cluster: &str,
         request: http::Request<Bytes>,
         timeout: Duration,
-    ) -> Result<http::Response<Bytes>, Reason> {
+        max: u64,
+    ) -> Result<WholeResponse, Reason> {
         let upstream = self.snapshot.upstreams.get(cluster).ok_or(Reason::NoHealthyUpstream)?;
         let cluster = &upstream.state;
         let pick = PickContext { client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), hash_key: None };
@@ -74,13 +79,23 @@ impl SnapshotSubrequests {
             };
         endpoint.report_success();
         let (head, mut upstream_body) = response.into_parts();
-        let collected = tokio::time::timeout_at(deadline, body::collect(&mut upstream_body, MAX_SUBRESPONSE)).await;
+        let collected = tokio::time::timeout_at(deadline, body::collect(&mut upstream_body, max)).await;
         match collected {
-            Ok(Ok((data, _))) => Ok(http::Response::from_parts(head, data)),
+            Ok(Ok((body, trailers))) => Ok(WholeResponse { head, body, trailers }),
             Ok(Err(BodyError(reason))) => Err(reason),
             Err(_) => Err(Reason::UpstreamTimeout),
         }
     }
+}
+
+/// A whole upstream answer: head, body and trailers.
+pub(crate) struct WholeResponse {
+    /// Status and headers.
+    pub(crate) head: http::response::Parts,
+    /// The body.
+    pub(crate) body: Bytes,
+    /// The trailers, when the upstream sent some.
+    pub(crate) trailers: Option<http::HeaderMap>,
 }
 
 impl Subrequests for SnapshotSubrequests {
@@ -90,6 +105,9 @@ impl Subrequests for SnapshotSubrequests {
         request: http::Request<Bytes>,
         timeout: Duration,
     ) -> LocalFuture<'a, Result<http::Response<Bytes>, Reason>> {
-        Box::pin(self.send_to(cluster, request, timeout))
+        Box::pin(async move {
+            let whole = self.call(cluster, request, timeout, MAX_SUBRESPONSE).await?;
+            Ok(http::Response::from_parts(whole.head, whole.body))
+        })
     }
 }

@@ -278,3 +278,25 @@ fn the_clients_no_cache_and_bypass_headers_skip_the_cache() {
     assert_eq!(get(&proxy, "/b").header("x-proxy-cache"), Some("HIT"));
     assert_eq!(backend.count(), 3);
 }
+
+#[test]
+fn a_write_through_the_proxy_drops_the_stored_read() {
+    let version = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let seen = version.clone();
+    let backend = Backend::start(move |request| {
+        if request.method == "PUT" {
+            seen.fetch_add(1, Ordering::SeqCst);
+            return Reply::status(204);
+        }
+        Reply::text(&format!("v{}", seen.load(Ordering::SeqCst))).header("cache-control", "max-age=60")
+    });
+    let proxy = proxy(&backend, "{}");
+    assert_eq!(get(&proxy, "/doc").text(), "v1");
+    let hit = get(&proxy, "/doc");
+    assert_eq!((cache_status(&hit), hit.text().as_str()), ("HIT", "v1"));
+    let put = "PUT /doc HTTP/1.1\r\nHost: cache.test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nv2";
+    let written = support::raw_request(proxy.addr("web"), put.as_bytes()).expect("response");
+    assert_eq!((written.status, cache_status(&written)), (204, "BYPASS"));
+    let after = get(&proxy, "/doc");
+    assert_eq!((cache_status(&after), after.text().as_str()), ("MISS", "v2"), "the PUT dropped the entry");
+}

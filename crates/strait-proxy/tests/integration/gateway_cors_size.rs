@@ -353,3 +353,18 @@ fn http2_bodies_are_limited_by_their_content_length_or_as_they_stream() {
     assert_eq!(got[4].body, "got 10");
     assert!(backend.requests().iter().all(|r| r.body_len <= 1024), "no oversized body reached the backend");
 }
+
+#[test]
+fn a_route_size_limit_sees_the_declared_length_behind_listener_filters() {
+    let backend = Backend::start(|r| Reply::text(&format!("got {}", r.body_len)));
+    // The listener's filter reads no body: the route's limit must still be told the length.
+    let proxy = Proxy::start(&format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    filters:\n      - {{ name: cors, config: {{ origins: [\"https://app.test\"] }} }}\n    routes:\n{SIZE_ROUTES}clusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr
+    ));
+    let declared = send(&proxy, "POST /strict", "Content-Length: 10\r\n", b"0123456789");
+    assert_eq!((declared.status, declared.text().as_str()), (200, "got 10"), "a declared length is not 411");
+    let over = send(&proxy, "POST /strict", "Content-Length: 1025\r\n", &[b'a'; 1025]);
+    assert_eq!((over.status, over.header("x-strait-reason")), (413, Some("body_too_large")));
+    assert_eq!(backend.count(), 1, "the oversized body never reached the upstream");
+}

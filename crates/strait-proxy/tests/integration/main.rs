@@ -13,6 +13,7 @@ mod deadlines;
 mod gateway_auth;
 mod gateway_cors_size;
 mod gateway_jwt;
+mod grpc_transcode;
 mod hardening;
 mod headers;
 mod health;

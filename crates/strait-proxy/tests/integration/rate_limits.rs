@@ -159,7 +159,7 @@ impl Filter for Identify {
         if let Some(user) = request.headers.get("x-user").and_then(|v| v.to_str().ok()) {
             let spec = strait_config::Consumer { username: user.to_owned(), ..Default::default() };
             let consumer = strait_http::Consumer::from_config(&spec, None);
-            strait_http::consumer::identify(&mut request.headers, ctx, consumer, false);
+            ctx.identify(&mut request.headers, consumer, false);
         }
         Phase::Ready(Flow::Continue)
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use http::header::HeaderValue;
 use http::request;
-use strait_http::consumer::{identify, Consumer, Credential};
+use strait_http::consumer::{Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Registry, RequestCtx};
 use support::{Backend, Proxy, Reply};
@@ -60,7 +60,7 @@ impl Filter for LoginFilter {
         let user = request.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if let Some(spec) = user.and_then(|u| self.0.iter().find(|c| c.username == u)) {
             let credential = Credential { kind: "login", id: spec.username.as_str().into() };
-            identify(&mut request.headers, ctx, Consumer::from_config(spec, Some(credential)), false);
+            ctx.identify(&mut request.headers, Consumer::from_config(spec, Some(credential)), false);
         }
         Phase::Ready(Flow::Continue)
     }
@@ -233,4 +233,83 @@ fn filter_errors_in_every_scope_name_their_field() {
     assert!(errors.contains("scopes.yaml:2:11: filters[0].name: unknown filter `nope_global`"), "{errors}");
     assert!(errors.contains("consumers[0].filters[0].name: unknown filter `nope_consumer`"), "{errors}");
     assert!(errors.contains("clusters[0].filters[0].config.gzip_level"), "{errors}");
+}
+
+#[test]
+fn a_filter_for_one_consumer_on_a_route_or_cluster_beats_the_consumers_own() {
+    let backend = Backend::start(|_| Reply::text("ok"));
+    let other = Backend::start(|_| Reply::text("ok"));
+    // Kong's precedence: consumer and route, then consumer and service, then consumer alone,
+    // then route, service, global.
+    let yaml = format!(
+        r#"
+filters:
+  - {{ name: tag, config: {{ label: global }} }}
+  - {{ name: tag, config: {{ label: carol-global }}, consumer: carol }}
+consumers:
+  - username: alice
+    filters: [ {{ name: tag, config: {{ label: alice }} }} ]
+  - username: bob
+  - username: carol
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    filters: [ {{ name: login }} ]
+    routes:
+      - match: {{ path: {{ prefix: /special }} }}
+        filters:
+          - {{ name: tag, config: {{ label: route }} }}
+          - {{ name: tag, config: {{ label: alice-special }}, consumer: alice }}
+          - {{ name: request_headers, config: {{ set: {{ x-plan: bob-special }} }}, consumer: bob }}
+        forward: {{ cluster: app }}
+      - match: {{ path: {{ prefix: /app }} }}
+        forward: {{ cluster: app }}
+      - forward: {{ cluster: other }}
+clusters:
+  - name: app
+    filters:
+      - {{ name: tag, config: {{ label: bob-app }}, consumer: bob }}
+    endpoints: [{{ address: "{}" }}]
+  - name: other
+    endpoints: [{{ address: "{}" }}]
+"#,
+        backend.addr, other.addr
+    );
+    let proxy = Proxy::start_with(&yaml, registry());
+    let alice = "x-user: alice\r\n";
+    let bob = "x-user: bob\r\n";
+    let carol = "x-user: carol\r\n";
+    // Route and consumer over the consumer's own.
+    assert_eq!(tags(&proxy, &backend, "/special", alice), ["alice-special"]);
+    // Cluster and consumer over route alone; the route's filter for bob joins.
+    assert_eq!(tags(&proxy, &backend, "/special", bob), ["bob-app"]);
+    assert_eq!(backend.requests().pop().unwrap().headers["x-plan"], "bob-special");
+    // A top-level filter for one consumer acts like that consumer's own.
+    assert_eq!(tags(&proxy, &backend, "/special", carol), ["carol-global"]);
+    assert_eq!(tags(&proxy, &backend, "/special", ""), ["route"]);
+    // Elsewhere, the consumer's own filters, and nobody else gets another's.
+    assert_eq!(tags(&proxy, &backend, "/app", alice), ["alice"]);
+    assert_eq!(tags(&proxy, &backend, "/app", bob), ["bob-app"]);
+    assert!(backend.requests().pop().unwrap().headers.get("x-plan").is_none(), "bob's route filter stays on /special");
+    assert_eq!(tags(&proxy, &other, "/", bob), ["global"]);
+    assert_eq!(tags(&proxy, &other, "/", alice), ["alice"]);
+    assert_eq!(tags(&proxy, &other, "/", carol), ["carol-global"]);
+}
+
+#[test]
+fn a_filter_for_an_unknown_consumer_or_in_the_wrong_list_is_refused() {
+    let text = "consumers:\n  - username: alice\n    filters:\n      - { name: cors, consumer: alice }\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    filters:\n      - { name: cors, consumer: alice }\n    routes:\n      - filters:\n          - { name: cors, consumer: mallory }\n        forward: { cluster: app }\nclusters:\n  - name: app\n    endpoints: [{ address: \"127.0.0.1:9\" }]\n";
+    let errors = strait_config::load_str(text, "scoped.yaml").unwrap_err().to_string();
+    assert!(
+        errors.contains("scoped.yaml:12:37: listeners[0].routes[0].filters[0].consumer: unknown consumer `mallory`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("scoped.yaml:9:33: listeners[0].filters[0].consumer: a listener's filters run"),
+        "{errors}"
+    );
+    assert!(errors.contains("scoped.yaml:4:33: consumers[0].filters[0].consumer: a consumer's filters"), "{errors}");
+    let twice = "filters:\n  - { name: cors, consumer: alice }\nconsumers:\n  - username: alice\n    filters: [ { name: cors } ]\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - forward: { cluster: app }\nclusters:\n  - name: app\n    endpoints: [{ address: \"127.0.0.1:9\" }]\n";
+    let errors = strait_config::load_str(twice, "twice.yaml").unwrap_err().to_string();
+    assert!(errors.contains("filters[0].consumer: consumers[0].filters has a `cors` filter already"), "{errors}");
 }
