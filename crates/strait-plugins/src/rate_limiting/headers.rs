@@ -17,24 +17,31 @@ pub const RATELIMIT_RESET: HeaderName = HeaderName::from_static("ratelimit-reset
 /// `RateLimit-Policy`: every window as `<limit>;w=<seconds>`, the most constraining first.
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
+/// `X-RateLimit-Limit-<Window>` for each window, in `Window::index` order (constants, so
+/// no name is checked again per response).
+const LIMIT_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-ratelimit-limit-second"),
+    HeaderName::from_static("x-ratelimit-limit-minute"),
+    HeaderName::from_static("x-ratelimit-limit-hour"),
+    HeaderName::from_static("x-ratelimit-limit-day"),
+];
+
+/// `X-RateLimit-Remaining-<Window>` for each window, in `Window::index` order.
+const REMAINING_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-ratelimit-remaining-second"),
+    HeaderName::from_static("x-ratelimit-remaining-minute"),
+    HeaderName::from_static("x-ratelimit-remaining-hour"),
+    HeaderName::from_static("x-ratelimit-remaining-day"),
+];
+
 /// `X-RateLimit-Limit-<Window>`.
 fn limit_header(window: Window) -> HeaderName {
-    HeaderName::from_static(match window {
-        Window::Second => "x-ratelimit-limit-second",
-        Window::Minute => "x-ratelimit-limit-minute",
-        Window::Hour => "x-ratelimit-limit-hour",
-        Window::Day => "x-ratelimit-limit-day",
-    })
+    LIMIT_HEADERS[window.index()].clone()
 }
 
 /// `X-RateLimit-Remaining-<Window>`.
 fn remaining_header(window: Window) -> HeaderName {
-    HeaderName::from_static(match window {
-        Window::Second => "x-ratelimit-remaining-second",
-        Window::Minute => "x-ratelimit-remaining-minute",
-        Window::Hour => "x-ratelimit-remaining-hour",
-        Window::Day => "x-ratelimit-remaining-day",
-    })
+    REMAINING_HEADERS[window.index()].clone()
 }
 
 /// Milliseconds as whole seconds, rounded up, at least 1 (a client waiting 0 s would retry at once).

@@ -59,7 +59,7 @@ impl Window {
     }
 
     /// Its position in [`Window::ALL`].
-    const fn index(self) -> usize {
+    pub(super) const fn index(self) -> usize {
         self as usize
     }
 }

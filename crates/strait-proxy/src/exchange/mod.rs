@@ -30,6 +30,9 @@ use crate::snapshot::{Action, ListenerPlan, RoutePlan, ServerPlan, Snapshot, Ups
 use crate::upstream;
 pub(crate) use sink::{BodySize, ResponseSink, SinkClosed};
 
+/// `X-Request-Id` (a constant, so its name is not checked again per request).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Largest request body the echo action reads.
 const ECHO_BODY_MAX: u64 = 1 << 20;
 
@@ -385,7 +388,7 @@ where
                     let mut head = head;
                     head.headers.insert(header::DATE, crate::date::now());
                     if let Some(id) = &ctx.request_id {
-                        head.headers.insert(HeaderName::from_static("x-request-id"), id.clone());
+                        head.headers.insert(X_REQUEST_ID, id.clone());
                     }
                     return respond::send(sink, chain, ctx, http::Response::from_parts(head, file)).await;
                 }
@@ -483,6 +486,6 @@ fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
         *byte = HEX[((random >> (i * 4)) & 0xf) as usize];
     }
     let id = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(&text)).expect("hex is a valid header value");
-    headers.insert(HeaderName::from_static("x-request-id"), id.clone());
+    headers.insert(X_REQUEST_ID, id.clone());
     id
 }
