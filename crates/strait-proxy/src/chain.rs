@@ -45,6 +45,8 @@ impl Scoped {
             name: self.factory.name(),
             priority: self.priority,
             filter: self.factory.create(),
+            from_consumer: false,
+            replaced: None,
         }
     }
 }
@@ -83,6 +85,10 @@ struct Member {
     name: &'static str,
     priority: i32,
     filter: Box<dyn Filter>,
+    /// It came from a consumer's filters.
+    from_consumer: bool,
+    /// The route chain's member of the same name it took the place of.
+    replaced: Option<Box<Member>>,
 }
 
 /// The filter instances of one request: the listener chain, then the route chain.
@@ -90,8 +96,9 @@ struct Member {
 pub(crate) struct Chain {
     members: Vec<Member>,
     phases: Phases,
-    /// The consumer's filters are in (or it had none).
-    consumer_applied: bool,
+    /// The consumer whose filters are in (even if it had none), and whether it was a stand-in
+    /// (anonymous) consumer, whose filters give way if a later filter identifies a real one.
+    applied: Option<(Arc<str>, bool)>,
 }
 
 /// The filters of each consumer, by username.
@@ -156,19 +163,29 @@ impl Chain {
     /// filter of a name that already ran (before the consumer was known) is not run again.
     fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: Option<&ConsumerFilters>) {
         let Some(consumers) = consumers else { return };
-        if self.consumer_applied || consumers.is_empty() {
+        if consumers.is_empty() {
             return;
         }
         let Some(consumer) = ctx.consumer.as_ref() else { return };
-        self.consumer_applied = true;
+        match &self.applied {
+            Some((name, _)) if *name == consumer.username => return,
+            Some((_, false)) => return,
+            // The anonymous consumer's filters that have not run give way to the real one's.
+            Some((_, true)) => self.undo_consumer(at),
+            None => {}
+        }
+        self.applied = Some((consumer.username.clone(), consumer.credential.is_none()));
         let Some(list) = consumers.get(&*consumer.username) else { return };
         for entry in &list.entries {
             if self.members[..at].iter().any(|m| m.name == entry.name()) {
                 continue;
             }
-            let member = entry.member();
+            let mut member = entry.member();
+            member.from_consumer = true;
             if let Some(slot) = self.members[at..].iter_mut().find(|m| m.name == member.name) {
-                *slot = member;
+                let original = std::mem::replace(slot, member);
+                // A consumer's member it replaces goes for good; a route member comes back on undo.
+                slot.replaced = if original.from_consumer { original.replaced } else { Some(Box::new(original)) };
                 continue;
             }
             let later = self.members[at..].iter().position(|m| m.priority < member.priority);
@@ -176,6 +193,27 @@ impl Chain {
             self.members.insert(position, member);
         }
         self.phases |= list.phases;
+    }
+
+    /// Takes the consumer's filters out of the chain from index `at` on: the route members they
+    /// replaced come back, the ones they added go.
+    fn undo_consumer(&mut self, at: usize) {
+        let mut index = at;
+        while index < self.members.len() {
+            if !self.members[index].from_consumer {
+                index += 1;
+                continue;
+            }
+            match self.members[index].replaced.take() {
+                Some(original) => {
+                    self.members[index] = *original;
+                    index += 1;
+                }
+                None => {
+                    self.members.remove(index);
+                }
+            }
+        }
     }
 
     /// The request-body filters of every member, in request order.

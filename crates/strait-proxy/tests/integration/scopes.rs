@@ -66,7 +66,35 @@ impl Filter for LoginFilter {
     }
 }
 
-/// The built-in plugins, `tag` (priority 0 unless configured) and `login` (priority 1000).
+/// Identifies the stand-in consumer `guest` (no credential), as an authentication filter with
+/// `anonymous` does when its check fails.
+#[derive(Debug)]
+struct Guest(Vec<strait_config::Consumer>);
+
+impl FilterFactory for Guest {
+    fn name(&self) -> &'static str {
+        "guest"
+    }
+    fn phases(&self) -> Phases {
+        Phases::REQUEST_HEADERS
+    }
+    fn create(&self) -> Box<dyn Filter> {
+        Box::new(GuestFilter(self.0.clone()))
+    }
+}
+
+struct GuestFilter(Vec<strait_config::Consumer>);
+
+impl Filter for GuestFilter {
+    fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
+        if let Some(spec) = self.0.iter().find(|c| c.username == "guest") {
+            ctx.identify(&mut request.headers, Consumer::from_config(spec, None), true);
+        }
+        Phase::Ready(Flow::Continue)
+    }
+}
+
+/// The built-in plugins, `tag` (priority 0 unless configured) `login` (priority 1000) and `guest` (priority 1100).
 fn registry() -> Registry {
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -80,6 +108,10 @@ fn registry() -> Registry {
         Ok(Arc::new(Login(env.config.consumers.clone())) as Arc<dyn FilterFactory>)
     });
     registry.register(prioritized(login, 1000));
+    let guest = typed("guest", |_: std::collections::BTreeMap<String, String>, env: &BuildEnv<'_>| {
+        Ok(Arc::new(Guest(env.config.consumers.clone())) as Arc<dyn FilterFactory>)
+    });
+    registry.register(prioritized(guest, 1100));
     registry
 }
 
@@ -312,4 +344,43 @@ fn a_filter_for_an_unknown_consumer_or_in_the_wrong_list_is_refused() {
     let twice = "filters:\n  - { name: cors, consumer: alice }\nconsumers:\n  - username: alice\n    filters: [ { name: cors } ]\nlisteners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - forward: { cluster: app }\nclusters:\n  - name: app\n    endpoints: [{ address: \"127.0.0.1:9\" }]\n";
     let errors = strait_config::load_str(twice, "twice.yaml").unwrap_err().to_string();
     assert!(errors.contains("filters[0].consumer: consumers[0].filters has a `cors` filter already"), "{errors}");
+}
+
+#[test]
+fn a_real_consumer_identified_after_the_anonymous_one_gets_its_own_filters() {
+    let backend = Backend::start(|_| Reply::text("ok"));
+    let yaml = format!(
+        r#"
+consumers:
+  - username: guest
+    filters:
+      - {{ name: tag, config: {{ label: guest }} }}
+      - {{ name: request_headers, config: {{ set: {{ x-plan: guest-only }} }} }}
+  - username: alice
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - filters:
+          - {{ name: guest }}
+          - {{ name: login }}
+          - {{ name: tag, config: {{ label: route }} }}
+        forward: {{ cluster: app }}
+clusters:
+  - name: app
+    endpoints: [{{ address: "{}" }}]
+"#,
+        backend.addr
+    );
+    let proxy = Proxy::start_with(&yaml, registry());
+    // Nobody else authenticates: the stand-in's filters apply.
+    assert_eq!(tags(&proxy, &backend, "/", ""), ["guest"]);
+    assert_eq!(backend.requests().pop().unwrap().headers["x-plan"], "guest-only");
+    // Alice is identified after the stand-in: the route's own filter comes back, the stand-in's
+    // extra one goes.
+    assert_eq!(tags(&proxy, &backend, "/", "x-user: alice\r\n"), ["route"]);
+    let alice = backend.requests().pop().unwrap();
+    assert_eq!(alice.headers["x-consumer-username"], "alice");
+    assert!(alice.headers.get("x-plan").is_none(), "{:?}", alice.headers);
+    assert!(alice.headers.get("x-anonymous-consumer").is_none());
 }
