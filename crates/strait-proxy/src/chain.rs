@@ -104,6 +104,28 @@ pub(crate) struct Chain {
 /// The filters of each consumer, by username.
 pub type ConsumerFilters = HashMap<Arc<str>, FilterList>;
 
+/// Where a route finds a consumer's filters: the route's own map first (consumers with filters
+/// on this route or its cluster), then the consumers' lists everywhere else.
+#[derive(Clone, Copy)]
+pub(crate) struct ConsumerLists<'a> {
+    /// The route's map, when the route or its cluster has filters for some consumers.
+    pub route: Option<&'a ConsumerFilters>,
+    /// Every consumer's own filters.
+    pub all: &'a ConsumerFilters,
+}
+
+impl ConsumerLists<'_> {
+    /// Whether no consumer has filters here.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.route.is_none_or(HashMap::is_empty)
+    }
+
+    /// The filters of the consumer named `username` on this route.
+    fn get(&self, username: &str) -> Option<&FilterList> {
+        self.route.and_then(|route| route.get(username)).or_else(|| self.all.get(username))
+    }
+}
+
 impl Chain {
     /// Creates this request's instances of `list` and appends them (the listener list first,
     /// then the route's). An empty list costs nothing.
@@ -139,7 +161,7 @@ impl Chain {
         from: usize,
         request: &mut request::Parts,
         ctx: &mut RequestCtx,
-        consumers: Option<&ConsumerFilters>,
+        consumers: Option<ConsumerLists<'_>>,
     ) -> Option<LocalResponse> {
         self.apply_consumer(from, ctx, consumers);
         if !self.has(Phases::REQUEST_HEADERS) {
@@ -161,7 +183,7 @@ impl Chain {
 
     /// Puts the identified consumer's filters into the chain from index `at` on, once. A
     /// filter of a name that already ran (before the consumer was known) is not run again.
-    fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: Option<&ConsumerFilters>) {
+    fn apply_consumer(&mut self, at: usize, ctx: &RequestCtx, consumers: Option<ConsumerLists<'_>>) {
         let Some(consumers) = consumers else { return };
         if consumers.is_empty() {
             return;
@@ -175,7 +197,7 @@ impl Chain {
             None => {}
         }
         self.applied = Some((consumer.username.clone(), consumer.credential.is_none()));
-        let Some(list) = consumers.get(&*consumer.username) else { return };
+        let Some(list) = consumers.get(&consumer.username) else { return };
         for entry in &list.entries {
             if self.members[..at].iter().any(|m| m.name == entry.name()) {
                 continue;

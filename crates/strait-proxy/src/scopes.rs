@@ -26,7 +26,7 @@ pub struct CompiledFilters {
     /// Per listener: its own chain, and the filters of each of its routes.
     pub listeners: Vec<(FilterList, Vec<RouteFilters>)>,
     /// Per consumer username: the filters its requests get once it is identified, on routes
-    /// whose route and cluster lists have no filter for any consumer.
+    /// whose route and cluster lists have no filter for that consumer.
     pub consumers: ConsumerFilters,
 }
 
@@ -35,9 +35,9 @@ pub struct CompiledFilters {
 pub struct RouteFilters {
     /// Its chain: route, cluster and global filters, one per plugin name.
     pub chain: FilterList,
-    /// When the route or its cluster has filters for some consumers: every consumer's filters
-    /// on this route (consumer and route over consumer and cluster over consumer alone), in
-    /// place of [`CompiledFilters::consumers`].
+    /// When the route or its cluster has filters for some consumers: those consumers' filters
+    /// on this route (consumer and route over consumer and cluster over consumer alone), looked
+    /// up before [`CompiledFilters::consumers`].
     pub consumers: Option<ConsumerFilters>,
 }
 
@@ -129,10 +129,10 @@ pub fn compile_filters(config: &Config, registry: &Registry) -> Result<CompiledF
     }
 }
 
-/// Every consumer's filters on one route, when its cluster or the route itself has filters for
-/// some consumers (`None` otherwise: the consumers' own lists apply as they are). For each
-/// plugin name the most specific scope wins: consumer and route, then consumer and cluster,
-/// then the consumer alone (Kong's precedence).
+/// The filters on one route of the consumers that have filters for this route or its cluster
+/// (`None` when none has: the consumers' own lists apply as they are). For each plugin name
+/// the most specific scope wins: consumer and route, then consumer and cluster, then the
+/// consumer alone (Kong's precedence). Other consumers find their own lists elsewhere.
 fn route_consumers_filters(
     consumer_only: &HashMap<Arc<str>, Vec<Scoped>>,
     cluster: &HashMap<Arc<str>, Vec<Scoped>>,
@@ -141,18 +141,14 @@ fn route_consumers_filters(
     if cluster.is_empty() && route.is_empty() {
         return None;
     }
-    let mut names: Vec<&Arc<str>> = consumer_only.keys().chain(cluster.keys()).collect();
-    let route_names: Vec<Arc<str>> = route.keys().cloned().collect();
-    names.extend(route_names.iter());
+    let mut names: Vec<Arc<str>> = cluster.keys().cloned().collect();
+    names.extend(route.keys().filter(|name| !cluster.contains_key(*name)).cloned());
     let mut merged = ConsumerFilters::new();
     for name in names {
-        if merged.contains_key(name) {
-            continue;
-        }
-        let alone = consumer_only.get(name).map_or(&[][..], Vec::as_slice);
-        let with_cluster = cluster.get(name).map_or(&[][..], Vec::as_slice);
-        let with_route = route.remove(name).unwrap_or_default();
-        merged.insert(name.clone(), FilterList::ordered(merge(alone, with_cluster, with_route)));
+        let alone = consumer_only.get(&name).map_or(&[][..], Vec::as_slice);
+        let with_cluster = cluster.get(&name).map_or(&[][..], Vec::as_slice);
+        let with_route = route.remove(&name).unwrap_or_default();
+        merged.insert(name, FilterList::ordered(merge(alone, with_cluster, with_route)));
     }
     Some(merged)
 }

@@ -228,8 +228,8 @@ pub struct RoutePlan {
     pub rewrite: Option<PathRewrite>,
     /// Filters in order (the route's list, then its header-edit shorthands).
     pub filters: FilterList,
-    /// Every consumer's filters on this route, when the route or its cluster has filters for
-    /// some consumers; otherwise the snapshot's apply.
+    /// The filters on this route of the consumers that have filters for it or its cluster,
+    /// looked up before the snapshot's.
     pub consumer_filters: Option<ConsumerFilters>,
     /// Total time for the upstream exchange.
     pub timeout: Option<Duration>,

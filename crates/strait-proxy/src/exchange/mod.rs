@@ -25,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::actions;
 use crate::body::{BodyError, Either};
-use crate::chain::{Chain, FilteredBody};
+use crate::chain::{Chain, ConsumerLists, FilteredBody};
 use crate::snapshot::{Action, ListenerPlan, RoutePlan, ServerPlan, Snapshot, Upstream};
 use crate::upstream;
 pub(crate) use sink::{BodySize, ResponseSink, SinkClosed};
@@ -278,7 +278,7 @@ where
     }
     let rewritten = route.rewrite.as_ref().map(|r| r.apply(parts.uri.path(), found.matched_prefix).into_owned());
     ctx.route = Some(route.name.clone());
-    let consumer_filters = route.consumer_filters.as_ref().unwrap_or(&snapshot.consumer_filters);
+    let consumer_filters = ConsumerLists { route: route.consumer_filters.as_ref(), all: &snapshot.consumer_filters };
     if !route.filters.is_empty() || !consumer_filters.is_empty() {
         let route_start = chain.len();
         chain.extend(&route.filters);
