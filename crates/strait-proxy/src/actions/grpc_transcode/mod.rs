@@ -196,12 +196,25 @@ where
     if let Some(id) = context.request_id.filter(|_| plan.forward.contains(&REQUEST_ID)) {
         call.headers_mut().insert(REQUEST_ID, id.clone());
     }
+    let sent = std::time::Instant::now();
     match subrequests.call(&plan.cluster, call, limit, plan.max_response).await {
+        Ok(whole) if gave_up_at_deadline(&whole, sent.elapsed(), limit) => {
+            LocalResponse::for_reason(Reason::UpstreamTimeout)
+        }
         Ok(whole) => plan.translate(whole, binding),
         // The service's answer was over `max_response_bytes`: its fault, not the client's.
         Err(Reason::BodyTooLarge) => LocalResponse::for_reason(Reason::UpstreamBadResponse),
         Err(reason) => LocalResponse::for_reason(reason),
     }
+}
+
+/// Whether the service answered `CANCELLED` or `DEADLINE_EXCEEDED` once the deadline it was
+/// sent (the route's timeout) had all but passed: that is the route's timeout, whichever side
+/// noticed it first, and the client gets the same 504 either way.
+fn gave_up_at_deadline(whole: &WholeResponse, elapsed: Duration, limit: Duration) -> bool {
+    let status =
+        whole.trailers.as_ref().and_then(|t| t.get("grpc-status")).or_else(|| whole.head.headers.get("grpc-status"));
+    matches!(status.map(HeaderValue::as_bytes), Some(b"1" | b"4")) && elapsed + limit / 20 >= limit
 }
 
 /// The gRPC call: `POST /pkg.Service/Method` with the framed messages, the deadline and
@@ -327,5 +340,25 @@ impl TranscodePlan {
         let mut answer = LocalResponse::new(status, "application/json", body);
         answer.reason = Some(reason);
         answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: &'static str) -> WholeResponse {
+        let mut head = http::Response::new(()).into_parts().0;
+        head.headers.insert("grpc-status", HeaderValue::from_static(status));
+        WholeResponse { head, body: Bytes::new(), trailers: None }
+    }
+
+    #[test]
+    fn a_service_giving_up_at_its_deadline_is_the_routes_timeout() {
+        let limit = Duration::from_millis(300);
+        assert!(gave_up_at_deadline(&answer("1"), Duration::from_millis(301), limit));
+        assert!(gave_up_at_deadline(&answer("4"), Duration::from_millis(290), limit));
+        assert!(!gave_up_at_deadline(&answer("4"), Duration::from_millis(100), limit), "its own, earlier deadline");
+        assert!(!gave_up_at_deadline(&answer("5"), Duration::from_millis(301), limit), "NOT_FOUND stays 404");
     }
 }
