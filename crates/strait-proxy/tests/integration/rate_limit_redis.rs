@@ -117,6 +117,20 @@ fn identical_filters_share_counters_and_different_ones_do_not() {
     assert_eq!(redis.command(&["EVAL", "return #redis.call('KEYS', 'strait:rl:*:hour:*')", "0"]), ":3");
 }
 
+/// A store counting by client address in `redis`, with default settings but its port.
+fn store_at(redis: &Redis, limits: &[Limit]) -> RedisStore {
+    let key = KeySource::compile(LimitBy::Ip, None, None).unwrap();
+    let flat = FlatFields {
+        host: &None,
+        port: Some(redis.port()),
+        username: &None,
+        password: &None,
+        database: None,
+        timeout: None,
+    };
+    RedisStore::new(RedisServer::resolve(flat, None).unwrap(), limits, &key)
+}
+
 #[test]
 fn the_script_decides_as_the_local_store_does() {
     let redis = Redis::start();
@@ -126,17 +140,7 @@ fn the_script_decides_as_the_local_store_does() {
         Limit { window: Window::Hour, max: 200 },
         Limit { window: Window::Day, max: 300 },
     ];
-    let key = KeySource::compile(LimitBy::Ip, None, None).unwrap();
-    let none = None;
-    let flat = FlatFields {
-        host: &none,
-        port: Some(redis.port()),
-        username: &None,
-        password: &None,
-        database: None,
-        timeout: None,
-    };
-    let shared = RedisStore::new(RedisServer::resolve(flat, None).unwrap(), &limits, &key);
+    let shared = store_at(&redis, &limits);
     let local = LocalStore::new(1_000);
     // 90 s before a UTC midnight: seconds, minutes, the hour and the day all roll over.
     let day = 86_400_000;
@@ -174,17 +178,7 @@ fn the_script_decides_as_the_local_store_does() {
 fn requests_waiting_together_are_decided_in_one_call_each_in_turn() {
     let redis = Redis::start();
     let limits = [Limit { window: Window::Hour, max: 10 }];
-    let key = KeySource::compile(LimitBy::Ip, None, None).unwrap();
-    let none = None;
-    let flat = FlatFields {
-        host: &none,
-        port: Some(redis.port()),
-        username: &None,
-        password: &None,
-        database: None,
-        timeout: None,
-    };
-    let shared = RedisStore::new(RedisServer::resolve(flat, None).unwrap(), &limits, &key);
+    let shared = store_at(&redis, &limits);
     let now = 1_800_000_000_000;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // The first request connects; the next 15 wait for Redis together.
