@@ -37,58 +37,42 @@ impl Filter for TagFilter {
     }
 }
 
-/// Identifies the consumer named by the `x-user` header (a stand-in for an auth filter).
+/// A stand-in for an authentication filter: `login` identifies the consumer named by the
+/// `x-user` header; `guest` identifies the consumer `guest` without a credential, as a filter
+/// with `anonymous` does when its check fails.
 #[derive(Debug)]
-struct Login(Vec<strait_config::Consumer>);
+struct Login {
+    name: &'static str,
+    consumers: Vec<strait_config::Consumer>,
+}
 
 impl FilterFactory for Login {
     fn name(&self) -> &'static str {
-        "login"
+        self.name
     }
     fn phases(&self) -> Phases {
         Phases::REQUEST_HEADERS
     }
     fn create(&self) -> Box<dyn Filter> {
-        Box::new(LoginFilter(self.0.clone()))
+        Box::new(LoginFilter { guest: self.name == "guest", consumers: self.consumers.clone() })
     }
 }
 
-struct LoginFilter(Vec<strait_config::Consumer>);
+struct LoginFilter {
+    guest: bool,
+    consumers: Vec<strait_config::Consumer>,
+}
 
 impl Filter for LoginFilter {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
-        let user = request.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        if let Some(spec) = user.and_then(|u| self.0.iter().find(|c| c.username == u)) {
+        let user = match self.guest {
+            true => Some("guest".to_owned()),
+            false => request.headers.get("x-user").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        };
+        if let Some(spec) = user.and_then(|u| self.consumers.iter().find(|c| c.username == u)) {
             let credential = Credential { kind: "login", id: spec.username.as_str().into() };
-            ctx.identify(&mut request.headers, Consumer::from_config(spec, Some(credential)), false);
-        }
-        Phase::Ready(Flow::Continue)
-    }
-}
-
-/// Identifies the stand-in consumer `guest` (no credential), as an authentication filter with
-/// `anonymous` does when its check fails.
-#[derive(Debug)]
-struct Guest(Vec<strait_config::Consumer>);
-
-impl FilterFactory for Guest {
-    fn name(&self) -> &'static str {
-        "guest"
-    }
-    fn phases(&self) -> Phases {
-        Phases::REQUEST_HEADERS
-    }
-    fn create(&self) -> Box<dyn Filter> {
-        Box::new(GuestFilter(self.0.clone()))
-    }
-}
-
-struct GuestFilter(Vec<strait_config::Consumer>);
-
-impl Filter for GuestFilter {
-    fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
-        if let Some(spec) = self.0.iter().find(|c| c.username == "guest") {
-            ctx.identify(&mut request.headers, Consumer::from_config(spec, None), true);
+            let consumer = Consumer::from_config(spec, (!self.guest).then_some(credential));
+            ctx.identify(&mut request.headers, consumer, self.guest);
         }
         Phase::Ready(Flow::Continue)
     }
@@ -104,14 +88,12 @@ fn registry() -> Registry {
     let mut registry = strait_plugins::builtin();
     registry
         .register(typed("tag", |c: TagConfig, _: &BuildEnv<'_>| Ok(Arc::new(Tag(c.label)) as Arc<dyn FilterFactory>)));
-    let login = typed("login", |_: std::collections::BTreeMap<String, String>, env: &BuildEnv<'_>| {
-        Ok(Arc::new(Login(env.config.consumers.clone())) as Arc<dyn FilterFactory>)
-    });
-    registry.register(prioritized(login, 1000));
-    let guest = typed("guest", |_: std::collections::BTreeMap<String, String>, env: &BuildEnv<'_>| {
-        Ok(Arc::new(Guest(env.config.consumers.clone())) as Arc<dyn FilterFactory>)
-    });
-    registry.register(prioritized(guest, 1100));
+    for (name, priority) in [("login", 1000), ("guest", 1100)] {
+        let plugin = typed(name, move |_: std::collections::BTreeMap<String, String>, env: &BuildEnv<'_>| {
+            Ok(Arc::new(Login { name, consumers: env.config.consumers.clone() }) as Arc<dyn FilterFactory>)
+        });
+        registry.register(prioritized(plugin, priority));
+    }
     registry
 }
 
