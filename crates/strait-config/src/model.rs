@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use crate::units::{ByteSize, Dur};
 
+mod forward_proxy;
 mod transcode;
+pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard};
 pub use transcode::{GrpcTranscode, PrintOptions};
 
 /// A whole configuration file.
@@ -450,6 +452,8 @@ pub struct Route {
     pub aggregate: Option<Aggregate>,
     /// Answer JSON requests by calling a gRPC service (REST to gRPC transcoding).
     pub grpc_transcode: Option<GrpcTranscode>,
+    /// Act as a forward proxy: absolute-form requests go to their origin, CONNECT opens a tunnel.
+    pub forward_proxy: Option<ForwardProxy>,
     /// How the path is rewritten before forwarding.
     pub rewrite: Option<Rewrite>,
     /// Filters run on this route's requests after the listener's, in list order.

@@ -78,6 +78,11 @@ pub struct ExpectContinue;
 #[derive(Debug, Clone)]
 pub struct UpgradeRequest(pub http::HeaderValue);
 
+/// The `Proxy-Authorization` field a client sent to a forward proxy. The HTTP/1 driver keeps it
+/// here, out of the headers (it is hop-by-hop and never forwarded), for `proxy_auth` to check.
+#[derive(Debug, Clone)]
+pub struct ProxyAuthorization(pub http::HeaderValue);
+
 /// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
 #[derive(Debug, Clone)]
 pub struct OriginalUri(pub http::Uri);
@@ -113,6 +118,9 @@ pub struct RequestCtx {
     pub consumer: Option<Consumer>,
     /// The claims of the request's verified bearer token.
     pub token: Option<VerifiedToken>,
+    /// What a response cache did for this request (`HIT`, `MISS`, `EXPIRED`, `STALE`,
+    /// `REVALIDATED`, `BYPASS`), for the access log.
+    pub cache_status: Option<&'static str>,
     /// Typed values filters hand to later phases and other filters.
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
@@ -137,6 +145,7 @@ impl RequestCtx {
             attempts: 0,
             consumer: None,
             token: None,
+            cache_status: None,
             extensions: Extensions::new(),
             subrequests: None,
         }

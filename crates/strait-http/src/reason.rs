@@ -89,6 +89,15 @@ pub enum Reason {
     CorsRejected,
     /// A circuit breaker is open: the upstream failed too often, and its cool-down is not over.
     CircuitOpen,
+    /// A forward proxy's access rules (`http_access`) deny the request (403).
+    ProxyAccessDenied,
+    /// A forward proxy needs credentials, or those sent are not valid (`proxy_auth`, 407).
+    ProxyAuthRequired,
+    /// The SSRF guard refuses the destination: it resolves to a private, loopback, link-local
+    /// or otherwise internal address that is not on the allow list (403).
+    DestinationForbidden,
+    /// The destination's name could not be resolved (502).
+    DnsFailed,
 }
 
 impl Reason {
@@ -133,6 +142,10 @@ impl Reason {
             Reason::ExpectationFailed => "expectation_failed",
             Reason::CorsRejected => "cors_rejected",
             Reason::CircuitOpen => "circuit_open",
+            Reason::ProxyAccessDenied => "proxy_access_denied",
+            Reason::ProxyAuthRequired => "proxy_auth_required",
+            Reason::DestinationForbidden => "destination_forbidden",
+            Reason::DnsFailed => "dns_failed",
         }
     }
 
@@ -167,6 +180,9 @@ impl Reason {
             Reason::Unauthorized => StatusCode::UNAUTHORIZED,
             Reason::ConsumerForbidden | Reason::IpForbidden | Reason::CorsRejected => StatusCode::FORBIDDEN,
             Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::ProxyAccessDenied | Reason::DestinationForbidden => StatusCode::FORBIDDEN,
+            Reason::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            Reason::DnsFailed => StatusCode::BAD_GATEWAY,
             Reason::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Reason::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
         }
@@ -212,6 +228,10 @@ impl Reason {
         Reason::ExpectationFailed,
         Reason::CorsRejected,
         Reason::CircuitOpen,
+        Reason::ProxyAccessDenied,
+        Reason::ProxyAuthRequired,
+        Reason::DestinationForbidden,
+        Reason::DnsFailed,
     ];
 }
 

@@ -96,6 +96,7 @@ impl Checker<'_> {
                 route.grpc_transcode.is_some(),
                 "grpc_transcode: { cluster: NAME, descriptor_set: FILE, services: [pkg.Service] }",
             ),
+            ("forward_proxy", route.forward_proxy.is_some(), "forward_proxy: {}"),
         ];
         let mut given = Vec::new();
         let mut empty = 0;
@@ -113,7 +114,7 @@ impl Checker<'_> {
             0 if empty > 0 => {}
             0 => self.error(
                 path,
-                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`, `aggregate`, `grpc_transcode`",
+                "route has no action: give exactly one of `forward`, `split`, `redirect`, `direct`, `static`, `echo`, `aggregate`, `grpc_transcode`, `forward_proxy`",
             ),
             count => {
                 self.error(path, format!("route has {count} actions (`{}`): keep exactly one", given.join("`, `")))

@@ -49,6 +49,8 @@ pub struct RequestHead {
     pub keep_alive: bool,
     /// The `Upgrade` header the client sent with `Connection: upgrade`, if any (WebSocket).
     pub upgrade: Option<HeaderValue>,
+    /// The `Proxy-Authorization` field, for a forward proxy's authentication (never forwarded).
+    pub proxy_authorization: Option<HeaderValue>,
 }
 
 impl RequestHead {
@@ -208,6 +210,7 @@ struct Framing {
     connection_names: Vec<HeaderName>,
     expect: Option<HeaderValue>,
     upgrade: Option<HeaderValue>,
+    proxy_authorization: Option<HeaderValue>,
 }
 
 /// Builds the typed head, applying the smuggling checks.
@@ -253,6 +256,12 @@ fn build_head(
             framing.expect = Some(value);
         } else if name == header::UPGRADE {
             framing.upgrade = Some(value);
+        } else if name == header::PROXY_AUTHORIZATION {
+            // Two sets of credentials: which one a proxy checks, and which one a later proxy
+            // would, is ambiguous.
+            if framing.proxy_authorization.replace(value).is_some() {
+                return Err(Reason::BadRequest);
+            }
         } else if !is_hop_by_hop(&name) {
             headers.append(name, value);
         }
@@ -281,6 +290,11 @@ fn build_head(
         None => None,
     };
     let body = body_framing(version, &framing)?;
+    // A CONNECT request has no content (RFC 9110 §9.3.6): what follows its head is the
+    // tunnel's, so a framing field on it could only smuggle a second reading.
+    if method == Method::CONNECT && (framing.content_length.is_some() || framing.transfer_encoding.is_some()) {
+        return Err(Reason::BadRequest);
+    }
     let (path_start, host) = split_target(&method, &target, host_field)?;
     let expect_continue = match &framing.expect {
         None => false,
@@ -303,6 +317,7 @@ fn build_head(
         keep_alive,
         // `Upgrade` means something only when `Connection` names it (RFC 9110 §7.8).
         upgrade: framing.upgrade.filter(|_| framing.connection_names.contains(&header::UPGRADE)),
+        proxy_authorization: framing.proxy_authorization,
     }))
 }
 
@@ -343,7 +358,8 @@ fn body_framing(version: Version, framing: &Framing) -> Result<BodyFraming, Reas
 /// target's authority (checked and normalized) wins over the `Host` header (RFC 9112 §3.2.2).
 ///
 /// A fragment (`#`) or a byte that is not ASCII anywhere in the target, and `*` with any
-/// method but `OPTIONS`, are refused.
+/// method but `OPTIONS`, are refused. CONNECT takes the authority-form (`host:port`, the port
+/// required) and nothing else; no other method may use it.
 fn split_target(
     method: &Method,
     target: &Bytes,
@@ -351,6 +367,9 @@ fn split_target(
 ) -> Result<(usize, Option<HeaderValue>), Reason> {
     if target.iter().any(|b| *b == b'#' || !b.is_ascii()) {
         return Err(Reason::BadRequest);
+    }
+    if method == Method::CONNECT {
+        return connect_authority(target).map(|authority| (target.len(), Some(authority)));
     }
     if target.starts_with(b"/") {
         return Ok((0, host_header));
@@ -378,6 +397,20 @@ fn split_target(
     let authority = normalize_host(&authority)?.unwrap_or(authority);
     // `http://host` has an empty path; `RequestHead::path` reads it as "/".
     Ok((scheme_end + authority_len, Some(authority)))
+}
+
+/// The authority of a CONNECT target (RFC 9112 §3.2.3): a host and a port, nothing before or
+/// after them, checked and normalized like a `Host` field.
+fn connect_authority(target: &Bytes) -> Result<HeaderValue, Reason> {
+    if target.is_empty() || target.iter().any(|b| matches!(b, b'/' | b'?' | b'@')) {
+        return Err(Reason::BadRequest);
+    }
+    let authority = HeaderValue::from_maybe_shared(target.clone()).map_err(|_| Reason::BadRequest)?;
+    let (_, port) = split_host_port(authority.as_bytes())?;
+    if port.is_none_or(|p| p.is_empty()) {
+        return Err(Reason::BadRequest);
+    }
+    Ok(normalize_host(&authority)?.unwrap_or(authority))
 }
 
 // === Host syntax ===
@@ -596,6 +629,46 @@ mod tests {
         assert_eq!(parse(&big_header).unwrap_err(), Reason::HeaderTooLarge);
         let many: String = (0..120).map(|i| format!("X-{i}: 1\r\n")).collect();
         assert_eq!(parse(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")).unwrap_err(), Reason::HeaderTooLarge);
+    }
+
+    #[test]
+    fn connect_takes_the_authority_form_only() {
+        let head = parse("CONNECT Example.TEST:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.method, Method::CONNECT);
+        assert_eq!(head.host.as_ref().unwrap(), "example.test:443");
+        assert_eq!(head.path_and_query(), b"");
+        assert!(matches!(head.body, BodyFraming::Empty));
+        let head = parse("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n").unwrap().unwrap();
+        assert_eq!(head.host.as_ref().unwrap(), "[::1]:8443");
+        let refused = [
+            // No port, an empty port, a path, userinfo, origin- and absolute-form.
+            "CONNECT example.test HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT example.test: HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT example.test:443/x HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT user@example.test:443 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT / HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT http://example.test:443/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT :443 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            "CONNECT example.test:99999 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+            // Content on a CONNECT could be read as the next request by someone.
+            "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\n",
+            "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n",
+            // Only CONNECT takes the authority-form.
+            "GET example.test:443 HTTP/1.1\r\nHost: example.test\r\n\r\n",
+        ];
+        for raw in refused {
+            assert_eq!(parse(raw).unwrap_err(), Reason::BadRequest, "accepted {raw:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_authorization_is_kept_apart_and_only_once() {
+        let raw = "GET http://a/ HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic dTpw\r\n\r\n";
+        let head = parse(raw).unwrap().unwrap();
+        assert_eq!(head.proxy_authorization.unwrap(), "Basic dTpw");
+        assert!(!head.headers.contains_key(header::PROXY_AUTHORIZATION));
+        let twice = "GET / HTTP/1.1\r\nHost: a\r\nProxy-Authorization: Basic a\r\nProxy-Authorization: Basic b\r\n\r\n";
+        assert_eq!(parse(twice).unwrap_err(), Reason::BadRequest);
     }
 
     #[test]

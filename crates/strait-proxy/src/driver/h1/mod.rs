@@ -193,8 +193,19 @@ async fn serve_request<T: Transport>(
 /// The `Host` field becomes the request's authority: from an absolute-form target it replaces
 /// whatever `Host` said (RFC 9112 §3.2.2), so routing and the upstream see the same host.
 fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), Reason> {
-    let RequestHead { method, version, target, path_start, host, mut headers, body, expect_continue, upgrade, .. } =
-        head;
+    let RequestHead {
+        method,
+        version,
+        target,
+        path_start,
+        host,
+        mut headers,
+        body,
+        expect_continue,
+        upgrade,
+        proxy_authorization,
+        ..
+    } = head;
     if target.contains(&b'#') {
         return Err(Reason::BadRequest);
     }
@@ -214,6 +225,9 @@ fn into_parts(head: RequestHead) -> Result<(request::Parts, BodyFraming, bool), 
     }
     if expect_continue && body.has_body() {
         parts.extensions.insert(strait_http::context::ExpectContinue);
+    }
+    if let Some(credentials) = proxy_authorization {
+        parts.extensions.insert(strait_http::context::ProxyAuthorization(credentials));
     }
     Ok((parts, body, expect_continue))
 }
