@@ -342,3 +342,48 @@ fn a_clients_bandwidth_is_limited_on_responses_and_tunnels() {
     // The bucket was emptied by the response above: 200 KiB at 100 KiB/s.
     assert!(took >= Duration::from_millis(1000), "200 KiB through the tunnel took {took:?}");
 }
+
+#[test]
+fn the_seeds_python_requests_client_works_through_the_proxy() {
+    let origin = Backend::start(|_| Reply::text("hello from the origin"));
+    let pki = Pki::new("requests test ca");
+    let leaf = pki.server("origin", &["localhost"]);
+    let tls_origin = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: tls
+    bind: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: "{}", key: "{}" }}
+    routes:
+      - direct: {{ status: 200, body: "hello over tls" }}
+"#,
+        leaf.cert.display(),
+        leaf.key.display()
+    ));
+    let tls_addr = tls_origin.addr("tls");
+    let proxy = forward_proxy(&[origin.addr.to_string(), tls_addr.to_string()], "");
+    // The seed's client, with its `proxies` mapping for both schemes.
+    let script = r#"
+import sys, requests
+proxy, plain, secure, ca = sys.argv[1:5]
+proxies = {"http": proxy, "https": proxy}
+print(requests.get(plain, proxies=proxies, timeout=10).text)
+print(requests.get(secure, proxies=proxies, timeout=10, verify=ca).text)
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(proxy_url(&proxy))
+        .arg(format!("http://{}/", origin.addr))
+        .arg(format!("https://localhost:{}/", tls_addr.port()))
+        .arg(pki.ca_file())
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .output()
+        .expect("python3 runs (scripts/test.sh installs requests)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from the origin\nhello over tls\n");
+}
