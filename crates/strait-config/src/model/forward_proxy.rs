@@ -28,9 +28,9 @@ pub struct ForwardProxy {
 }
 
 impl ForwardProxy {
-    /// Idle connections kept per origin and worker (16 unless set).
+    /// Idle connections kept per origin and worker (128 unless set).
     pub fn keepalive(&self) -> usize {
-        self.keepalive.unwrap_or(16)
+        self.keepalive.unwrap_or(128)
     }
 }
 
