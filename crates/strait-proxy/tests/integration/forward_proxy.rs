@@ -508,3 +508,30 @@ listeners:
     assert_eq!(got.status, 502);
     assert_eq!(got.header("x-strait-reason"), Some("upstream_tls_failed"));
 }
+
+#[test]
+fn requests_per_second_per_client_are_the_listeners_limit_req() {
+    let origin = Backend::start(|_| Reply::text("ok"));
+    let proxy = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    filters:
+      - name: limit_req
+        config: {{ rate: 1r/m, limit_by: ip }}
+    routes:
+      - forward_proxy: {{ ssrf_guard: {{ allow: ["{}"] }} }}
+"#,
+        origin.addr
+    ));
+    let url = format!("http://{}/", origin.addr);
+    assert_eq!(curl(&["-x", &proxy_url(&proxy), &url]).status, 200);
+    // The next request of that client, to any origin and even a tunnel, is over the rate.
+    let refused = curl(&["-x", &proxy_url(&proxy), &url]);
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("x-strait-reason"), Some("rate_limited"));
+    let tunnel = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr);
+    assert_eq!(raw_request(proxy.addr("proxy"), tunnel.as_bytes()).expect("an answer").status, 429);
+    assert_eq!(origin.count(), 1);
+}
