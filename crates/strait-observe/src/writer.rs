@@ -110,6 +110,17 @@ impl AccessLog {
         self.inner.is_some()
     }
 
+    /// The line format, when enabled.
+    pub fn format(&self) -> Option<AccessLogFormat> {
+        self.inner.as_ref().map(|shared| shared.format)
+    }
+
+    /// Whether lines carry the response's `Content-Type` (the squid format), so the exchange
+    /// keeps it only then.
+    pub fn records_content_type(&self) -> bool {
+        self.inner.as_ref().is_some_and(|shared| shared.format == AccessLogFormat::Squid)
+    }
+
     /// Formats `record` into this thread's buffer; never blocks (drops the line when the
     /// writer is far behind).
     pub fn log(&self, record: &LogRecord<'_>) {

@@ -27,6 +27,11 @@ fn record(target: &str) -> LogRecord<'_> {
         total_time: Duration::from_millis(4),
         reason: None,
         request_id: None,
+        scheme: "http",
+        user: None,
+        cache_status: None,
+        via_parent: false,
+        content_type: None,
     }
 }
 

@@ -171,7 +171,8 @@ async fn serve_request<T: Transport>(
         };
     }
     let body = RequestBody::new(conn, &snapshot.server);
-    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server);
+    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server)
+        .keeping_content_type(snapshot.access_log.records_content_type());
     let complete = exchange::handle(&inbound, parts, body, &mut sink).await;
     if let Some(upgraded) = sink.take_upgraded() {
         return Next::Upgraded(upgraded);
