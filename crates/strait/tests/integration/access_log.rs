@@ -295,6 +295,16 @@ fn squid_lines_give_result_codes_users_hierarchy_and_content_types() {
         &line,
         &["127.0.0.1", "TCP_TUNNEL/200", "*", "CONNECT", &origin.to_string(), "-", "HIER_DIRECT/127.0.0.1", "-"],
     );
+
+    // A head that cannot be parsed is refused before any classification.
+    let refused = Conn::connect(web).unwrap().request("NOT A REQUEST\r\n\r\n").unwrap();
+    assert_eq!(refused.status, 400);
+    let line = wait_lines(&log, 7).remove(6);
+    let body = refused.body.len().to_string();
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "NONE_NONE/400", &body, "NONE", "error:invalid-request", "-", "HIER_NONE/-", "text/plain"],
+    );
 }
 
 #[test]

@@ -143,7 +143,8 @@ async fn serve_request<T: Transport>(
         Ok(Some(head)) => head,
         Ok(None) => return Next::Gone,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
@@ -155,7 +156,8 @@ async fn serve_request<T: Transport>(
     let (parts, framing, expect_continue) = match into_parts(head) {
         Ok(split) => split,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
