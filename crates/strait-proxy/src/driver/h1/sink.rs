@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap};
 use http::{response, Version};
 
 use super::{write_all, Conn};
-use crate::actions::forward_proxy::TunnelOpen;
+use crate::actions::forward_proxy::{Bump, TunnelOpen};
 use crate::body::RateMeter;
 use crate::driver::Relayed;
 use crate::exchange::respond::is_bodiless;
@@ -44,6 +44,8 @@ pub(super) struct H1Sink<'c, T> {
     tunnel: bool,
     /// The access log records the response's `Content-Type`.
     keep_content_type: bool,
+    /// The CONNECT tunnel's TLS to terminate after the answer (TLS inspection).
+    bump: Option<Box<Bump>>,
 }
 
 impl<'c, T: Transport> H1Sink<'c, T> {
@@ -69,6 +71,7 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             upgraded: None,
             tunnel: false,
             keep_content_type: false,
+            bump: None,
         }
     }
 
@@ -81,6 +84,11 @@ impl<'c, T: Transport> H1Sink<'c, T> {
     /// The upstream connection to relay to, after the exchange answered `101`.
     pub(super) fn take_upgraded(&mut self) -> Option<Upgraded> {
         self.upgraded.take()
+    }
+
+    /// The tunnel to inspect, after the exchange answered a CONNECT with `200`.
+    pub(super) fn take_bump(&mut self) -> Option<Box<Bump>> {
+        self.bump.take()
     }
 
     /// Whether the connection may serve another request after this response.
@@ -279,6 +287,12 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn upgrade(&mut self, upgraded: Upgraded) -> bool {
         self.upgraded = Some(upgraded);
+        self.keep_alive = false;
+        true
+    }
+
+    fn bump(&mut self, bump: Bump) -> bool {
+        self.bump = Some(Box::new(bump));
         self.keep_alive = false;
         true
     }
