@@ -236,6 +236,9 @@ pub enum AccessLogFormat {
     Combined,
     /// One JSON object per line.
     Json,
+    /// Squid's native `access.log` line (result code, hierarchy, content type), for the tools
+    /// that read Squid logs.
+    Squid,
 }
 
 /// A listening socket and the routes it serves.

@@ -155,7 +155,8 @@ async fn serve_request<T: Transport>(
         Ok(Some(head)) => head,
         Ok(None) => return Next::Gone,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
@@ -167,7 +168,8 @@ async fn serve_request<T: Transport>(
     let (parts, framing, expect_continue) = match into_parts(head) {
         Ok(split) => split,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
@@ -183,7 +185,8 @@ async fn serve_request<T: Transport>(
         };
     }
     let body = RequestBody::new(conn, &snapshot.server);
-    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server);
+    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server)
+        .keeping_content_type(snapshot.access_log.records_content_type());
     let complete = exchange::handle(&inbound, parts, body, &mut sink).await;
     if let Some(upgraded) = sink.take_upgraded() {
         return Next::Upgraded(upgraded);

@@ -42,6 +42,8 @@ pub(super) struct H1Sink<'c, T> {
     upgraded: Option<Upgraded>,
     /// The head opened a CONNECT tunnel, relayed by [`ResponseSink::relay_tunnel`].
     tunnel: bool,
+    /// The access log records the response's `Content-Type`.
+    keep_content_type: bool,
     /// The CONNECT tunnel's TLS to terminate after the answer (TLS inspection).
     bump: Option<Box<Bump>>,
 }
@@ -68,8 +70,15 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             wrote: false,
             upgraded: None,
             tunnel: false,
+            keep_content_type: false,
             bump: None,
         }
+    }
+
+    /// Has the exchange keep the response's `Content-Type` for the access log.
+    pub(super) fn keeping_content_type(mut self, keep: bool) -> H1Sink<'c, T> {
+        self.keep_content_type = keep;
+        self
     }
 
     /// The upstream connection to relay to, after the exchange answered `101`.
@@ -263,6 +272,10 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn sends_body(&self) -> bool {
         !self.head_request
+    }
+
+    fn keeps_content_type(&self) -> bool {
+        self.keep_content_type
     }
 
     fn interrupt(&mut self) -> bool {
