@@ -38,6 +38,24 @@ impl PluginError {
     }
 }
 
+/// Something in a plugin's `config:` block that is valid but probably not what was meant (a
+/// rule that can never take effect): reported by `strait validate` and logged when loading,
+/// without refusing the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginWarning {
+    /// Field path inside the block (`rules[2]`); empty for the block itself.
+    pub path: String,
+    /// What is suspicious.
+    pub message: String,
+}
+
+impl PluginWarning {
+    /// A warning about the field at `path` inside the block.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> PluginWarning {
+        PluginWarning { path: path.into(), message: message.into() }
+    }
+}
+
 /// A kind of filter that can be built from configuration.
 pub trait Plugin: Send + Sync {
     /// The name configurations use.
@@ -50,6 +68,11 @@ pub trait Plugin: Send + Sync {
     /// higher first, as Kong's plugin priorities (see `docs/CONFIG.md`). Default 0.
     fn priority(&self) -> i32 {
         0
+    }
+
+    /// What looks wrong in a `config:` block that builds (see [`PluginWarning`]). Default: none.
+    fn warnings(&self, _config: &Value, _env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+        Vec::new()
     }
 }
 
@@ -75,6 +98,10 @@ impl<P: Plugin> Plugin for Prioritized<P> {
 
     fn priority(&self) -> i32 {
         self.priority
+    }
+
+    fn warnings(&self, config: &Value, env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+        self.plugin.warnings(config, env)
     }
 }
 
@@ -126,6 +153,25 @@ impl Registry {
             let field = if error.path.is_empty() { config_path } else { format!("{config_path}.{}", error.path) };
             source.locate(&field, error.message)
         })
+    }
+
+    /// The warnings about the filter configured by `spec`, found at `path`, each located at
+    /// its field (`listeners[0].filters[1].config.rules[2]`); none for an unknown filter.
+    pub fn warnings(&self, spec: &FilterSpec, path: &str, env: &BuildEnv<'_>) -> Vec<ConfigError> {
+        let Some(plugin) = self.plugins.get(spec.name.as_str()) else { return Vec::new() };
+        let config_path = format!("{path}.config");
+        plugin
+            .warnings(&spec.config, env)
+            .into_iter()
+            .map(|warning| {
+                let field = if warning.path.is_empty() {
+                    config_path.clone()
+                } else {
+                    format!("{config_path}.{}", warning.path)
+                };
+                env.config.source.error(&field, warning.message)
+            })
+            .collect()
     }
 }
 
