@@ -62,7 +62,10 @@ pub fn check_with(
 }
 
 /// The plugins' warnings about every `filters:` entry of `config`, in file order.
-fn filter_warnings(config: &strait_config::Config, registry: &strait_http::Registry) -> Vec<strait_config::ConfigError> {
+fn filter_warnings(
+    config: &strait_config::Config,
+    registry: &strait_http::Registry,
+) -> Vec<strait_config::ConfigError> {
     let env = strait_http::registry::BuildEnv { config };
     let mut lists: Vec<(String, &[strait_config::FilterSpec])> = vec![("filters".into(), &config.filters)];
     for (c, cluster) in config.clusters.iter().enumerate() {

@@ -148,15 +148,10 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
                 destination = %DestinationText(&facts.destination), "proxy authentication required");
             return Flow::Respond(proxy_auth_required(challenge, &why));
         }
-        Decision::Deny(rule) => (rule.text.as_str(), rule.text.clone()),
-        Decision::NoMatch { connect_port: None } => ("none", "no rule matched (the default is deny)".to_owned()),
-        Decision::NoMatch { connect_port: Some(rule) } => (
-            "none",
-            format!(
-                "no rule allows a CONNECT to port {} (`{}` matched, but a CONNECT to a port outside SSL_ports is allowed only by a rule with a port ACL)",
-                facts.destination.port, rule.text
-            ),
-        ),
+        Decision::Deny { rule, connect_port } => (rule.text.as_str(), rule.text.clone() + &passed_over(connect_port)),
+        Decision::NoMatch { connect_port } => {
+            ("none", format!("no rule matched (the default is deny){}", passed_over(connect_port)))
+        }
     };
     tracing::info!(rule, client = %facts.client, method = %facts.method,
         destination = %DestinationText(&facts.destination),
@@ -166,6 +161,16 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
     let text = status.canonical_reason().unwrap_or("");
     answer.body = Bytes::from(format!("{} {text}: {}: {why}\n", status.as_str(), Reason::ProxyAccessDenied.code()));
     Flow::Respond(answer)
+}
+
+/// Why an `allow` rule that matched a CONNECT did not decide it, for the denial's page.
+fn passed_over(connect_port: Option<&rules::Rule>) -> String {
+    connect_port.map_or(String::new(), |rule| {
+        format!(
+            " (`{}` matched, but a CONNECT to a port outside SSL_ports is allowed only by a rule with a port ACL)",
+            rule.text
+        )
+    })
 }
 
 /// `host:port` (`[v6]:port`) for the log.

@@ -66,8 +66,8 @@ pub(super) struct Rules {
 pub(super) enum Decision<'a> {
     /// Let it through.
     Allow,
-    /// Refused by this rule.
-    Deny(&'a Rule),
+    /// Refused by this rule. `connect_port` as for [`Decision::NoMatch`].
+    Deny { rule: &'a Rule, connect_port: Option<&'a Rule> },
     /// No rule matched. `connect_port` is the allow rule that matched a CONNECT to a port
     /// outside `SSL_ports` without naming a port, if one did.
     NoMatch { connect_port: Option<&'a Rule> },
@@ -164,7 +164,7 @@ impl Rules {
             match self.matches(rule, facts) {
                 Verdict::No => continue,
                 Verdict::NeedsUser => return Decision::NeedsUser(rule),
-                Verdict::Yes if !rule.allow => return Decision::Deny(rule),
+                Verdict::Yes if !rule.allow => return Decision::Deny { rule, connect_port },
                 Verdict::Yes if unsafe_connect && !rule.names_port => {
                     connect_port.get_or_insert(rule);
                 }
