@@ -144,7 +144,7 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
         Decision::NeedsUser(rule) => {
             let challenge = ctx.extensions.get::<ProxyChallenge>().map_or(DEFAULT_CHALLENGE, |c| c.0.clone());
             let why = format!("{} needs an authenticated user", rule.text);
-            tracing::info!(rule = %rule.text, client = %facts.client, method = %facts.method,
+            tracing::debug!(rule = %rule.text, client = %facts.client, method = %facts.method,
                 destination = %DestinationText(&facts.destination), "proxy authentication required");
             return Flow::Respond(proxy_auth_required(challenge, &why));
         }
