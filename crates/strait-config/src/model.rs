@@ -11,7 +11,7 @@ use crate::units::{ByteSize, Dur};
 
 mod forward_proxy;
 mod transcode;
-pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard};
+pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard, TlsInspection};
 pub use transcode::{GrpcTranscode, PrintOptions};
 
 /// A whole configuration file.

@@ -38,6 +38,19 @@ pub struct TlsInfo {
     pub alpn: Option<Vec<u8>>,
     /// The verified client certificate, with mutual TLS.
     pub client_cert: Option<ClientCert>,
+    /// Set when this session is a forward proxy's TLS inspection of a CONNECT tunnel.
+    pub inspected: Option<Arc<InspectedTunnel>>,
+}
+
+/// A CONNECT tunnel whose TLS the forward proxy terminated (TLS inspection): the requests
+/// inside go to `authority`, on behalf of whoever opened the tunnel.
+#[derive(Debug, Clone)]
+pub struct InspectedTunnel {
+    /// The CONNECT target, `host:port`.
+    pub authority: String,
+    /// The consumer (proxy user) that opened the tunnel, if one was identified: the requests
+    /// inside carry no `Proxy-Authorization` of their own.
+    pub consumer: Option<Consumer>,
 }
 
 /// Who a verified client certificate says the peer is.

@@ -48,7 +48,7 @@ pub fn check_with(
     let filters = scopes::compile_filters(config, registry);
     let tls = listener_tls::TlsCache::default().plans(config);
     let transcoders = actions::grpc_transcode::load_all(config);
-    let forward_proxies = forward_proxy_errors(config);
+    let forward_proxies = actions::forward_proxy::load_all(config).err().unwrap_or_default();
     match (filters, tls, transcoders) {
         (Ok(_), Ok(_), Ok(_)) if forward_proxies.is_empty() => Ok(filter_warnings(config, registry)),
         (filters, tls, transcoders) => {
@@ -88,19 +88,4 @@ fn filter_warnings(
         .collect();
     warnings.sort_by_key(strait_config::ConfigError::position);
     warnings
-}
-
-/// The errors of every `forward_proxy` route's settings, at their fields.
-fn forward_proxy_errors(config: &strait_config::Config) -> Vec<strait_config::ConfigError> {
-    let mut errors = Vec::new();
-    for (l, listener) in config.listeners.iter().enumerate() {
-        for (r, route) in listener.routes.iter().enumerate() {
-            let Some(spec) = &route.forward_proxy else { continue };
-            if let Err((field, message)) = actions::forward_proxy::compile(spec) {
-                let path = format!("listeners[{l}].routes[{r}].forward_proxy.{field}");
-                errors.push(config.source.error(&path, &message));
-            }
-        }
-    }
-    errors
 }

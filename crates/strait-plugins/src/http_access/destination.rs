@@ -5,9 +5,12 @@ use std::net::IpAddr;
 
 use http::header::HOST;
 use http::{request, Method};
+use strait_http::context::ConnInfo;
 
 /// The destination of a request: the target's authority (a forward proxy's absolute-form
-/// URI or CONNECT authority, which the `Host` field carries too), or the `Host` field.
+/// URI or CONNECT authority, which the `Host` field carries too), or the `Host` field; inside
+/// an inspected TLS tunnel, the tunnel's CONNECT target (where the request goes, whatever
+/// `Host` the client wrote).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Destination<'a> {
     /// The host in lower case, without a trailing dot, an IPv6 literal without brackets.
@@ -20,16 +23,20 @@ pub(super) struct Destination<'a> {
 }
 
 impl<'a> Destination<'a> {
-    /// The destination of `request`, received on a listener of `scheme` (`http`, `https`).
-    pub(super) fn of(request: &'a request::Parts, scheme: &str) -> Destination<'a> {
-        let authority = request
-            .headers
-            .get(HOST)
-            .and_then(|value| value.to_str().ok())
-            .or_else(|| request.uri.authority().map(|authority| authority.as_str()))
-            .unwrap_or("");
+    /// The destination of `request`, received on `conn`.
+    pub(super) fn of(request: &'a request::Parts, conn: &'a ConnInfo) -> Destination<'a> {
+        let tunnel = conn.tls.as_ref().and_then(|tls| tls.inspected.as_ref());
+        let authority = match tunnel {
+            Some(tunnel) => tunnel.authority.as_str(),
+            None => request
+                .headers
+                .get(HOST)
+                .and_then(|value| value.to_str().ok())
+                .or_else(|| request.uri.authority().map(|authority| authority.as_str()))
+                .unwrap_or(""),
+        };
         let (host, port) = split_authority(authority);
-        let scheme = request.uri.scheme_str().unwrap_or(scheme);
+        let scheme = request.uri.scheme_str().unwrap_or(conn.scheme);
         let default_port =
             if request.method == Method::CONNECT || scheme.eq_ignore_ascii_case("https") { 443 } else { 80 };
         let port = port.unwrap_or(default_port);
@@ -66,7 +73,8 @@ mod tests {
 
     fn destination_of(request: Request<()>) -> (String, Option<IpAddr>, u16) {
         let parts = request.into_parts().0;
-        let destination = Destination::of(&parts, "http");
+        let conn = crate::consumer_auth::test_ctx("127.0.0.1").conn;
+        let destination = Destination::of(&parts, &conn);
         (destination.host.into_owned(), destination.ip, destination.port)
     }
 
@@ -91,5 +99,19 @@ mod tests {
         assert_eq!(get("http://2130706433/", None).1, None, "only literal addresses are addresses");
         let connect = Request::connect("mail.test:25").header("host", "mail.test:25").body(()).unwrap();
         assert_eq!(destination_of(connect), ("mail.test".into(), None, 25));
+    }
+
+    #[test]
+    fn inside_an_inspected_tunnel_the_destination_is_the_tunnels() {
+        use std::sync::Arc;
+        use strait_http::context::{InspectedTunnel, TlsInfo};
+
+        let mut conn = (*crate::consumer_auth::test_ctx("127.0.0.1").conn).clone();
+        conn.scheme = "https";
+        let tunnel = InspectedTunnel { authority: "bank.test:443".into(), consumer: None };
+        conn.tls = Some(Box::new(TlsInfo { inspected: Some(Arc::new(tunnel)), ..TlsInfo::default() }));
+        let parts = Request::get("/login").header("host", "allowed.test").body(()).unwrap().into_parts().0;
+        let destination = Destination::of(&parts, &conn);
+        assert_eq!((&*destination.host, destination.port), ("bank.test", 443));
     }
 }

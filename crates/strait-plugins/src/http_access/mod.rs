@@ -135,7 +135,7 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
     let user = ctx.consumer.as_ref().filter(|consumer| consumer.credential.is_some());
     let facts = Facts {
         client: ctx.client_ip,
-        destination: Destination::of(request, ctx.conn.scheme),
+        destination: Destination::of(request, &ctx.conn),
         method: &request.method,
         user,
     };

@@ -64,6 +64,14 @@ pub(crate) trait ResponseSink {
         false
     }
 
+    /// After the `200` to a CONNECT whose TLS is inspected: the connection driver terminates
+    /// the client's TLS with `bump` and serves the requests inside. `false` where the
+    /// protocol cannot (the tunnel is then closed).
+    fn bump(&mut self, bump: crate::actions::forward_proxy::Bump) -> bool {
+        drop(bump);
+        false
+    }
+
     /// Whether this answer opened a CONNECT tunnel that waits for [`ResponseSink::relay_tunnel`].
     fn has_tunnel(&self) -> bool {
         false

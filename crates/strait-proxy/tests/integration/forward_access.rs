@@ -291,3 +291,71 @@ fn privacy_modes_decide_what_the_origin_sees() {
     assert!(!paranoid.contains_key("user-agent") && !paranoid.contains_key("cookie"), "{paranoid:?}");
     assert!(paranoid.contains_key("host") && paranoid.contains_key("accept"), "{paranoid:?}");
 }
+
+#[test]
+fn inside_an_inspected_tunnel_the_rules_see_each_request_as_the_tunnels_user() {
+    let origin_pki = crate::support::pki::Pki::new("origin ca");
+    let leaf = origin_pki.server("origin", &["localhost"]);
+    let origin = Proxy::start(&format!(
+        "listeners:\n  - name: tls\n    bind: 127.0.0.1:0\n    tls:\n      certificates:\n        - {{ cert: \"{}\", key: \"{}\" }}\n    routes:\n      - echo: {{ name: origin }}\n",
+        leaf.cert.display(),
+        leaf.key.display()
+    ));
+    let port = origin.addr("tls").port();
+    let inspection_pki = crate::support::pki::Pki::new("inspection ca");
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    filters:
+      - name: proxy_auth
+        config: {{ htpasswd: "{users}" }}
+      - name: http_access
+        config:
+          acls:
+            uploads: {{ method: [POST] }}
+            alice: {{ proxy_auth: [alice] }}
+            origin_port: {{ port: [{port}] }}
+          rules:
+            - deny: [uploads]
+            - allow: [localhost, CONNECT, origin_port, alice]
+            - allow: [localhost, alice]
+            - deny: [all]
+    routes:
+      - forward_proxy:
+          ssrf_guard: {{ allow: ["127.0.0.1:{port}"] }}
+          tls_inspection:
+            ca_cert: "{ca}"
+            ca_key: "{key}"
+            origin_ca: "{origin_ca}"
+            domains: [localhost]
+"#,
+        users = htpasswd(&dir),
+        ca = inspection_pki.ca_file().display(),
+        key = inspection_pki.ca_key_file().display(),
+        origin_ca = origin_pki.ca_file().display(),
+    ));
+    let url = format!("https://localhost:{port}/inside");
+    let ca = inspection_pki.ca_file();
+    let through = |user: &str, extra: &[&str]| {
+        let mut args = vec!["--suppress-connect-headers", "-x", &*proxy_url(&proxy)]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        args.extend(["--proxy-user", user, "--cacert", ca.to_str().unwrap()].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(url.clone());
+        curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // The inner GET carries no Proxy-Authorization: it is allowed as alice's, who opened the tunnel.
+    let get = through("alice:wonderland", &[]);
+    assert_eq!(get.status, 200, "{}", get.text());
+    assert!(get.text().contains("GET /inside"), "{}", get.text());
+    assert!(!get.text().to_ascii_lowercase().contains("proxy-authorization"), "{}", get.text());
+    // A POST is seen only once decrypted, and denied by its own rule.
+    let post = through("alice:wonderland", &["-d", "x=1"]);
+    assert_eq!(post.status, 403);
+    assert_eq!(post.text(), "403 Forbidden: proxy_access_denied: rules[0]: deny uploads\n");
+}

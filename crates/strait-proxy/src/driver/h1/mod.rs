@@ -109,6 +109,16 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
                 let _ = boxed.await;
                 return;
             }
+            Next::Inspect(bump) => {
+                // The client waited for the `200` before its TLS hello: bytes already here
+                // would be a protocol error.
+                let Conn { io, buf, .. } = conn.into_inner();
+                if let (true, Ok(tcp)) = (buf.is_empty(), io.into_tcp()) {
+                    let boxed = Box::pin(super::inspect(tcp, &info, shared, *bump));
+                    boxed.await;
+                }
+                return;
+            }
         }
     }
     // An answer was just written and the client may still be sending (an unread body, a
@@ -127,6 +137,8 @@ enum Next {
     Gone,
     /// Relay bytes to this upstream connection from now on.
     Upgraded(crate::upstream::Upgraded),
+    /// Terminate the client's TLS and serve the requests inside (TLS inspection).
+    Inspect(Box<crate::actions::forward_proxy::Bump>),
 }
 
 /// Reads one request head (bytes are waiting), runs its exchange, and says what comes next.
@@ -175,6 +187,9 @@ async fn serve_request<T: Transport>(
     let complete = exchange::handle(&inbound, parts, body, &mut sink).await;
     if let Some(upgraded) = sink.take_upgraded() {
         return Next::Upgraded(upgraded);
+    }
+    if let Some(bump) = sink.take_bump() {
+        return Next::Inspect(bump);
     }
     let mut keep = complete && sink.keeps_alive();
     if keep && !conn.borrow().decoder.is_done() {

@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap};
 use http::{response, Version};
 
 use super::{write_all, Conn};
-use crate::actions::forward_proxy::TunnelOpen;
+use crate::actions::forward_proxy::{Bump, TunnelOpen};
 use crate::body::RateMeter;
 use crate::driver::Relayed;
 use crate::exchange::respond::is_bodiless;
@@ -42,6 +42,8 @@ pub(super) struct H1Sink<'c, T> {
     upgraded: Option<Upgraded>,
     /// The head opened a CONNECT tunnel, relayed by [`ResponseSink::relay_tunnel`].
     tunnel: bool,
+    /// The CONNECT tunnel's TLS to terminate after the answer (TLS inspection).
+    bump: Option<Box<Bump>>,
 }
 
 impl<'c, T: Transport> H1Sink<'c, T> {
@@ -66,12 +68,18 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             wrote: false,
             upgraded: None,
             tunnel: false,
+            bump: None,
         }
     }
 
     /// The upstream connection to relay to, after the exchange answered `101`.
     pub(super) fn take_upgraded(&mut self) -> Option<Upgraded> {
         self.upgraded.take()
+    }
+
+    /// The tunnel to inspect, after the exchange answered a CONNECT with `200`.
+    pub(super) fn take_bump(&mut self) -> Option<Box<Bump>> {
+        self.bump.take()
     }
 
     /// Whether the connection may serve another request after this response.
@@ -272,6 +280,12 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn upgrade(&mut self, upgraded: Upgraded) -> bool {
         self.upgraded = Some(upgraded);
+        self.keep_alive = false;
+        true
+    }
+
+    fn bump(&mut self, bump: Bump) -> bool {
+        self.bump = Some(Box::new(bump));
         self.keep_alive = false;
         true
     }
