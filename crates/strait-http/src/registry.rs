@@ -220,3 +220,59 @@ where
         (self.build)(typed, env)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Filter, Phases};
+
+    /// A plugin that builds nothing useful and warns about every `suspicious` field.
+    struct Wary;
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl FilterFactory for Nothing {
+        fn name(&self) -> &'static str {
+            "wary"
+        }
+
+        fn phases(&self) -> Phases {
+            Phases::NONE
+        }
+
+        fn create(&self) -> Box<dyn Filter> {
+            unreachable!("not run")
+        }
+    }
+
+    impl Plugin for Wary {
+        fn name(&self) -> &'static str {
+            "wary"
+        }
+
+        fn build(&self, _config: &Value, _env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> {
+            Ok(Arc::new(Nothing))
+        }
+
+        fn warnings(&self, config: &Value, _env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+            let flagged = config.get("suspicious").is_some();
+            flagged.then(|| PluginWarning::at("suspicious", "looks wrong")).into_iter().collect()
+        }
+    }
+
+    #[test]
+    fn warnings_pass_through_a_priority_and_are_located_at_their_field() {
+        let yaml = "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    filters:\n      - name: wary\n        config:\n          suspicious: 1\n    routes:\n      - direct: { status: 200 }\n";
+        let config = strait_config::load_str(yaml, "w.yaml").unwrap();
+        let mut registry = Registry::new();
+        registry.register(prioritized(Wary, 5));
+        let env = BuildEnv { config: &config };
+        let spec = &config.listeners[0].filters[0];
+        let warnings = registry.warnings(spec, "listeners[0].filters[0]", &env);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].to_string(), "w.yaml:7:23: listeners[0].filters[0].config.suspicious: looks wrong");
+        let unknown = FilterSpec { name: "nope".into(), ..spec.clone() };
+        assert!(registry.warnings(&unknown, "listeners[0].filters[0]", &env).is_empty());
+    }
+}
