@@ -259,3 +259,31 @@ fn rules_that_never_take_effect_are_warned_about() {
     assert!(warnings(json!({})).is_empty(), "the defaults shadow nothing");
     assert!(warnings(json!({ "rules": "nonsense" })).is_empty(), "errors are the build's to report");
 }
+
+#[test]
+fn squid_style_definitions_of_the_builtin_acls_are_accepted() {
+    let block = json!({
+        "acls": {
+            "internal_network": { "src": ["10.0.0.0/8"] },
+            "blocked_sites": { "dstdomain": [".facebook.com", ".twitter.com", ".tiktok.com"] },
+            "SSL_ports": { "port": [443] },
+            "Safe_ports": { "port": [80, 21, 443, 70, 210, "1025-65535", 280, 488, 591, 777] },
+            "CONNECT": { "method": ["CONNECT"] },
+        },
+        "rules": [
+            { "deny": ["!Safe_ports"] },
+            { "deny": ["CONNECT", "!SSL_ports"] },
+            { "deny": ["blocked_sites"] },
+            { "allow": ["internal_network"] },
+            { "deny": ["all"] },
+        ],
+    });
+    let env = BuildEnv { config: &strait_config::Config::default() };
+    assert!(http_access_plugin().warnings(&block, &env).is_empty());
+    let rules = rules(block).unwrap();
+    let run = |method, target| outcome(answer(&rules, method, target, "10.1.2.3", None));
+    assert_eq!(run("GET", "http://tiktok.com/"), (403, "rules[2]: deny blocked_sites".into()));
+    assert_eq!(run("GET", "http://example.test:8080/").0, 200);
+    assert_eq!(run("CONNECT", "example.test:443").0, 200);
+    assert_eq!(run("CONNECT", "example.test:22").0, 403);
+}
