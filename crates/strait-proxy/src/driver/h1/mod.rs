@@ -191,6 +191,10 @@ async fn serve_request<T: Transport>(
     if let Some(bump) = sink.take_bump() {
         return Next::Inspect(bump);
     }
+    if sink.tunneled() {
+        // Both directions of the tunnel ended (or it failed): nothing is left to read.
+        return Next::Gone;
+    }
     let mut keep = complete && sink.keeps_alive();
     if keep && !conn.borrow().decoder.is_done() {
         let boxed = Box::pin(finish_body(conn, &snapshot.server));

@@ -77,6 +77,11 @@ impl<'c, T: Transport> H1Sink<'c, T> {
         self.upgraded.take()
     }
 
+    /// Whether this answer opened a CONNECT tunnel (relayed by now: the connection is done).
+    pub(super) fn tunneled(&self) -> bool {
+        self.tunnel
+    }
+
     /// The tunnel to inspect, after the exchange answered a CONNECT with `200`.
     pub(super) fn take_bump(&mut self) -> Option<Box<Bump>> {
         self.bump.take()
