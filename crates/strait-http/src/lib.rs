@@ -19,5 +19,5 @@ pub use context::RequestCtx;
 pub use filter::{BodyFilter, BodyStep, Filter, FilterFactory, Flow, Phase, Phases, UpstreamTarget};
 pub use local::LocalResponse;
 pub use reason::Reason;
-pub use registry::{Plugin, PluginError, Registry};
+pub use registry::{Plugin, PluginError, PluginWarning, Registry};
 pub use subrequest::Subrequests;

@@ -38,6 +38,24 @@ impl PluginError {
     }
 }
 
+/// Something in a plugin's `config:` block that is valid but probably not what was meant (a
+/// rule that can never take effect): reported by `strait validate` and logged when loading,
+/// without refusing the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginWarning {
+    /// Field path inside the block (`rules[2]`); empty for the block itself.
+    pub path: String,
+    /// What is suspicious.
+    pub message: String,
+}
+
+impl PluginWarning {
+    /// A warning about the field at `path` inside the block.
+    pub fn at(path: impl Into<String>, message: impl Into<String>) -> PluginWarning {
+        PluginWarning { path: path.into(), message: message.into() }
+    }
+}
+
 /// A kind of filter that can be built from configuration.
 pub trait Plugin: Send + Sync {
     /// The name configurations use.
@@ -50,6 +68,11 @@ pub trait Plugin: Send + Sync {
     /// higher first, as Kong's plugin priorities (see `docs/CONFIG.md`). Default 0.
     fn priority(&self) -> i32 {
         0
+    }
+
+    /// What looks wrong in a `config:` block that builds (see [`PluginWarning`]). Default: none.
+    fn warnings(&self, _config: &Value, _env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+        Vec::new()
     }
 }
 
@@ -75,6 +98,10 @@ impl<P: Plugin> Plugin for Prioritized<P> {
 
     fn priority(&self) -> i32 {
         self.priority
+    }
+
+    fn warnings(&self, config: &Value, env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+        self.plugin.warnings(config, env)
     }
 }
 
@@ -127,6 +154,25 @@ impl Registry {
             source.locate(&field, error.message)
         })
     }
+
+    /// The warnings about the filter configured by `spec`, found at `path`, each located at
+    /// its field (`listeners[0].filters[1].config.rules[2]`); none for an unknown filter.
+    pub fn warnings(&self, spec: &FilterSpec, path: &str, env: &BuildEnv<'_>) -> Vec<ConfigError> {
+        let Some(plugin) = self.plugins.get(spec.name.as_str()) else { return Vec::new() };
+        let config_path = format!("{path}.config");
+        plugin
+            .warnings(&spec.config, env)
+            .into_iter()
+            .map(|warning| {
+                let field = if warning.path.is_empty() {
+                    config_path.clone()
+                } else {
+                    format!("{config_path}.{}", warning.path)
+                };
+                env.config.source.error(&field, warning.message)
+            })
+            .collect()
+    }
 }
 
 impl fmt::Debug for Registry {
@@ -172,5 +218,61 @@ where
             PluginError::at(path, error.inner().to_string())
         })?;
         (self.build)(typed, env)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{Filter, Phases};
+
+    /// A plugin that builds nothing useful and warns about every `suspicious` field.
+    struct Wary;
+
+    #[derive(Debug)]
+    struct Nothing;
+
+    impl FilterFactory for Nothing {
+        fn name(&self) -> &'static str {
+            "wary"
+        }
+
+        fn phases(&self) -> Phases {
+            Phases::NONE
+        }
+
+        fn create(&self) -> Box<dyn Filter> {
+            unreachable!("not run")
+        }
+    }
+
+    impl Plugin for Wary {
+        fn name(&self) -> &'static str {
+            "wary"
+        }
+
+        fn build(&self, _config: &Value, _env: &BuildEnv<'_>) -> Result<Arc<dyn FilterFactory>, PluginError> {
+            Ok(Arc::new(Nothing))
+        }
+
+        fn warnings(&self, config: &Value, _env: &BuildEnv<'_>) -> Vec<PluginWarning> {
+            let flagged = config.get("suspicious").is_some();
+            flagged.then(|| PluginWarning::at("suspicious", "looks wrong")).into_iter().collect()
+        }
+    }
+
+    #[test]
+    fn warnings_pass_through_a_priority_and_are_located_at_their_field() {
+        let yaml = "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    filters:\n      - name: wary\n        config:\n          suspicious: 1\n    routes:\n      - direct: { status: 200 }\n";
+        let config = strait_config::load_str(yaml, "w.yaml").unwrap();
+        let mut registry = Registry::new();
+        registry.register(prioritized(Wary, 5));
+        let env = BuildEnv { config: &config };
+        let spec = &config.listeners[0].filters[0];
+        let warnings = registry.warnings(spec, "listeners[0].filters[0]", &env);
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].to_string(), "w.yaml:7:23: listeners[0].filters[0].config.suspicious: looks wrong");
+        let unknown = FilterSpec { name: "nope".into(), ..spec.clone() };
+        assert!(registry.warnings(&unknown, "listeners[0].filters[0]", &env).is_empty());
     }
 }

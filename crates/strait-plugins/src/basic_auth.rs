@@ -9,39 +9,28 @@
 //! ```
 //!
 //! Passwords are bcrypt hashes (`htpasswd -B`) or plain text (compared as SHA-256 digests in
-//! constant time). bcrypt is slow on purpose, so it runs on a blocking thread, and each filter
-//! remembers the credentials it verified lately (see [`verified`]): a keep-alive client pays
-//! bcrypt once, not on every request.
+//! constant time); checking them, and remembering the credentials verified lately so that a
+//! keep-alive client pays bcrypt once, is [`crate::passwords`]'s work, shared with `proxy_auth`.
 
-mod password;
 #[cfg(test)]
 mod tests;
-mod verified;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::alphabet::STANDARD;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use base64::engine::DecodePaddingMode;
-use base64::Engine;
 use http::header::{HeaderMap, AUTHORIZATION};
 use http::request;
 use serde::Deserialize;
 use strait_http::consumer::{Consumer, Credential};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, PluginError, RequestCtx};
-use tokio::sync::Semaphore;
 
-use self::password::{bcrypt_matches, StoredPassword};
-use self::verified::Verified;
 use crate::consumer_auth::{anonymous_consumer, challenge, Unauthenticated};
+pub use crate::passwords::VERIFIED_CAPACITY;
+use crate::passwords::{basic_credentials, PasswordCheck, StoredPassword, INVALID, NOT_BASIC};
 
 /// Kong's priority of `basic-auth`: after `key_auth` (1250), before the access checks.
 pub const BASIC_AUTH_PRIORITY: i32 = 1100;
-
-/// How many verified credentials each filter remembers.
-pub const VERIFIED_CAPACITY: usize = 1024;
 
 /// Settings of a `basic_auth` filter (Kong's fields and defaults).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -77,11 +66,8 @@ struct Settings {
     accounts: HashMap<String, Account>,
     hide: bool,
     unauthenticated: Unauthenticated,
-    /// Credentials whose bcrypt check succeeded lately.
-    verified: Verified,
-    /// Bounds the bcrypt checks running at once, so a flood of wrong passwords cannot occupy
-    /// more threads than the machine has cores.
-    bcrypt_slots: Semaphore,
+    /// Checks passwords, remembering the bcrypt credentials verified lately.
+    passwords: PasswordCheck,
 }
 
 /// The `basic_auth` plugin.
@@ -111,7 +97,6 @@ impl Settings {
                 accounts.insert(user.username.clone(), Account { consumer, password });
             }
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Settings {
             accounts,
             hide: config.hide_credentials,
@@ -119,8 +104,7 @@ impl Settings {
                 challenge: challenge("Basic", &config.realm)?,
                 anonymous: anonymous_consumer(config.anonymous.as_deref(), env)?,
             },
-            verified: Verified::new(VERIFIED_CAPACITY),
-            bcrypt_slots: Semaphore::new(cores),
+            passwords: PasswordCheck::new(),
         })
     }
 
@@ -141,20 +125,13 @@ impl Settings {
         let Some(account) = self.accounts.get(&user) else {
             return Phase::Ready(self.unauthenticated.refuse(&mut request.headers, ctx, INVALID));
         };
-        let StoredPassword::Bcrypt(hash) = &account.password else {
-            return Phase::Ready(self.decide(account, account.password.plain_matches(&given), request, ctx));
-        };
-        let entry = Verified::entry(hash, &user, &given);
-        if self.verified.contains(&entry) {
-            return Phase::Ready(self.decide(account, true, request, ctx));
+        match self.passwords.matches(&account.password, &user, given) {
+            Phase::Ready(matched) => Phase::Ready(self.decide(account, matched, request, ctx)),
+            Phase::Wait(matching) => Phase::wait(async move {
+                let matched = matching.await;
+                self.decide(account, matched, request, ctx)
+            }),
         }
-        Phase::wait(async move {
-            let matches = bcrypt_matches(given, hash.clone(), &self.bcrypt_slots).await;
-            if matches {
-                self.verified.insert(entry);
-            }
-            self.decide(account, matches, request, ctx)
-        })
     }
 
     /// Identifies `account`'s consumer if its password matched; refuses otherwise.
@@ -167,33 +144,16 @@ impl Settings {
     }
 }
 
-/// Why credentials that were sent are refused.
-const INVALID: &str = "invalid authentication credentials";
-
-/// Base64 as RFC 7617 uses it, also accepting a value whose `=` padding was left out.
-const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
-
 /// The user name and password of the request's `Authorization: Basic` field, or why there
 /// are none.
 fn presented_credentials(headers: &HeaderMap) -> Result<(String, Vec<u8>), &'static str> {
     let mut fields = headers.get_all(AUTHORIZATION).iter();
     let field = match (fields.next(), fields.next()) {
-        (None, _) => return Err("no basic-auth credentials found in request"),
+        (None, _) => return Err(NOT_BASIC),
         (Some(field), None) => field.as_bytes(),
         (Some(_), Some(_)) => return Err(INVALID),
     };
-    let scheme_end = field.iter().position(|&b| b == b' ').ok_or(INVALID)?;
-    if !field[..scheme_end].eq_ignore_ascii_case(b"basic") {
-        return Err("no basic-auth credentials found in request");
-    }
-    let encoded = field[scheme_end..].trim_ascii();
-    let decoded = BASE64.decode(encoded).map_err(|_| INVALID)?;
-    let colon = decoded.iter().position(|&b| b == b':').ok_or(INVALID)?;
-    let user = std::str::from_utf8(&decoded[..colon]).map_err(|_| INVALID)?.to_owned();
-    Ok((user, decoded[colon + 1..].to_vec()))
+    basic_credentials(field)
 }
 
 /// Factory of one configured `basic_auth` filter.

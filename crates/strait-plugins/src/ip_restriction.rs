@@ -61,7 +61,7 @@ pub fn ip_restriction_plugin() -> impl Plugin {
 }
 
 /// Reads `1.2.3.4`, `10.0.0.0/8`, `::1` or `2001:db8::/32`; `field[i]` names it in errors.
-fn parse_net(text: &str, field: &str, i: usize) -> Result<IpNet, PluginError> {
+pub(crate) fn parse_net(text: &str, field: &str, i: usize) -> Result<IpNet, PluginError> {
     if let Ok(net) = text.parse::<IpNet>() {
         return Ok(net.trunc());
     }

@@ -10,9 +10,13 @@ pub mod compression;
 mod consumer_auth;
 pub mod cors;
 pub mod headers;
+pub mod http_access;
 pub mod ip_restriction;
 pub mod jwt;
 pub mod key_auth;
+mod passwords;
+pub mod privacy;
+pub mod proxy_auth;
 pub mod proxy_cache;
 pub mod rate_limiting;
 pub mod request_size_limiting;
@@ -44,5 +48,8 @@ pub fn builtin() -> Registry {
     registry.register(transform::request_transformer_plugin());
     registry.register(transform::response_transformer_plugin());
     registry.register(proxy_cache::proxy_cache_plugin());
+    registry.register(proxy_auth::proxy_auth_plugin());
+    registry.register(http_access::http_access_plugin());
+    registry.register(privacy::privacy_plugin());
     registry
 }

@@ -33,8 +33,10 @@ pub use strait_http::Reason;
 /// Checks what only the data path can check in a configuration that loaded: every filter's
 /// own settings, the TLS files (certificates that parse, keys that match, dates that hold) and
 /// the descriptor sets of `grpc_transcode` routes,
-/// with the built-in plugins. Errors carry file, line and field like the loader's.
-pub fn check(config: &strait_config::Config) -> Result<(), strait_config::ConfigErrors> {
+/// with the built-in plugins. Errors carry file, line and field like the loader's. A
+/// configuration that passes may still have warnings (an access rule that can never take
+/// effect), returned in file order, located the same way.
+pub fn check(config: &strait_config::Config) -> Result<Vec<strait_config::ConfigError>, strait_config::ConfigErrors> {
     check_with(config, &strait_plugins::builtin())
 }
 
@@ -42,13 +44,13 @@ pub fn check(config: &strait_config::Config) -> Result<(), strait_config::Config
 pub fn check_with(
     config: &strait_config::Config,
     registry: &strait_http::Registry,
-) -> Result<(), strait_config::ConfigErrors> {
+) -> Result<Vec<strait_config::ConfigError>, strait_config::ConfigErrors> {
     let filters = scopes::compile_filters(config, registry);
     let tls = listener_tls::TlsCache::default().plans(config);
     let transcoders = actions::grpc_transcode::load_all(config);
     let forward_proxies = actions::forward_proxy::load_all(config).err().unwrap_or_default();
     match (filters, tls, transcoders) {
-        (Ok(_), Ok(_), Ok(_)) if forward_proxies.is_empty() => Ok(()),
+        (Ok(_), Ok(_), Ok(_)) if forward_proxies.is_empty() => Ok(filter_warnings(config, registry)),
         (filters, tls, transcoders) => {
             let mut errors = filters.err().map(|e| e.0).unwrap_or_default();
             errors.extend(tls.err().unwrap_or_default());
@@ -57,4 +59,33 @@ pub fn check_with(
             Err(strait_config::ConfigErrors(errors).sorted())
         }
     }
+}
+
+/// The plugins' warnings about every `filters:` entry of `config`, in file order.
+fn filter_warnings(
+    config: &strait_config::Config,
+    registry: &strait_http::Registry,
+) -> Vec<strait_config::ConfigError> {
+    let env = strait_http::registry::BuildEnv { config };
+    let mut lists: Vec<(String, &[strait_config::FilterSpec])> = vec![("filters".into(), &config.filters)];
+    for (c, cluster) in config.clusters.iter().enumerate() {
+        lists.push((format!("clusters[{c}].filters"), &cluster.filters));
+    }
+    for (u, consumer) in config.consumers.iter().enumerate() {
+        lists.push((format!("consumers[{u}].filters"), &consumer.filters));
+    }
+    for (l, listener) in config.listeners.iter().enumerate() {
+        lists.push((format!("listeners[{l}].filters"), &listener.filters));
+        for (r, route) in listener.routes.iter().enumerate() {
+            lists.push((format!("listeners[{l}].routes[{r}].filters"), &route.filters));
+        }
+    }
+    let mut warnings: Vec<strait_config::ConfigError> = lists
+        .iter()
+        .flat_map(|(path, specs)| {
+            specs.iter().enumerate().flat_map(move |(i, spec)| registry.warnings(spec, &format!("{path}[{i}]"), &env))
+        })
+        .collect();
+    warnings.sort_by_key(strait_config::ConfigError::position);
+    warnings
 }

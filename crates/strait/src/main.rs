@@ -120,11 +120,30 @@ fn init_logging(level: &str, format: LogFormat) {
     }
 }
 
+/// A configuration that loaded, and its warnings (valid, but probably not what was meant).
+struct Loaded {
+    config: strait_config::Config,
+    warnings: Vec<strait_config::ConfigError>,
+}
+
 /// Loads a configuration file and checks what only the data path can (filter settings).
-fn load(path: &Path) -> Result<strait_config::Config, strait_config::ConfigErrors> {
+fn load(path: &Path) -> Result<Loaded, strait_config::ConfigErrors> {
     let config = strait_config::load_file(path)?;
-    strait_proxy::check(&config)?;
-    Ok(config)
+    let warnings = strait_proxy::check(&config)?;
+    Ok(Loaded { config, warnings })
+}
+
+/// `file:line:column: warning: field: message`, as errors are printed but marked.
+fn warning_text(warning: &strait_config::ConfigError) -> String {
+    let strait_config::ConfigError { file, line, column, path, message } = warning;
+    format!("{file}:{line}:{column}: warning: {path}: {message}")
+}
+
+/// Logs each warning of a configuration being applied.
+fn log_warnings(warnings: &[strait_config::ConfigError]) {
+    for warning in warnings {
+        tracing::warn!(warning = %warning_text(warning), "configuration warning");
+    }
 }
 
 fn import_kong(path: &Path, bind: String, output: Option<&Path>) -> ExitCode {
@@ -160,10 +179,14 @@ fn import_kong(path: &Path, bind: String, output: Option<&Path>) -> ExitCode {
 
 fn validate(path: &Path) -> ExitCode {
     match load(path) {
-        Ok(config) => {
+        Ok(Loaded { config, warnings }) => {
+            for warning in &warnings {
+                eprintln!("{}", warning_text(warning));
+            }
             let routes: usize = config.listeners.iter().map(|l| l.routes.len()).sum();
+            let noted = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
             println!(
-                "{}: ok ({} listeners, {} routes, {} clusters)",
+                "{}: ok ({} listeners, {} routes, {} clusters){noted}",
                 path.display(),
                 config.listeners.len(),
                 routes,
@@ -183,7 +206,10 @@ fn run(path: &Path, watch: bool) -> ExitCode {
     // Read before loading, so a change made while starting is seen as a change.
     let mut last_modified = modified(path);
     let config = match load(path) {
-        Ok(config) => config,
+        Ok(Loaded { config, warnings }) => {
+            log_warnings(&warnings);
+            config
+        }
         Err(errors) => {
             eprintln!("{errors}");
             return ExitCode::from(EXIT_CONFIG);
@@ -242,7 +268,10 @@ fn run(path: &Path, watch: bool) -> ExitCode {
 /// Reloads from the file; on any error the running configuration stays.
 fn reload(server: &Server, path: &Path) {
     let config = match load(path) {
-        Ok(config) => config,
+        Ok(Loaded { config, warnings }) => {
+            log_warnings(&warnings);
+            config
+        }
         Err(errors) => {
             for error in &errors.0 {
                 tracing::error!(%error, "configuration rejected; keeping the running one");

@@ -1,3 +1,4 @@
+use base64::Engine;
 use http::Request;
 use serde_json::json;
 use strait_config::{BasicCredential, Config, Consumer as ConsumerSpec};

@@ -8,3 +8,4 @@ mod lifecycle;
 mod quickstart;
 mod reload;
 mod reload_under_load;
+mod squid_example;

@@ -188,9 +188,15 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         out.put_u8(b' ');
         out.put_slice(head.status.canonical_reason().unwrap_or("Unknown").as_bytes());
         out.put_slice(b"\r\n");
+        // A forward proxy's own challenge: the `Proxy-Authenticate` of a 407 is for this hop
+        // (an upstream's never enters the headers: the response parser drops it).
+        let own_challenge = head.status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED;
         for (name, value) in &head.headers {
-            let framing_field =
-                if name == header::CONTENT_LENGTH { !keep_length } else { crate::h1::is_hop_by_hop(name) };
+            let framing_field = if name == header::CONTENT_LENGTH {
+                !keep_length
+            } else {
+                crate::h1::is_hop_by_hop(name) && !(own_challenge && name == header::PROXY_AUTHENTICATE)
+            };
             if framing_field {
                 continue;
             }

@@ -1,4 +1,4 @@
-//! Recently verified basic-auth credentials, so a client that sends the same user name and
+//! Recently verified Basic credentials, so a client that sends the same user name and
 //! password on every request pays bcrypt once, not per request.
 //!
 //! Entries are SHA-256 digests of the stored hash, the user name and the password (never the
@@ -12,7 +12,7 @@ use crate::consumer_auth::{sha256, SecretDigest};
 
 /// A bounded set of verified credentials, shared by the filter's instances on every worker.
 #[derive(Debug)]
-pub(super) struct Verified {
+pub(crate) struct Verified {
     capacity: usize,
     recent: Mutex<Recent>,
 }
@@ -26,23 +26,23 @@ struct Recent {
 
 impl Verified {
     /// An empty set holding at most `capacity` credentials.
-    pub(super) fn new(capacity: usize) -> Verified {
+    pub(crate) fn new(capacity: usize) -> Verified {
         Verified { capacity, recent: Mutex::default() }
     }
 
     /// The entry for `user` presenting `password` against the stored `hash` (the hash's salt
     /// makes the digest useless for guessing the password offline).
-    pub(super) fn entry(hash: &str, user: &str, password: &[u8]) -> SecretDigest {
+    pub(crate) fn entry(hash: &str, user: &str, password: &[u8]) -> SecretDigest {
         sha256(&[hash.as_bytes(), b"\n", user.as_bytes(), b":", password])
     }
 
     /// Whether `entry` was verified recently.
-    pub(super) fn contains(&self, entry: &SecretDigest) -> bool {
+    pub(crate) fn contains(&self, entry: &SecretDigest) -> bool {
         self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).known.contains(entry)
     }
 
     /// Remembers a verified `entry`, forgetting the oldest when full.
-    pub(super) fn insert(&self, entry: SecretDigest) {
+    pub(crate) fn insert(&self, entry: SecretDigest) {
         let mut recent = self.recent.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if self.capacity == 0 || !recent.known.insert(entry) {
             return;

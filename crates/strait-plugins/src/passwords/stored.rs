@@ -1,5 +1,4 @@
-//! A configured basic-auth password (a bcrypt hash or plain text) and checking a given one
-//! against it.
+//! A configured password (a bcrypt hash or plain text) and checking a given one against it.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use crate::consumer_auth::{digests_equal, sha256, SecretDigest};
 
 /// How a password is configured.
 #[derive(Debug)]
-pub(super) enum StoredPassword {
+pub(crate) enum StoredPassword {
     /// A bcrypt hash (`$2a$`, `$2b$` or `$2y$`, as `htpasswd -B` writes).
     Bcrypt(Arc<str>),
     /// Plain text, kept as its SHA-256 and compared in constant time.
@@ -35,27 +34,27 @@ const OTHER_HASHES: [(&str, &str); 6] = [
 impl StoredPassword {
     /// Reads a configured password; `path` names it (`consumers[0].credentials.basic_auth[1]`)
     /// in errors.
-    pub(super) fn parse(password: &str, path: &str) -> Result<StoredPassword, PluginError> {
+    pub(crate) fn parse(password: &str, path: &str) -> Result<StoredPassword, PluginError> {
+        StoredPassword::classify(password).map_err(|why| PluginError::at("", format!("{path}.password {why}")))
+    }
+
+    /// Reads a password, or says what is wrong with it (`is not a valid bcrypt hash`).
+    pub(crate) fn classify(password: &str) -> Result<StoredPassword, String> {
         if BCRYPT_PREFIXES.iter().any(|prefix| password.starts_with(prefix)) {
-            let parts = bcrypt::HashParts::from_str(password)
-                .map_err(|_| PluginError::at("", format!("{path}.password is not a valid bcrypt hash")))?;
+            let parts = bcrypt::HashParts::from_str(password).map_err(|_| "is not a valid bcrypt hash".to_owned())?;
             if !(4..=31).contains(&parts.get_cost()) {
-                let message = format!("{path}.password: bcrypt cost {} is not between 4 and 31", parts.get_cost());
-                return Err(PluginError::at("", message));
+                return Err(format!("has bcrypt cost {}, not between 4 and 31", parts.get_cost()));
             }
             return Ok(StoredPassword::Bcrypt(password.into()));
         }
         if let Some((_, kind)) = OTHER_HASHES.iter().find(|(prefix, _)| password.starts_with(prefix)) {
-            let message = format!(
-                "{path}.password looks like {kind}; only bcrypt hashes (`htpasswd -B`) or plain text are understood"
-            );
-            return Err(PluginError::at("", message));
+            return Err(format!("looks like {kind}; only bcrypt hashes (`htpasswd -B`) or plain text are understood"));
         }
         Ok(StoredPassword::Plain(sha256(&[password.as_bytes()])))
     }
 
     /// Whether a plain password equals `given` (false for a bcrypt hash: see [`bcrypt_matches`]).
-    pub(super) fn plain_matches(&self, given: &[u8]) -> bool {
+    pub(crate) fn plain_matches(&self, given: &[u8]) -> bool {
         match self {
             StoredPassword::Plain(digest) => digests_equal(digest, &sha256(&[given])),
             StoredPassword::Bcrypt(_) => false,
@@ -66,7 +65,7 @@ impl StoredPassword {
 /// Whether `given` matches the bcrypt `hash`. bcrypt takes milliseconds on purpose, so it
 /// runs on Tokio's blocking threads, at most as many at once as `slots` allows, and the
 /// worker goes on serving other requests meanwhile (outside a runtime it runs in place).
-pub(super) async fn bcrypt_matches(given: Vec<u8>, hash: Arc<str>, slots: &Semaphore) -> bool {
+pub(crate) async fn bcrypt_matches(given: Vec<u8>, hash: Arc<str>, slots: &Semaphore) -> bool {
     let Ok(_slot) = slots.acquire().await else { return false };
     let verify = move || bcrypt::verify(&given, &hash).unwrap_or(false);
     match tokio::runtime::Handle::try_current() {
