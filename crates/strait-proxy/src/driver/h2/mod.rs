@@ -199,6 +199,10 @@ async fn serve_stream(
         return;
     }
     let length = parts.headers.remove(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // As over HTTP/1: proxy credentials go to the `proxy_auth` filter, never into the headers.
+    if let Some(credentials) = parts.headers.remove(header::PROXY_AUTHORIZATION) {
+        parts.extensions.insert(strait_http::context::ProxyAuthorization(credentials));
+    }
     let body = RequestBody::new(recv, length, &snapshot.server);
     exchange::handle(&inbound, parts, body, &mut sink).await;
 }
