@@ -122,13 +122,26 @@ fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+            // Into a stack buffer, then one copy: every log line has one or two of these.
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                push_number(out, u64::from(octet));
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -375,7 +388,9 @@ mod tests {
 
     #[test]
     fn addresses_are_written_as_std_displays_them() {
-        for text in ["0.0.0.0:0", "255.255.255.255:65535", "10.0.100.9:8080", "[::1]:443", "[fe80::1%2]:80"] {
+        for text in
+            ["0.0.0.0:0", "255.255.255.255:65535", "10.0.100.9:8080", "1.20.199.240:1", "[::1]:443", "[fe80::1%2]:80"]
+        {
             let addr: SocketAddr = text.parse().unwrap();
             let mut out = Vec::new();
             push_addr(&mut out, addr);

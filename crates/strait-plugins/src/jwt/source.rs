@@ -54,7 +54,9 @@ impl TokenSources {
         }
         for name in &self.headers {
             for field in request.headers.get_all(name) {
-                if let Some(token) = field.to_str().ok().and_then(bearer_token) {
+                // `from_utf8` checks a word at a time; `to_str` looks at every byte of a token
+                // hundreds of bytes long. A value that is not text is no token either way.
+                if let Some(token) = std::str::from_utf8(field.as_bytes()).ok().and_then(bearer_token) {
                     add(Cow::Borrowed(token))?;
                 }
             }
