@@ -2,8 +2,8 @@
 //! asks for, signed by a configured CA the clients trust (as Squid `ssl_bump` and Burp do).
 //!
 //! Every leaf shares one ECDSA P-256 key made at start, so minting costs one signature; leaves
-//! are cached by name (a bounded map, emptied when full) and valid from a day before to 90
-//! days after they were made.
+//! are cached by name (a bounded map, emptied when full), valid from a day before to 90 days
+//! after they were made, and made again once they are 30 days old.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +22,8 @@ use crate::suites;
 
 /// Most minted certificates kept.
 const CACHE: usize = 4096;
+/// A minted certificate is made again once it is this old (it is valid for 90 days).
+const REMINT_AFTER: Duration = Duration::from_secs(30 * 86_400);
 
 /// Mints leaf certificates signed by one CA.
 pub struct Minter {
@@ -29,7 +31,7 @@ pub struct Minter {
     ca_der: CertificateDer<'static>,
     leaf_key: KeyPair,
     signing_key: Arc<dyn rustls::sign::SigningKey>,
-    cache: Mutex<HashMap<String, Arc<CertifiedKey>>>,
+    cache: Mutex<HashMap<String, (Arc<CertifiedKey>, SystemTime)>>,
 }
 
 impl fmt::Debug for Minter {
@@ -74,14 +76,17 @@ impl Minter {
     pub fn certified(&self, name: &str) -> Result<Arc<CertifiedKey>, String> {
         let name = name.to_ascii_lowercase();
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(found) = cache.get(&name) {
-            return Ok(found.clone());
+        let now = SystemTime::now();
+        if let Some((found, made)) = cache.get(&name) {
+            if now.duration_since(*made).is_ok_and(|age| age < REMINT_AFTER) {
+                return Ok(found.clone());
+            }
         }
         let minted = Arc::new(self.mint(&name)?);
         if cache.len() >= CACHE {
             cache.clear();
         }
-        cache.insert(name, minted.clone());
+        cache.insert(name, (minted.clone(), now));
         Ok(minted)
     }
 
@@ -103,10 +108,11 @@ impl Minter {
         Ok(CertifiedKey::new(chain, self.signing_key.clone()))
     }
 
-    /// A server configuration presenting a minted certificate for the client's SNI, or for
-    /// `fallback` when it sends none (the CONNECT target's host).
-    pub fn server_config(self: &Arc<Self>, fallback: &str, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
-        let resolver = MintingResolver { minter: self.clone(), fallback: fallback.to_string() };
+    /// A server configuration presenting a minted certificate for `host` (the CONNECT
+    /// target's) only: a client whose SNI names another host gets no certificate (the
+    /// handshake fails), so nothing is signed for a name that was not checked.
+    pub fn server_config(self: &Arc<Self>, host: &str, alpn: &[&[u8]]) -> Result<Arc<ServerConfig>, String> {
+        let resolver = MintingResolver { minter: self.clone(), host: host.to_string() };
         let mut config = ServerConfig::builder_with_provider(suites::default_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
@@ -144,18 +150,20 @@ fn first_certificate(pem: &str) -> Option<CertificateDer<'static>> {
     CertificateDer::pem_slice_iter(pem.as_bytes()).next()?.ok()
 }
 
-/// Presents a minted certificate for the name the client asks for.
+/// Presents a minted certificate for the tunnel's host, to a client that asks for that host.
 #[derive(Debug)]
 struct MintingResolver {
     minter: Arc<Minter>,
-    fallback: String,
+    host: String,
 }
 
 impl ResolvesServerCert for MintingResolver {
     fn resolve(&self, client_hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = client_hello.server_name().unwrap_or(&self.fallback);
-        // A name that cannot be minted (not a DNS name) ends the handshake with an alert.
-        self.minter.certified(name).ok()
+        if client_hello.server_name().is_some_and(|sni| !sni.eq_ignore_ascii_case(&self.host)) {
+            return None;
+        }
+        // A host that cannot be minted (not a DNS name) ends the handshake with an alert too.
+        self.minter.certified(&self.host).ok()
     }
 }
 

@@ -121,8 +121,8 @@ pub struct ParentProxy {
 pub struct PacFile {
     /// Path the file is served at, for requests addressed to the proxy itself.
     pub path: String,
-    /// `host:port` clients should use for the proxy; the listener's address when unset (which
-    /// is only right when it is not a wildcard address).
+    /// `host:port` clients should use for the proxy; when unset, the address the client asked
+    /// for the file at (its `Host`).
     pub proxy: Option<String>,
     /// Hosts reached directly: exact names, `.suffix` for a domain and its subdomains, or CIDR
     /// blocks for IP literals. Plain host names (no dot) always go direct.

@@ -54,9 +54,10 @@ where
                     let _ = upstream.shutdown().await;
                 }
                 Ok(n) => {
-                    let written = upstream.write_all(&up).await;
+                    // A peer that stops reading must not hold the tunnel past its idle time.
+                    let written = tokio::time::timeout_at(deadline, upstream.write_all(&up)).await;
                     up.clear();
-                    if written.is_err() {
+                    if !matches!(written, Ok(Ok(()))) {
                         return relayed;
                     }
                     relayed.up += n as u64;
@@ -70,9 +71,9 @@ where
                     let _ = client.shutdown().await;
                 }
                 Ok(n) => {
-                    let written = client.write_all(&down).await;
+                    let written = tokio::time::timeout_at(deadline, client.write_all(&down)).await;
                     down.clear();
-                    if written.is_err() {
+                    if !matches!(written, Ok(Ok(()))) {
                         return relayed;
                     }
                     relayed.down += n as u64;

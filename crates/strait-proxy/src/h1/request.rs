@@ -292,7 +292,10 @@ fn build_head(
     let body = body_framing(version, &framing)?;
     // A CONNECT request has no content (RFC 9110 §9.3.6): what follows its head is the
     // tunnel's, so a framing field on it could only smuggle a second reading.
-    if method == Method::CONNECT && (framing.content_length.is_some() || framing.transfer_encoding.is_some()) {
+    // (`Content-Length: 0`, which some clients send, says there is none and is let through.)
+    if method == Method::CONNECT
+        && (framing.content_length.is_some_and(|n| n != 0) || framing.transfer_encoding.is_some())
+    {
         return Err(Reason::BadRequest);
     }
     let (path_start, host) = split_target(&method, &target, host_field)?;
@@ -638,6 +641,8 @@ mod tests {
         assert_eq!(head.host.as_ref().unwrap(), "example.test:443");
         assert_eq!(head.path_and_query(), b"");
         assert!(matches!(head.body, BodyFraming::Empty));
+        let zero = parse("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\nContent-Length: 0\r\n\r\n");
+        assert!(zero.unwrap().is_some(), "a zero length says there is no content");
         let head = parse("CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n").unwrap().unwrap();
         assert_eq!(head.host.as_ref().unwrap(), "[::1]:8443");
         let refused = [
@@ -650,7 +655,8 @@ mod tests {
             "CONNECT http://example.test:443/ HTTP/1.1\r\nHost: example.test\r\n\r\n",
             "CONNECT :443 HTTP/1.1\r\nHost: example.test\r\n\r\n",
             "CONNECT example.test:99999 HTTP/1.1\r\nHost: example.test\r\n\r\n",
-            // Content on a CONNECT could be read as the next request by someone.
+            // Content on a CONNECT could be read as the next request by someone (a zero length
+            // is accepted: see below).
             "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\n",
             "CONNECT example.test:443 HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n",
             // Only CONNECT takes the authority-form.

@@ -183,6 +183,9 @@ listeners:
         forward: {{ cluster: app }}
   - name: fwd
     bind: 127.0.0.1:0
+    filters:
+      - name: http_access
+        config: {{ acls: {{ origin_port: {{ port: [{port}] }} }}, rules: [{{ allow: [origin_port] }}] }}
     routes:
       - forward_proxy: {{ ssrf_guard: {{ allow: [\"127.0.0.1:{port}\"] }} }}
 clusters:

@@ -16,10 +16,32 @@ use super::plan::Guard;
 const DNS_TTL: Duration = Duration::from_secs(30);
 /// Most names cached per worker; the cache starts over when full.
 const DNS_CACHE_SIZE: usize = 4096;
+/// How long a name that did not resolve is answered `dns_failed` without asking again.
+const DNS_NEGATIVE_TTL: Duration = Duration::from_secs(5);
+/// Most lookups one worker has waiting on the resolver threads at once; beyond, `dns_failed`
+/// at once (a resolver that never answers cannot fill the blocking pool).
+const DNS_IN_FLIGHT: usize = 64;
 
 thread_local! {
     /// Resolved names of this worker: addresses and when they were looked up.
     static DNS_CACHE: RefCell<HashMap<String, (Vec<IpAddr>, Instant)>> = RefCell::new(HashMap::new());
+    /// Lookups of this worker waiting on the resolver.
+    static DNS_WAITING: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts one lookup waiting on the resolver for as long as it lives.
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Option<Waiting> {
+        DNS_WAITING.with(|n| (n.get() < DNS_IN_FLIGHT).then(|| n.set(n.get() + 1))).map(|()| Waiting)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        DNS_WAITING.with(|n| n.set(n.get().saturating_sub(1)));
+    }
 }
 
 /// Splits `host:port` (`[v6]:port`, or a host without port) into the host (brackets removed)
@@ -69,6 +91,28 @@ pub(super) async fn resolve(
     Ok(permitted)
 }
 
+/// With a parent proxy, names are the parent's to resolve; a destination written as an
+/// address (`10.0.0.1`, or a numeric spelling such as `2130706433` or `0x7f000001`) is still
+/// judged here, so the parent is not asked for what the guard refuses.
+pub(super) async fn check_address_for_parent(
+    host: &str,
+    port: u16,
+    guard: &Guard,
+    timeout: Duration,
+) -> Result<(), Reason> {
+    let numeric = host.parse::<IpAddr>().is_ok()
+        || (!host.is_empty() && host.bytes().all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'x' || b == b'X'));
+    if !numeric {
+        return Ok(());
+    }
+    match lookup(host, timeout).await {
+        Ok(ips) if ips.iter().all(|ip| guard.permits(SocketAddr::new(*ip, port))) => Ok(()),
+        Ok(_) => Err(Reason::DestinationForbidden),
+        // Not an address after all (a name made of hex letters, such as `cafe`): the parent's.
+        Err(_) => Ok(()),
+    }
+}
+
 /// The addresses of `host`: an IP literal as it is, a name through the worker's cache or the
 /// system resolver.
 async fn lookup(host: &str, timeout: Duration) -> Result<Vec<IpAddr>, Reason> {
@@ -77,19 +121,29 @@ async fn lookup(host: &str, timeout: Duration) -> Result<Vec<IpAddr>, Reason> {
     }
     let now = Instant::now();
     let cached = DNS_CACHE.with(|cache| {
-        cache.borrow().get(host).filter(|(_, at)| now.duration_since(*at) < DNS_TTL).map(|(ips, _)| ips.clone())
+        cache
+            .borrow()
+            .get(host)
+            .filter(|(ips, at)| now.duration_since(*at) < if ips.is_empty() { DNS_NEGATIVE_TTL } else { DNS_TTL })
+            .map(|(ips, _)| ips.clone())
     });
-    if let Some(ips) = cached {
-        return Ok(ips);
+    match cached {
+        Some(ips) if ips.is_empty() => return Err(Reason::DnsFailed),
+        Some(ips) => return Ok(ips),
+        None => {}
     }
+    let Some(waiting) = Waiting::start() else {
+        tracing::info!(host, "forward proxy: too many names resolving at once");
+        return Err(Reason::DnsFailed);
+    };
     let resolved = tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await;
+    drop(waiting);
     let ips: Vec<IpAddr> = match resolved {
         Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
         _ => Vec::new(),
     };
     if ips.is_empty() {
         tracing::debug!(host, "forward proxy: name did not resolve");
-        return Err(Reason::DnsFailed);
     }
     DNS_CACHE.with(|cache| {
         let mut cache = cache.borrow_mut();
@@ -98,6 +152,9 @@ async fn lookup(host: &str, timeout: Duration) -> Result<Vec<IpAddr>, Reason> {
         }
         cache.insert(host.to_string(), (ips.clone(), now));
     });
+    if ips.is_empty() {
+        return Err(Reason::DnsFailed);
+    }
     Ok(ips)
 }
 

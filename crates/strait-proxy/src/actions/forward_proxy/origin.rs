@@ -27,6 +27,8 @@ where
 {
     let addrs = match &plan.parent {
         Some(parent) => {
+            let (host, port) = destination::of_request(parts, 80)?;
+            destination::check_address_for_parent(&host, port, &plan.guard, plan.dns_timeout).await?;
             parts.extensions.insert(ParentHop { authorization: parent.authorization.clone() });
             ctx.extensions.insert(ViaParentProxy);
             // The parent is configured, not asked for: the guard does not apply to it.

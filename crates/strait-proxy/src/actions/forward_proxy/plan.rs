@@ -36,6 +36,8 @@ pub struct ForwardPlan {
     pub(crate) bandwidth: Option<Arc<ClientBandwidth>>,
     /// Which tunnels are decrypted, if any.
     pub(crate) inspection: Option<InspectionPlan>,
+    /// The listener has no `http_access` filter: only local clients, and tunnels to 443 only.
+    pub(crate) default_access: bool,
 }
 
 /// The SSRF guard: internal addresses are refused unless allowed.
@@ -72,6 +74,10 @@ pub(crate) struct ParentPlan {
 /// `forward_proxy`) and what is wrong with it.
 pub(crate) fn compile(spec: &ForwardProxy, base_dir: &Path) -> Result<ForwardPlan, (String, String)> {
     let inspection = spec.tls_inspection.as_ref().map(|t| InspectionPlan::load(t, base_dir)).transpose()?;
+    if inspection.is_some() && spec.parent.is_some() {
+        // Decrypted requests go to their origin directly; with a parent they would not.
+        return Err(("tls_inspection".into(), "cannot be combined with `parent`".into()));
+    }
     let allow = AllowList::parse(&spec.ssrf_guard.allow).map_err(|e| ("ssrf_guard.allow".to_string(), e))?;
     let parent = spec.parent.as_ref().map(compile_parent).transpose()?;
     let pac = spec.pac.as_ref().map(PacPlan::compile).transpose().map_err(|e| ("pac".to_string(), e))?;
@@ -93,6 +99,7 @@ pub(crate) fn compile(spec: &ForwardProxy, base_dir: &Path) -> Result<ForwardPla
         pac,
         bandwidth: spec.client_bandwidth.map(|rate| Arc::new(ClientBandwidth::new(rate.0))),
         inspection,
+        default_access: true,
     })
 }
 

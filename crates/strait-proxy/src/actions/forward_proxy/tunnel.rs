@@ -33,7 +33,9 @@ pub(super) async fn open<S: ResponseSink>(
     ctx: &mut RequestCtx,
     chain: &mut Chain,
 ) -> bool {
-    if let Some(inspection) = &plan.inspection {
+    // Inspection takes the TCP connection back from the listener: plain listeners only (on a
+    // TLS listener the tunnel stays opaque).
+    if let Some(inspection) = plan.inspection.as_ref().filter(|_| ctx.conn.tls.is_none()) {
         if let Some(bump) = inspect(plan, inspection, parts, ctx).await {
             let answer = match bump {
                 Ok(bump) => bump,
@@ -72,6 +74,7 @@ async fn connect(
 ) -> Result<(TcpStream, BytesMut), Reason> {
     let (host, port) = destination::of_request(parts, 443)?;
     if let Some(parent) = &plan.parent {
+        destination::check_address_for_parent(&host, port, &plan.guard, plan.dns_timeout).await?;
         ctx.extensions.insert(ViaParentProxy);
         let addrs = destination::resolve(&parent.host, parent.port, &Guard::off(), plan.dns_timeout).await?;
         let stream = dial(&addrs, plan, ctx).await?;
