@@ -71,6 +71,12 @@ struct User {
     consumer: Consumer,
 }
 
+/// A bcrypt hash (cost 10, as `htpasswd -B` makes) of a password no one is given, checked for
+/// a user name the file does not have.
+static UNKNOWN_USER: std::sync::LazyLock<StoredPassword> = std::sync::LazyLock::new(|| {
+    StoredPassword::Bcrypt("$2b$10$2Ud1aeu7qYXexH7Pg53Vy.zfXHTHLCKOs3hp7xjRjT6pRHbEVm1xu".into())
+});
+
 /// The compiled settings shared by a filter's instances.
 #[derive(Debug)]
 struct Settings {
@@ -143,7 +149,15 @@ impl Settings {
             Err(why) => return Phase::Ready(Flow::Respond(self.refusal(why))),
         };
         let Some(user) = self.users.get(&name) else {
-            return Phase::Ready(Flow::Respond(self.refusal(INVALID)));
+            // As slow as a wrong password, so the answer's time does not tell which user
+            // names exist.
+            return match self.passwords.matches(&UNKNOWN_USER, &name, given) {
+                Phase::Ready(_) => Phase::Ready(Flow::Respond(self.refusal(INVALID))),
+                Phase::Wait(checking) => Phase::wait(async move {
+                    let _ = checking.await;
+                    Flow::Respond(self.refusal(INVALID))
+                }),
+            };
         };
         match self.passwords.matches(&user.password, &name, given) {
             Phase::Ready(matched) => Phase::Ready(self.decide(user, matched, ctx)),
