@@ -2,7 +2,7 @@
 # Installs the peers and load generator the benchmarks compare against (Debian packages).
 set -euo pipefail
 missing=()
-for bin in nginx haproxy wrk curl valgrind redis-server; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
+for bin in nginx haproxy wrk curl valgrind redis-server squid tinyproxy; do command -v "$bin" >/dev/null 2>&1 || missing+=("$bin"); done
 # bench/aggregate.sh runs the seed's Express gateway on Node (express itself comes from npm).
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)

@@ -23,6 +23,11 @@ if ! python3 -c "import h2" >/dev/null 2>&1; then
   echo "installing: h2 (PyPI)"
   python3 -m pip install --quiet --disable-pip-version-check h2 || python3 -m pip install --quiet --break-system-packages h2
 fi
+# The forward proxy is tested with the seed's client, Python `requests`.
+if ! python3 -c "import requests" >/dev/null 2>&1; then
+  echo "installing: requests (PyPI)"
+  python3 -m pip install --quiet --disable-pip-version-check requests || python3 -m pip install --quiet --break-system-packages requests
+fi
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

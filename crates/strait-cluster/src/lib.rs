@@ -7,6 +7,7 @@ mod dns;
 mod endpoint;
 mod health;
 mod registry;
+pub mod ssrf;
 
 pub use balancer::PickContext;
 pub use cluster::ClusterState;

@@ -83,6 +83,11 @@ pub struct UpgradeRequest(pub http::HeaderValue);
 #[derive(Debug, Clone)]
 pub struct ProxyAuthorization(pub http::HeaderValue);
 
+/// Put in [`RequestCtx::extensions`] by the forward proxy when the request went through its
+/// parent proxy (the access log tells such hops apart).
+#[derive(Debug, Clone, Copy)]
+pub struct ViaParentProxy;
+
 /// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
 #[derive(Debug, Clone)]
 pub struct OriginalUri(pub http::Uri);

@@ -296,6 +296,10 @@ impl RoutePlan {
         } else if let Some(t) = &route.grpc_transcode {
             let plan = transcode.ok_or_else(|| format!("route `{name}`: grpc_transcode was not loaded"))?;
             Action::GrpcTranscode(Box::new(plan), cluster(&t.cluster)?)
+        } else if let Some(spec) = &route.forward_proxy {
+            let plan = crate::actions::forward_proxy::compile(spec)
+                .map_err(|(field, message)| format!("route `{name}`: forward_proxy.{field}: {message}"))?;
+            Action::ForwardProxy(Box::new(plan))
         } else {
             return Err(format!("route `{name}` has no action"));
         };
@@ -341,6 +345,8 @@ pub enum Action {
     /// Answer JSON requests by calling a gRPC service (requests it passes through go to the
     /// cluster as forwarded ones do).
     GrpcTranscode(Box<TranscodePlan>, Upstream),
+    /// Send requests to the origins they name, open CONNECT tunnels (forward proxy).
+    ForwardProxy(Box<crate::actions::forward_proxy::ForwardPlan>),
 }
 
 /// A cluster and how connections to its endpoints are made.

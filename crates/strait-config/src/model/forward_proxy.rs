@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::units::Dur;
+use crate::units::{ByteSize, Dur};
 
 /// Forwards absolute-form requests to their origin and turns CONNECT into a tunnel. Who may
 /// use it is the listener's filters' business (`proxy_auth`, `http_access`).
@@ -22,12 +22,15 @@ pub struct ForwardProxy {
     pub parent: Option<ParentProxy>,
     /// The proxy auto-config file served to clients that ask the proxy itself for it.
     pub pac: Option<PacFile>,
+    /// Bytes per second each client address may receive, over all its responses and tunnels
+    /// (Squid `delay_pools` class 2); unlimited when unset.
+    pub client_bandwidth: Option<ByteSize>,
 }
 
 impl ForwardProxy {
-    /// Idle connections kept per origin and worker (16 unless set).
+    /// Idle connections kept per origin and worker (128 unless set).
     pub fn keepalive(&self) -> usize {
-        self.keepalive.unwrap_or(16)
+        self.keepalive.unwrap_or(128)
     }
 }
 

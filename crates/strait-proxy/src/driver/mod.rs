@@ -9,6 +9,8 @@ mod h1;
 mod h2;
 mod tunnel;
 
+pub(crate) use tunnel::{relay, Relayed};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -116,13 +116,21 @@ where
         let mut timer = None;
         poll_fn(|cx| poll_within(&deadline, &mut timer, work.as_mut(), cx)).await
     };
-    let sent = match outcome {
+    let mut sent = match outcome {
         Some(sent) => sent,
         None => {
             let boxed = Box::pin(out_of_time(sink, &mut chain, &mut ctx, snapshot));
             boxed.await
         }
     };
+    if sent && sink.has_tunnel() {
+        // A CONNECT tunnel: relayed here, so that the log line has its bytes and duration.
+        let boxed = Box::pin(sink.relay_tunnel());
+        match boxed.await {
+            Some(relayed) => ctx.bytes_sent = relayed.down,
+            None => sent = false,
+        }
+    }
     if chain.has(Phases::LOG) {
         chain.log(&ctx, ctx.reason).await;
     }
@@ -302,6 +310,10 @@ where
     if max_body != 0 && body.size_hint().lower() > max_body {
         return Err(Routed::Local(LocalResponse::for_reason(Reason::BodyTooLarge)));
     }
+    if parts.method == http::Method::CONNECT && !matches!(route.action, Action::ForwardProxy(_)) {
+        // A tunnel is opened only by a forward-proxy route.
+        return Err(Routed::Local(LocalResponse::for_reason(Reason::MethodNotAllowed)));
+    }
     match &route.action {
         Action::Forward(cluster) => Ok((route, cluster)),
         Action::Split(split) => Ok((route, split.pick())),
@@ -356,6 +368,9 @@ where
     let local = match &route.action {
         // Forwarding never comes here (see `route_request`).
         Action::Forward(_) | Action::Split(_) => LocalResponse::for_reason(Reason::NoRoute),
+        Action::ForwardProxy(plan) => {
+            return actions::forward_proxy::serve(plan, snapshot, parts, body, sink, ctx, chain).await;
+        }
         Action::GrpcTranscode(plan, _) => {
             let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
             let context =

@@ -63,4 +63,15 @@ pub(crate) trait ResponseSink {
         drop(upgraded);
         false
     }
+
+    /// Whether this answer opened a CONNECT tunnel that waits for [`ResponseSink::relay_tunnel`].
+    fn has_tunnel(&self) -> bool {
+        false
+    }
+
+    /// Relays the CONNECT tunnel this answer opened until it ends (before the exchange is
+    /// logged, so the log has its bytes and duration); the bytes carried.
+    async fn relay_tunnel(&mut self) -> Option<crate::driver::Relayed> {
+        None
+    }
 }

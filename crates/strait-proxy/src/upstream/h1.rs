@@ -375,7 +375,7 @@ where
     pub(crate) fn into_upgraded(mut self) -> Option<super::Upgraded> {
         let exchange = self.exchange.take()?;
         let idle = exchange.limits.body_timeout;
-        Some(super::Upgraded { stream: exchange.stream, buf: exchange.buf, idle })
+        Some(super::Upgraded { stream: exchange.stream, buf: exchange.buf, idle, pace: None })
     }
 
     /// The body ended: pool the connection if it is clean.
@@ -478,6 +478,15 @@ where
 fn write_request_head<B: Body>(out: &mut BytesMut, request: &request::Parts, body: &B) -> OutFraming {
     out.put_slice(request.method.as_str().as_bytes());
     out.put_u8(b' ');
+    let parent = request.extensions.get::<super::ParentHop>();
+    if let Some(scheme) = parent.and(request.uri.scheme()) {
+        // A parent proxy gets the absolute-form target (RFC 9112 §3.2.2).
+        out.put_slice(scheme.as_str().as_bytes());
+        out.put_slice(b"://");
+        if let Some(authority) = request.uri.authority() {
+            out.put_slice(authority.as_str().as_bytes());
+        }
+    }
     match request.uri.path_and_query() {
         Some(target) if target.as_str().starts_with('/') => out.put_slice(target.as_str().as_bytes()),
         Some(target) => {
@@ -489,6 +498,11 @@ fn write_request_head<B: Body>(out: &mut BytesMut, request: &request::Parts, bod
     }
     out.put_slice(b" HTTP/1.1\r\n");
     put_fields(out, &request.headers);
+    if let Some(credentials) = parent.and_then(|p| p.authorization.as_ref()) {
+        out.put_slice(b"proxy-authorization: ");
+        out.put_slice(credentials.as_bytes());
+        out.put_slice(b"\r\n");
+    }
     if let Some(offer) = request.extensions.get::<strait_http::context::UpgradeRequest>() {
         out.put_slice(b"connection: upgrade\r\nupgrade: ");
         out.put_slice(offer.0.as_bytes());

@@ -5,7 +5,7 @@
 //! connection is made), `h1` and `h2` (one exchange on a connection or stream), `pool` and
 //! `stream`.
 
-mod client;
+pub(crate) mod client;
 pub mod connector;
 mod forward;
 mod h1;
@@ -18,6 +18,7 @@ mod subrequest;
 pub use connector::Connector;
 pub(crate) use forward::{forward, Refusal};
 pub(crate) use response::UpstreamBody;
+pub(crate) use stream::UpstreamStream;
 
 /// An upstream connection that switched protocols (WebSocket): the connection, the bytes the
 /// upstream sent after its `101`, and the longest silence allowed on the relay.
@@ -28,6 +29,16 @@ pub(crate) struct Upgraded {
     pub(crate) buf: bytes::BytesMut,
     /// The relay ends after this long without a byte either way (the cluster's `timeouts.body`).
     pub(crate) idle: std::time::Duration,
+    /// The client's bandwidth limit, when the relay is paced (forward-proxy tunnels).
+    pub(crate) pace: Option<crate::actions::forward_proxy::Pace>,
+}
+
+/// Marks a request sent to a parent proxy: its target is written in absolute-form, with the
+/// parent's own credentials (`Proxy-Authorization` is otherwise never written).
+#[derive(Debug, Clone)]
+pub(crate) struct ParentHop {
+    /// `Proxy-Authorization` for the parent.
+    pub(crate) authorization: Option<http::HeaderValue>,
 }
 
 /// Closes idle pooled connections (HTTP/1.1 ones past their time or closed by the upstream,

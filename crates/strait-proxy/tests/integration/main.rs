@@ -10,6 +10,7 @@ mod cache;
 mod circuit_breaker;
 mod connection_limits;
 mod deadlines;
+mod forward_proxy;
 mod gateway_auth;
 mod gateway_cors_size;
 mod gateway_jwt;

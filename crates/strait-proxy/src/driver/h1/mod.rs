@@ -106,7 +106,7 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
                 // new protocol's bytes both ways, untouched.
                 let Conn { io, buf, .. } = conn.into_inner();
                 let boxed = Box::pin(super::tunnel::relay(io, buf, upgraded));
-                boxed.await;
+                let _ = boxed.await;
                 return;
             }
         }

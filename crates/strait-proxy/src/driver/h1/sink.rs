@@ -8,7 +8,9 @@ use http::header::{self, HeaderMap};
 use http::{response, Version};
 
 use super::{write_all, Conn};
+use crate::actions::forward_proxy::TunnelOpen;
 use crate::body::RateMeter;
+use crate::driver::Relayed;
 use crate::exchange::respond::is_bodiless;
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
 use crate::h1::encode::{write_framing, OutFraming};
@@ -36,8 +38,10 @@ pub(super) struct H1Sink<'c, T> {
     meter: Option<Box<RateMeter>>,
     /// Some bytes of this response were handed to the socket.
     wrote: bool,
-    /// The upstream connection to relay to after a `101 Switching Protocols`.
+    /// The upstream connection to relay to after a `101 Switching Protocols` or a CONNECT's `200`.
     upgraded: Option<Upgraded>,
+    /// The head opened a CONNECT tunnel, relayed by [`ResponseSink::relay_tunnel`].
+    tunnel: bool,
 }
 
 impl<'c, T: Transport> H1Sink<'c, T> {
@@ -61,6 +65,7 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             meter: RateMeter::for_rate(server.min_response_body_rate.as_ref()),
             wrote: false,
             upgraded: None,
+            tunnel: false,
         }
     }
 
@@ -97,6 +102,32 @@ impl<'c, T: Transport> H1Sink<'c, T> {
     }
 }
 
+impl<T: Transport> H1Sink<'_, T> {
+    /// Writes the `200` that opens a CONNECT tunnel: no framing fields, no `connection`
+    /// (RFC 9110 §9.3.6); the connection carries the tunnel's bytes after it.
+    fn open_tunnel(&mut self, head: &response::Parts) {
+        self.tunnel = true;
+        self.keep_alive = false;
+        self.conn.borrow_mut().expect_continue = false;
+        if self.out.capacity() == 0 {
+            self.out = crate::buffers::write();
+        }
+        let out = &mut self.out;
+        out.put_slice(if self.version == Version::HTTP_10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+        out.put_slice(head.status.as_str().as_bytes());
+        out.put_slice(b" Connection established\r\n");
+        for (name, value) in &head.headers {
+            if !crate::h1::is_framing(name) {
+                out.put_slice(name.as_str().as_bytes());
+                out.put_slice(b": ");
+                out.put_slice(value.as_bytes());
+                out.put_slice(b"\r\n");
+            }
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
 impl<T> Drop for H1Sink<'_, T> {
     fn drop(&mut self) {
         crate::buffers::recycle_write(std::mem::take(&mut self.out));
@@ -105,6 +136,10 @@ impl<T> Drop for H1Sink<'_, T> {
 
 impl<T: Transport> ResponseSink for H1Sink<'_, T> {
     async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+        if head.status.is_success() && head.extensions.get::<TunnelOpen>().is_some() {
+            self.open_tunnel(head);
+            return Ok(());
+        }
         let framing = match size {
             _ if is_bodiless(head.status) => OutFraming::None,
             // A HEAD answer keeps the length the upstream announced (in the headers).
@@ -233,5 +268,21 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         self.upgraded = Some(upgraded);
         self.keep_alive = false;
         true
+    }
+
+    fn has_tunnel(&self) -> bool {
+        self.tunnel && self.upgraded.is_some()
+    }
+
+    // The exchange is over but for the relay: nothing else borrows the connection meanwhile.
+    #[allow(clippy::await_holding_refcell_ref)]
+    async fn relay_tunnel(&mut self) -> Option<Relayed> {
+        let upgraded = self.upgraded.take().filter(|_| self.tunnel)?;
+        if self.write_out().await.is_err() {
+            return None;
+        }
+        let mut conn = self.conn.borrow_mut();
+        let early = std::mem::take(&mut conn.buf);
+        Some(crate::driver::relay(&mut conn.io, early, upgraded).await)
     }
 }

@@ -104,7 +104,7 @@ struct Relay<U> {
 /// Relays between the client's stream and the upstream connection until both directions
 /// ended, either side failed, or `idle` passed without a byte moving.
 async fn relay(send: h2::SendStream<Bytes>, recv: h2::RecvStream, upgraded: Upgraded) {
-    let Upgraded { stream, buf, idle } = upgraded;
+    let Upgraded { stream, buf, idle, .. } = upgraded;
     let mut relay = Relay {
         upstream: stream,
         send,

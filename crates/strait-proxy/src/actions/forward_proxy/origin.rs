@@ -1,0 +1,66 @@
+//! Absolute-form `http://` requests sent to their origin (or to the parent proxy), over the
+//! worker's pooled connections.
+
+use bytes::Bytes;
+use http::{request, Response};
+use http_body::Body;
+use strait_http::context::ViaParentProxy;
+use strait_http::{Reason, RequestCtx};
+use tokio::time::Instant;
+
+use super::destination;
+use super::plan::ForwardPlan;
+use crate::body::BodyError;
+use crate::upstream::client::{self, is_idempotent};
+use crate::upstream::{ParentHop, UpstreamBody};
+
+/// Sends the request to its origin, trying the next permitted address when a connection
+/// cannot be made; returns the response with its body streaming.
+pub(super) async fn forward<B>(
+    plan: &ForwardPlan,
+    parts: &mut request::Parts,
+    body: B,
+    ctx: &mut RequestCtx,
+) -> Result<Response<UpstreamBody<B>>, Reason>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    let addrs = match &plan.parent {
+        Some(parent) => {
+            parts.extensions.insert(ParentHop { authorization: parent.authorization.clone() });
+            ctx.extensions.insert(ViaParentProxy);
+            // The parent is configured, not asked for: the guard does not apply to it.
+            let unguarded = super::plan::Guard::off();
+            destination::resolve(&parent.host, parent.port, &unguarded, plan.dns_timeout).await?
+        }
+        None => {
+            let (host, port) = destination::of_request(parts, 80)?;
+            destination::resolve(&host, port, &plan.guard, plan.dns_timeout).await?
+        }
+    };
+    let replayable = body.is_end_stream() && is_idempotent(&parts.method);
+    let mut body = Some(body);
+    let mut failure = Reason::UpstreamConnectFailed;
+    for addr in addrs {
+        let Some(request_body) = body.take() else { break };
+        ctx.attempts += 1;
+        ctx.upstream_addr = Some(addr);
+        let sent_at = Instant::now();
+        match client::send(&plan.connector, addr, parts, request_body, &plan.options, sent_at).await {
+            Ok(response) => {
+                ctx.upstream_time = Some(sent_at.elapsed());
+                return Ok(response);
+            }
+            Err(error) => {
+                failure = error.reason;
+                // Another address gets the request only if nothing of it could have been
+                // acted on twice.
+                if !error.endpoint_fault || (error.sent && !replayable) {
+                    break;
+                }
+                body = error.body;
+            }
+        }
+    }
+    Err(failure)
+}

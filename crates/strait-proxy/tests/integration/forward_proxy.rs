@@ -1,0 +1,389 @@
+//! The forward proxy: absolute-form requests to origins, CONNECT tunnels (to a TLS origin too),
+//! the SSRF guard over loopback spellings, parent chaining and the PAC file, with curl `-x`,
+//! `HTTP_PROXY` and raw requests as the clients.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use crate::support::pki::Pki;
+use crate::support::{curl, raw_request, Backend, Proxy, RawConn, Reply, WAIT};
+
+/// A forward proxy on listener `proxy` whose SSRF guard lets `allow` through.
+fn forward_proxy(allow: &[String], extra: &str) -> Proxy {
+    let allow = allow.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+    Proxy::start(&format!(
+        r#"
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    routes:
+      - forward_proxy:
+          ssrf_guard: {{ allow: [{allow}] }}
+{extra}
+"#
+    ))
+}
+
+fn proxy_url(proxy: &Proxy) -> String {
+    format!("http://{}", proxy.addr("proxy"))
+}
+
+#[test]
+fn absolute_form_requests_reach_the_origin_over_one_client_connection() {
+    let a = Backend::start(|r| Reply::text(&format!("a saw {}", r.uri)));
+    let b = Backend::start(|r| Reply::text(&format!("b saw {}", r.uri)));
+    let proxy = forward_proxy(&[a.addr.to_string(), b.addr.to_string()], "");
+    let mut conn = RawConn::connect(proxy.addr("proxy"));
+    for (origin, expected) in [(&a, "a saw /x?y=1"), (&b, "b saw /x?y=1"), (&a, "a saw /x?y=1")] {
+        let request = format!(
+            "GET http://{0}/x?y=1 HTTP/1.1\r\nHost: {0}\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
+            origin.addr
+        );
+        conn.send(request.as_bytes());
+        let response = conn.read_response().expect("an answer on the same connection");
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert_eq!(response.text(), expected);
+        assert!(response.header("via").is_none(), "no Via is added");
+    }
+    let seen = a.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].uri, "/x?y=1", "the origin gets the origin-form target");
+    assert_eq!(seen[0].headers["host"], a.addr.to_string());
+    assert!(!seen[0].headers.contains_key("proxy-connection"));
+    assert!(!seen[0].headers.contains_key("via"), "no Via is added");
+    // The proxy adds no X-Forwarded-For of its own (what the client sent is the privacy
+    // filter's business).
+    assert_eq!(seen[0].headers.get_all("x-forwarded-for").iter().count(), 1);
+    assert_eq!(a.connections(), 1, "the origin connection is pooled");
+}
+
+#[test]
+fn curl_and_http_proxy_environment_use_the_proxy() {
+    let origin = Backend::start(|_| Reply::text("through the proxy"));
+    let proxy = forward_proxy(&[origin.addr.to_string()], "");
+    let url = format!("http://{}/page", origin.addr);
+    let got = curl(&["-x", &proxy_url(&proxy), &url]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "through the proxy");
+    let output = std::process::Command::new("curl")
+        .args(["--max-time", "10", "-s", &url])
+        .env("http_proxy", proxy_url(&proxy))
+        .env_remove("no_proxy")
+        .env_remove("NO_PROXY")
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "through the proxy");
+    assert_eq!(origin.count(), 2);
+}
+
+#[test]
+fn the_ssrf_guard_refuses_every_spelling_of_loopback() {
+    let origin = Backend::start(|_| Reply::text("must not be reached"));
+    let port = origin.addr.port();
+    // Allowed: another port only, so the origin's address itself stays internal.
+    let proxy = forward_proxy(&["127.0.0.1:1".to_string()], "");
+    let spellings = [
+        format!("127.0.0.1:{port}"),
+        format!("127.1:{port}"),
+        format!("2130706433:{port}"),
+        format!("0x7f000001:{port}"),
+        format!("[::1]:{port}"),
+        format!("[::ffff:127.0.0.1]:{port}"),
+        format!("localhost:{port}"),
+    ];
+    for target in &spellings {
+        let got = curl(&["-x", &proxy_url(&proxy), &format!("http://{target}/")]);
+        assert_eq!(got.status, 403, "{target}: {}", got.text());
+        assert_eq!(got.header("x-strait-reason"), Some("destination_forbidden"), "{target}");
+        let request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+        let answer = raw_request(proxy.addr("proxy"), request.as_bytes()).expect("an answer");
+        assert_eq!(answer.status, 403, "CONNECT {target}");
+    }
+    assert_eq!(origin.count(), 0, "no request reached the origin");
+}
+
+#[test]
+fn a_name_mapped_to_loopback_is_refused_after_resolution() {
+    let origin = Backend::start(|_| Reply::text("must not be reached"));
+    let proxy = forward_proxy(&[], "");
+    // curl resolves nothing itself when it uses a proxy: the proxy resolves the name, finds
+    // loopback, and refuses it. `--resolve` would only affect curl's own lookups.
+    let got = curl(&["-x", &proxy_url(&proxy), &format!("http://localhost:{}/", origin.addr.port())]);
+    assert_eq!(got.status, 403);
+    assert_eq!(origin.count(), 0);
+    let unknown = curl(&["-x", &proxy_url(&proxy), "http://no-such-host.invalid/"]);
+    assert_eq!(unknown.status, 502);
+    assert_eq!(unknown.header("x-strait-reason"), Some("dns_failed"));
+}
+
+/// A TCP server that echoes every byte back, closing after the client's end.
+fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(WAIT));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn connect_opens_a_tunnel_that_carries_bytes_both_ways_and_half_closes() {
+    let echo = echo_server();
+    let proxy = forward_proxy(&[echo.to_string()], "");
+    let mut stream = TcpStream::connect(proxy.addr("proxy")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // The first tunnel bytes go in the same packet as the CONNECT head.
+    let head = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\nearly ");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head arrives");
+        answer.push(byte[0]);
+    }
+    let answer = String::from_utf8(answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let lower = answer.to_ascii_lowercase();
+    assert!(!lower.contains("content-length") && !lower.contains("transfer-encoding"), "{answer}");
+    stream.write_all(b"bytes").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut echoed = Vec::new();
+    stream.read_to_end(&mut echoed).unwrap();
+    assert_eq!(echoed, b"early bytes", "the echo, then the origin's half-close passed on");
+}
+
+#[test]
+fn connect_reaches_a_tls_origin_with_curl() {
+    let pki = Pki::new("forward test ca");
+    let leaf = pki.server("origin", &["localhost"]);
+    let origin = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: tls
+    bind: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: "{}", key: "{}" }}
+    routes:
+      - direct: {{ status: 200, body: "secret page" }}
+"#,
+        leaf.cert.display(),
+        leaf.key.display()
+    ));
+    let origin_addr = origin.addr("tls");
+    let proxy = forward_proxy(&[origin_addr.to_string()], "");
+    let url = format!("https://localhost:{}/", origin_addr.port());
+    let ca = pki.ca_file();
+    let got = curl(&["--suppress-connect-headers", "-x", &proxy_url(&proxy), "--cacert", ca.to_str().unwrap(), &url]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.text(), "secret page");
+}
+
+#[test]
+fn connect_is_refused_on_reverse_proxy_routes_and_malformed_targets() {
+    let backend = Backend::start(|_| Reply::text("backend"));
+    let proxy = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - forward: {{ cluster: app }}
+clusters:
+  - name: app
+    endpoints: [{{ address: "{}" }}]
+"#,
+        backend.addr
+    ));
+    let target = backend.addr;
+    let answer =
+        raw_request(proxy.addr("web"), format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .expect("an answer");
+    assert_eq!(answer.status, 405);
+    for bad in ["CONNECT example.test HTTP/1.1\r\nHost: example.test\r\n\r\n", "CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"]
+    {
+        assert_eq!(raw_request(proxy.addr("web"), bad.as_bytes()).expect("an answer").status, 400, "{bad:?}");
+    }
+    assert_eq!(backend.count(), 0);
+}
+
+#[test]
+fn a_parent_proxy_gets_absolute_form_requests_and_its_credentials() {
+    let origin = Backend::start(|r| Reply::text(&format!("origin saw {}", r.uri)));
+    let parent = forward_proxy(&[origin.addr.to_string()], "");
+    // The parent is reached by a configured address (loopback here): the guard does not
+    // apply to it, and the child refuses loopback destinations of its own.
+    let child = forward_proxy(
+        &[],
+        &format!("          parent: {{ address: \"{}\", username: child, password: s3cret }}", parent.addr("proxy")),
+    );
+    let got = curl(&["-x", &proxy_url(&child), &format!("http://{}/via-parent", origin.addr)]);
+    assert_eq!(got.status, 200, "{}", got.text());
+    assert_eq!(got.text(), "origin saw /via-parent");
+    // A recording parent shows what the child sends it.
+    let recorder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let recorder_addr = recorder.local_addr().unwrap();
+    let child = forward_proxy(
+        &[],
+        &format!("          parent: {{ address: \"{recorder_addr}\", username: child, password: s3cret }}"),
+    );
+    let seen = std::thread::spawn(move || {
+        let (mut stream, _) = recorder.accept().unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+        String::from_utf8(head).unwrap()
+    });
+    let got = curl(&["-x", &proxy_url(&child), "http://origin.test:8080/p?q"]);
+    assert_eq!(got.status, 204);
+    let head = seen.join().unwrap();
+    assert!(head.starts_with("GET http://origin.test:8080/p?q HTTP/1.1\r\n"), "{head}");
+    // base64("child:s3cret")
+    assert!(head.contains("proxy-authorization: Basic Y2hpbGQ6czNjcmV0\r\n"), "{head}");
+}
+
+#[test]
+fn connect_through_a_parent_proxy() {
+    let echo = echo_server();
+    let parent = forward_proxy(&[echo.to_string()], "");
+    let child = forward_proxy(&[], &format!("          parent: {{ address: \"{}\" }}", parent.addr("proxy")));
+    let mut stream = TcpStream::connect(child.addr("proxy")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1);
+        got.push(byte[0]);
+    }
+    assert!(got.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&got));
+    stream.write_all(b"ping").unwrap();
+    let mut pong = [0u8; 4];
+    stream.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"ping");
+}
+
+#[test]
+fn the_pac_file_is_served_to_requests_for_the_proxy_itself() {
+    let proxy = forward_proxy(&[], "          pac: { direct: [.corp.example, 10.0.0.0/8] }");
+    let addr = proxy.addr("proxy");
+    let got = curl(&[&format!("http://{addr}/proxy.pac")]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.header("content-type"), Some("application/x-ns-proxy-autoconfig"));
+    let text = got.text();
+    assert!(text.contains(&format!("return \"PROXY {addr}\";")), "{text}");
+    assert!(text.contains("dnsDomainIs(host, \".corp.example\")"), "{text}");
+    // Another origin-form path is not a proxied request.
+    assert_eq!(curl(&[&format!("http://{addr}/other")]).status, 400);
+}
+
+#[test]
+fn the_tunnel_closes_after_its_idle_time() {
+    let echo = echo_server();
+    let proxy = forward_proxy(&[echo.to_string()], "          timeouts: { tunnel_idle: 300ms }");
+    let mut conn = RawConn::connect(proxy.addr("proxy"));
+    conn.send(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes());
+    let opened = conn.read_response_to(true).expect("the tunnel opens");
+    assert_eq!(opened.status, 200);
+    assert!(conn.closes_within(Duration::from_secs(5)), "an idle tunnel closes");
+}
+
+#[test]
+fn a_clients_bandwidth_is_limited_on_responses_and_tunnels() {
+    const LEN: u64 = 300 * 1024;
+    let origin = Backend::generating(LEN);
+    let echo = echo_server();
+    let proxy = forward_proxy(&[origin.addr.to_string(), echo.to_string()], "          client_bandwidth: 100KiB");
+    // A second's worth goes at once, the other 200 KiB at 100 KiB/s: about two seconds.
+    let started = std::time::Instant::now();
+    let got = curl(&["-x", &proxy_url(&proxy), &format!("http://{}/big", origin.addr)]);
+    let took = started.elapsed();
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body.len() as u64, LEN);
+    assert!(took >= Duration::from_millis(1500), "300 KiB at 100 KiB/s took {took:?}");
+    // Through a tunnel both directions count: 100 KiB up and back is 200 KiB.
+    let mut stream = TcpStream::connect(proxy.addr("proxy")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1);
+        head.push(byte[0]);
+    }
+    let started = std::time::Instant::now();
+    let payload = vec![7u8; 100 * 1024];
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        std::thread::spawn(move || stream.write_all(&payload).unwrap())
+    };
+    let mut back = vec![0u8; 100 * 1024];
+    stream.read_exact(&mut back).unwrap();
+    writer.join().unwrap();
+    let took = started.elapsed();
+    assert!(back.iter().all(|b| *b == 7));
+    // The bucket was emptied by the response above: 200 KiB at 100 KiB/s.
+    assert!(took >= Duration::from_millis(1000), "200 KiB through the tunnel took {took:?}");
+}
+
+#[test]
+fn the_seeds_python_requests_client_works_through_the_proxy() {
+    let origin = Backend::start(|_| Reply::text("hello from the origin"));
+    let pki = Pki::new("requests test ca");
+    let leaf = pki.server("origin", &["localhost"]);
+    let tls_origin = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: tls
+    bind: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: "{}", key: "{}" }}
+    routes:
+      - direct: {{ status: 200, body: "hello over tls" }}
+"#,
+        leaf.cert.display(),
+        leaf.key.display()
+    ));
+    let tls_addr = tls_origin.addr("tls");
+    let proxy = forward_proxy(&[origin.addr.to_string(), tls_addr.to_string()], "");
+    // The seed's client, with its `proxies` mapping for both schemes.
+    let script = r#"
+import sys, requests
+proxy, plain, secure, ca = sys.argv[1:5]
+proxies = {"http": proxy, "https": proxy}
+print(requests.get(plain, proxies=proxies, timeout=10).text)
+print(requests.get(secure, proxies=proxies, timeout=10, verify=ca).text)
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(proxy_url(&proxy))
+        .arg(format!("http://{}/", origin.addr))
+        .arg(format!("https://localhost:{}/", tls_addr.port()))
+        .arg(pki.ca_file())
+        .env_remove("http_proxy")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("HTTPS_PROXY")
+        .output()
+        .expect("python3 runs (scripts/test.sh installs requests)");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from the origin\nhello over tls\n");
+}
