@@ -1,7 +1,9 @@
-//! A response cache in memory, as nginx `proxy_cache` and Kong's `proxy-cache`: responses to
-//! `GET` (and `HEAD`) are stored by method, host, path and query (and the fields their `Vary`
-//! names), served from the cache while fresh (RFC 9111), revalidated with `If-None-Match` /
-//! `If-Modified-Since` once expired, and served stale when the upstream fails, if allowed.
+//! A shared HTTP cache (RFC 9111), as nginx `proxy_cache`, Kong's `proxy-cache` and Squid's
+//! cache: responses to `GET` (and `HEAD`) are stored by method, host, path and query (and the
+//! fields their `Vary` names), served from the cache while fresh, revalidated with
+//! `If-None-Match` / `If-Modified-Since` once expired, and served stale when the upstream
+//! fails, if allowed. The store is in memory, with an optional disk store behind it (Squid
+//! `cache_dir`) that outlives restarts.
 //!
 //! ```yaml
 //! routes:
@@ -9,14 +11,18 @@
 //!       - name: proxy_cache
 //!         config:
 //!           max_size: 64MiB
+//!           max_object_size: 4MiB
+//!           disk: { path: /var/cache/strait, max_size: 10GiB }
 //!           valid: [{ statuses: [200, 302], ttl: 10m }, { statuses: [404], ttl: 1m }]
 //!           use_stale: [error, timeout, updating, http_500, http_502, http_503, http_504]
 //!     forward: { cluster: app }
 //! ```
 //!
 //! Every response of the route says what the cache did in `X-Cache-Status` (`HIT`, `MISS`,
-//! `EXPIRED`, `STALE`, `BYPASS` or `REVALIDATED`). The store belongs to the `filters:` entry
-//! and is shared by every worker; a reload starts empty.
+//! `EXPIRED`, `STALE`, `BYPASS` or `REVALIDATED`), and `RequestCtx::cache_status` has the
+//! same word for the access log. The memory store belongs to the `filters:` entry and is
+//! shared by every worker; a reload starts it empty. The disk store is one per directory in
+//! the process and survives reloads.
 
 mod disk;
 mod filter;

@@ -350,3 +350,38 @@ fn invalidation_reaches_every_variant_of_keys_with_request_headers() {
     assert_eq!(exchange(&cache, &mut get(&[("x-user", "a")]), stored).2, "MISS");
     assert_eq!(exchange(&cache, &mut get(&[("x-user", "b")]), stored).2, "MISS");
 }
+
+#[test]
+fn the_reference_examples_load_and_their_disk_store_opens() {
+    let doc = include_str!("../../../../docs/CONFIG.md");
+    let section = &doc[doc.find("### `proxy_cache`").expect("docs/CONFIG.md documents the filter")..];
+    let section = &section[..section.find("\n## ").unwrap()];
+    let mut examples = 0;
+    for block in section.split("```yaml\n").skip(1) {
+        let example = &block[..block.find("```").unwrap()];
+        let config =
+            strait_config::load_str_with_env(example, "CONFIG.md", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        let mut settings: ProxyCacheConfig =
+            serde_json::from_value(config.listeners[0].routes[0].filters[0].config.clone()).unwrap();
+        // The example's directory is a system one: the store opens in a directory of the test's.
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(disk) = &mut settings.disk {
+            assert_eq!(disk.max_size.0, 10_000 << 20);
+            disk.path = dir.path().join("cache").display().to_string();
+        }
+        assert!(Settings::new(settings).is_ok());
+        examples += 1;
+    }
+    assert_eq!(examples, 2);
+}
+
+#[test]
+fn a_disk_store_that_cannot_be_made_is_reported_at_its_path() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let config = json!({ "disk": { "path": file.path().join("below-a-file").display().to_string() } });
+    let error = Settings::new(serde_json::from_value(config).unwrap()).unwrap_err();
+    assert_eq!(error.path, "disk.path");
+    let config = json!({ "disk": { "path": "/tmp", "max_size": 0 } });
+    assert_eq!(Settings::new(serde_json::from_value(config).unwrap()).unwrap_err().path, "disk.max_size");
+    assert!(serde_json::from_value::<ProxyCacheConfig>(json!({ "disk": { "path": "/x", "levels": 2 } })).is_err());
+}

@@ -444,3 +444,31 @@ fn a_chunked_body_past_max_object_size_passes_whole_and_uncached() {
     }
     assert_eq!(backend.count(), 2);
 }
+
+// === forward proxy ===
+
+#[test]
+fn a_forward_proxy_serves_cache_hits_to_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin =
+        Backend::start(|r| Reply::text(&format!("origin page {}", r.uri)).header("cache-control", "max-age=60"));
+    let other = Backend::start(|_| Reply::text("other origin").header("cache-control", "max-age=60"));
+    let proxy = Proxy::start(&format!(
+        "listeners:\n  - name: proxy\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward_proxy:\n          ssrf_guard: {{ allow: [\"{}\", \"{}\"] }}\n",
+        dir.path().display(),
+        origin.addr,
+        other.addr
+    ));
+    let via = format!("http://{}", proxy.addr("proxy"));
+    let url = format!("http://{}/page?x=1", origin.addr);
+    let miss = support::curl(&["-x", &via, &url]);
+    assert_eq!((miss.status, cache_status(&miss), miss.text().as_str()), (200, "MISS", "origin page /page?x=1"));
+    let hit = support::curl(&["-x", &via, &url]);
+    assert_eq!((hit.status, cache_status(&hit), hit.text().as_str()), (200, "HIT", "origin page /page?x=1"));
+    assert!(hit.header("age").is_some());
+    assert_eq!(origin.count(), 1, "the hit never reached the origin");
+    // The same path on another origin is another entry.
+    let elsewhere = support::curl(&["-x", &via, &format!("http://{}/page?x=1", other.addr)]);
+    assert_eq!((cache_status(&elsewhere), elsewhere.text().as_str()), ("MISS", "other origin"));
+    assert_eq!(other.count(), 1);
+}
