@@ -245,8 +245,8 @@ impl Settings {
         };
         let header =
             HeaderName::try_from(config.header.as_str()).map_err(|_| PluginError::at("header", "not a header name"))?;
-        if config.max_size.0 == 0 {
-            return Err(PluginError::at("max_size", "must be greater than zero"));
+        if config.max_size.0 == 0 && config.disk.is_none() {
+            return Err(PluginError::at("max_size", "must be greater than zero (or `0` with `disk`: no memory tier)"));
         }
         let disk = match &config.disk {
             None => None,

@@ -321,9 +321,9 @@ fn wait_for_new_file(dir: &std::path::Path, before: &std::collections::BTreeSet<
     support::wait_until("a cache file to be written", || disk_files(dir).difference(before).next().is_some());
 }
 
-/// A cache whose memory tier holds nothing (one byte), so every hit is read from the disk.
+/// A cache without a memory tier, so every hit is read from the disk.
 fn disk_cache(dir: &std::path::Path, disk_size: &str) -> String {
-    format!("{{ max_size: 1, disk: {{ path: \"{}\", max_size: {disk_size} }} }}", dir.display())
+    format!("{{ max_size: 0, disk: {{ path: \"{}\", max_size: {disk_size} }} }}", dir.display())
 }
 
 #[test]
@@ -417,7 +417,7 @@ fn a_reload_keeps_the_disk_store() {
     let backend = Backend::start(|_| Reply::text("before the reload").header("cache-control", "max-age=60"));
     let yaml = |header: &str| {
         format!(
-            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ max_size: 1, header: {header}, disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ max_size: 0, header: {header}, disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
             dir.path().display(),
             backend.addr
         )

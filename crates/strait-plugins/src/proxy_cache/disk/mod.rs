@@ -190,10 +190,13 @@ impl DiskStore {
         let id = FileId::of(key, &entry.vary);
         let file = format::encode(&meta_of(key, entry), &entry.body);
         let size = file.len() as u64;
+        let path = self.path(id);
         if size > self.max_size {
+            // Larger than the whole store: not kept, and an older version goes too.
+            self.forget(key, id);
+            let _ = fs::remove_file(&path);
             return;
         }
-        let path = self.path(id);
         if let Err(error) = self.write_file(&path, &file) {
             tracing::warn!(path = %path.display(), %error, "proxy_cache: cannot write a cache file");
             return;

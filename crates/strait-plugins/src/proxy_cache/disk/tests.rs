@@ -98,6 +98,17 @@ fn the_least_recently_used_key_is_evicted_and_its_file_deleted() {
 }
 
 #[test]
+fn a_new_version_larger_than_the_store_drops_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), 600);
+    store.write("GET a.test/grows", &entry("small"));
+    assert!(read(&store, "GET a.test/grows").is_some());
+    store.write("GET a.test/grows", &entry(&"x".repeat(1000)));
+    assert!(read(&store, "GET a.test/grows").is_none(), "the old version is not served");
+    assert_eq!((store.used(), files(dir.path()).len()), (0, 0));
+}
+
+#[test]
 fn a_restart_rebuilds_the_index_the_size_and_the_lru_order() {
     let dir = tempfile::tempdir().unwrap();
     let body = "y".repeat(1000);
