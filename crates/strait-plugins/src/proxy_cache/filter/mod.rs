@@ -100,6 +100,16 @@ struct Pending {
     max_object_size: usize,
 }
 
+/// What the look-up found for a request.
+enum Found {
+    /// It was not looked up (the client or `bypass` asked to skip the cache).
+    Skipped,
+    /// Nothing is stored for it.
+    Nothing,
+    /// This entry.
+    Entry(Arc<Entry>),
+}
+
 /// What the look-up in the request-header phase came to.
 enum Lookup {
     /// Decided: the answer from the cache, or none (the request goes upstream).
@@ -155,44 +165,44 @@ impl ProxyCache {
             status: CacheStatus::Bypass,
         });
         if bypass {
-            return Lookup::Done(self.decide(request, upstream, None));
+            return Lookup::Done(self.decide(request, upstream, Found::Skipped));
         }
         if let Some(entry) = settings.cache.lookup(&upstream.key, &request.headers) {
             if let Some(disk) = &settings.disk {
                 disk.touch(&upstream.key);
             }
-            return Lookup::Done(self.decide(request, upstream, Some(Some(entry))));
+            return Lookup::Done(self.decide(request, upstream, Found::Entry(entry)));
         }
         match &settings.disk {
             Some(disk) => match disk.find(&upstream.key, &request.headers) {
                 Some(id) => Lookup::Disk(upstream, disk.clone(), id),
-                None => Lookup::Done(self.decide(request, upstream, Some(None))),
+                None => Lookup::Done(self.decide(request, upstream, Found::Nothing)),
             },
-            None => Lookup::Done(self.decide(request, upstream, Some(None))),
+            None => Lookup::Done(self.decide(request, upstream, Found::Nothing)),
         }
     }
 
-    /// Answers from `found` (`None`: not looked up; `Some(None)`: not stored) or sends the
-    /// request upstream; `Some` answer when the cache serves it.
+    /// Answers from what was `found`, or sends the request upstream; `Some` answer when the
+    /// cache serves it.
     fn decide(
         &mut self,
         request: &mut request::Parts,
         mut upstream: Box<Upstream>,
-        found: Option<Option<Arc<Entry>>>,
+        found: Found,
     ) -> Option<LocalResponse> {
         let settings = &*self.settings;
         let now = Instant::now();
         match found {
-            None => {}
-            Some(None) => upstream.status = CacheStatus::Miss,
-            Some(Some(entry)) if entry.is_fresh(now) => {
+            Found::Skipped => {}
+            Found::Nothing => upstream.status = CacheStatus::Miss,
+            Found::Entry(entry) if entry.is_fresh(now) => {
                 self.plan = Plan::Served(CacheStatus::Hit);
                 if entry.status == StatusCode::OK && freshness::not_modified(&request.headers, &entry.headers) {
                     return Some(not_modified(&entry, now));
                 }
                 return Some(answer(&entry, now));
             }
-            Some(Some(entry)) => {
+            Found::Entry(entry) => {
                 upstream.updating = settings.cache.begin_update(&upstream.key);
                 if !upstream.updating && !entry.no_stale && settings.use_stale.contains(&StaleWhen::Updating) {
                     self.plan = Plan::Served(CacheStatus::Stale);
@@ -243,11 +253,14 @@ impl Filter for ProxyCache {
         match self.look_up(request) {
             Lookup::Done(answer) => Phase::Ready(flow(answer)),
             Lookup::Disk(upstream, disk, id) => Phase::wait(async move {
-                let entry = read_from_disk(disk, upstream.key.clone(), id).await;
-                if let Some(entry) = &entry {
-                    self.settings.cache.store(&upstream.key, entry.clone());
-                }
-                flow(self.decide(request, upstream, Some(entry)))
+                let found = match read_from_disk(disk, upstream.key.clone(), id).await {
+                    Some(entry) => {
+                        self.settings.cache.store(&upstream.key, entry.clone());
+                        Found::Entry(entry)
+                    }
+                    None => Found::Nothing,
+                };
+                flow(self.decide(request, upstream, found))
             }),
         }
     }
