@@ -11,7 +11,7 @@ use crate::units::{ByteSize, Dur};
 
 mod forward_proxy;
 mod transcode;
-pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard};
+pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard, TlsInspection};
 pub use transcode::{GrpcTranscode, PrintOptions};
 
 /// A whole configuration file.
@@ -236,6 +236,9 @@ pub enum AccessLogFormat {
     Combined,
     /// One JSON object per line.
     Json,
+    /// Squid's native `access.log` line (result code, hierarchy, content type), for the tools
+    /// that read Squid logs.
+    Squid,
 }
 
 /// A listening socket and the routes it serves.

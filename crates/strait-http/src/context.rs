@@ -38,6 +38,19 @@ pub struct TlsInfo {
     pub alpn: Option<Vec<u8>>,
     /// The verified client certificate, with mutual TLS.
     pub client_cert: Option<ClientCert>,
+    /// Set when this session is a forward proxy's TLS inspection of a CONNECT tunnel.
+    pub inspected: Option<Arc<InspectedTunnel>>,
+}
+
+/// A CONNECT tunnel whose TLS the forward proxy terminated (TLS inspection): the requests
+/// inside go to `authority`, on behalf of whoever opened the tunnel.
+#[derive(Debug, Clone)]
+pub struct InspectedTunnel {
+    /// The CONNECT target, `host:port`.
+    pub authority: String,
+    /// The consumer (proxy user) that opened the tunnel, if one was identified: the requests
+    /// inside carry no `Proxy-Authorization` of their own.
+    pub consumer: Option<Consumer>,
 }
 
 /// Who a verified client certificate says the peer is.
@@ -83,9 +96,10 @@ pub struct UpgradeRequest(pub http::HeaderValue);
 #[derive(Debug, Clone)]
 pub struct ProxyAuthorization(pub http::HeaderValue);
 
-/// Put in [`RequestCtx::extensions`] by the forward proxy when the request went through its
-/// parent proxy (the access log tells such hops apart).
-#[derive(Debug, Clone, Copy)]
+/// The request went to its origin through the forward proxy's parent proxy (Squid
+/// `cache_peer ... parent`): put in [`RequestCtx::extensions`] by the forward proxy when it
+/// sent the request to its parent; the squid access log then writes `FIRSTUP_PARENT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ViaParentProxy;
 
 /// The request URI as received, kept in [`RequestCtx::extensions`] when a route rewrote it.
@@ -126,6 +140,9 @@ pub struct RequestCtx {
     /// What a response cache did for this request (`HIT`, `MISS`, `EXPIRED`, `STALE`,
     /// `REVALIDATED`, `BYPASS`), for the access log.
     pub cache_status: Option<&'static str>,
+    /// The response's `Content-Type`, kept only when the access log records it (the squid
+    /// format).
+    pub response_content_type: Option<HeaderValue>,
     /// Typed values filters hand to later phases and other filters.
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
@@ -151,6 +168,7 @@ impl RequestCtx {
             consumer: None,
             token: None,
             cache_status: None,
+            response_content_type: None,
             extensions: Extensions::new(),
             subrequests: None,
         }

@@ -1,4 +1,7 @@
-//! Access log line formats: nginx `combined` with Strait's extra fields, and JSON lines.
+//! Access log line formats: nginx `combined` with Strait's extra fields, JSON lines, and
+//! Squid's native format.
+
+mod squid;
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -9,11 +12,14 @@ use strait_config::AccessLogFormat;
 use crate::record::LogRecord;
 use crate::time;
 
+pub use squid::{result_code, write_squid, DENIAL_REASONS};
+
 /// Appends one log line for `record` in `format`, including the trailing newline.
 pub fn write_line(format: AccessLogFormat, record: &LogRecord<'_>, out: &mut Vec<u8>) {
     match format {
         AccessLogFormat::Combined => write_combined(record, out),
         AccessLogFormat::Json => write_json(record, out),
+        AccessLogFormat::Squid => write_squid(record, out),
     }
 }
 
@@ -230,6 +236,11 @@ mod tests {
             total_time: Duration::from_micros(15_678),
             reason: None,
             request_id: Some("abc123"),
+            scheme: "http",
+            user: None,
+            cache_status: None,
+            via_parent: false,
+            content_type: None,
         }
     }
 
@@ -357,6 +368,9 @@ mod tests {
         out.clear();
         write_line(AccessLogFormat::Combined, &record(), &mut out);
         assert!(out.starts_with(b"192.0.2.7 - - ["));
+        out.clear();
+        write_line(AccessLogFormat::Squid, &record(), &mut out);
+        assert!(out.starts_with(b"971186136.042     15 192.0.2.7 TCP_MISS/200 1234 GET http://api.example.com/api"));
     }
 
     #[test]

@@ -12,8 +12,11 @@ pub struct LogRecord<'a> {
     pub time: SystemTime,
     /// Request method as received.
     pub method: &'a str,
-    /// Request target (path and query) as received.
+    /// Request target as received: path and query, an absolute URI, or `host:port` (CONNECT).
     pub target: &'a str,
+    /// `https` on TLS listeners, `http` otherwise (the squid format's URL of an origin-form
+    /// target).
+    pub scheme: &'a str,
     /// Protocol version, e.g. `HTTP/1.1`.
     pub version: &'a str,
     /// Response status code sent to the client.
@@ -40,4 +43,14 @@ pub struct LogRecord<'a> {
     pub reason: Option<&'a str>,
     /// Request id, if one was received or generated.
     pub request_id: Option<&'a str>,
+    /// Name of the consumer (user) an authentication filter identified.
+    pub user: Option<&'a str>,
+    /// What a response cache did (`HIT`, `MISS`, `EXPIRED`, `STALE`, `REVALIDATED`, `BYPASS`).
+    pub cache_status: Option<&'a str>,
+    /// The request went to its origin through a parent proxy (the squid format's
+    /// `FIRSTUP_PARENT`).
+    pub via_parent: bool,
+    /// `Content-Type` of the response; recorded only for the formats that log it
+    /// ([`crate::AccessLog::records_content_type`]).
+    pub content_type: Option<&'a str>,
 }

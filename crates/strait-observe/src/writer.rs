@@ -53,6 +53,9 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct AccessLog {
     inner: Option<Arc<Shared>>,
+    /// The format records the response's `Content-Type`: read once per request, so kept here
+    /// rather than behind the pointer.
+    content_type: bool,
 }
 
 #[derive(Debug)]
@@ -97,17 +100,29 @@ impl AccessLog {
         thread::Builder::new().name("strait-access-log".into()).spawn(move || writer.run())?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Shared { id, format: settings.format, tx, dropped: AtomicU64::new(0), buffers };
-        Ok(AccessLog { inner: Some(Arc::new(shared)) })
+        let content_type = settings.format == AccessLogFormat::Squid;
+        Ok(AccessLog { inner: Some(Arc::new(shared)), content_type })
     }
 
     /// A log that records nothing.
     pub fn disabled() -> AccessLog {
-        AccessLog { inner: None }
+        AccessLog { inner: None, content_type: false }
     }
 
     /// Whether lines are being recorded.
     pub fn is_enabled(&self) -> bool {
         self.inner.is_some()
+    }
+
+    /// The line format, when enabled.
+    pub fn format(&self) -> Option<AccessLogFormat> {
+        self.inner.as_ref().map(|shared| shared.format)
+    }
+
+    /// Whether lines carry the response's `Content-Type` (the squid format), so the exchange
+    /// keeps it only then.
+    pub fn records_content_type(&self) -> bool {
+        self.content_type
     }
 
     /// Formats `record` into this thread's buffer; never blocks (drops the line when the

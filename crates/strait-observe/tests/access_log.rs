@@ -27,6 +27,11 @@ fn record(target: &str) -> LogRecord<'_> {
         total_time: Duration::from_millis(4),
         reason: None,
         request_id: None,
+        scheme: "http",
+        user: None,
+        cache_status: None,
+        via_parent: false,
+        content_type: None,
     }
 }
 
@@ -51,6 +56,8 @@ fn off_is_disabled() {
     log.flush();
     assert_eq!(log.dropped(), 0);
     assert!(!AccessLog::disabled().is_enabled());
+    assert!(!log.records_content_type());
+    assert_eq!(log.format(), None);
 }
 
 #[test]
@@ -145,4 +152,34 @@ fn missing_directory_is_an_error() {
     let path = dir.join("no/such/dir/access.log");
     assert!(AccessLog::open(&settings(path.to_str().unwrap(), AccessLogFormat::Combined)).is_err());
     let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn only_the_squid_format_records_the_content_type() {
+    let dir = scratch("content-type");
+    for (format, records) in
+        [(AccessLogFormat::Combined, false), (AccessLogFormat::Json, false), (AccessLogFormat::Squid, true)]
+    {
+        let path = dir.join("access.log");
+        let log = AccessLog::open(&settings(path.to_str().unwrap(), format)).unwrap();
+        assert_eq!(log.records_content_type(), records, "{format:?}");
+        assert_eq!(log.format(), Some(format));
+    }
+}
+
+#[test]
+fn squid_lines_in_a_file() {
+    let dir = scratch("squid");
+    let path = dir.join("access.log");
+    let log = AccessLog::open(&settings(path.to_str().unwrap(), AccessLogFormat::Squid)).unwrap();
+    log.log(&LogRecord { content_type: Some("text/html; charset=utf-8"), user: Some("alice"), ..record("/x") });
+    log.flush();
+    let text = fs::read_to_string(&path).unwrap();
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        fields[2..],
+        ["127.0.0.1", "TCP_MISS/200", "5", "GET", "http://localhost/x", "alice", "HIER_DIRECT/127.0.0.1", "text/html"],
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
 }

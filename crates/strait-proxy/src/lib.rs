@@ -46,7 +46,7 @@ pub fn check_with(
     let filters = scopes::compile_filters(config, registry);
     let tls = listener_tls::TlsCache::default().plans(config);
     let transcoders = actions::grpc_transcode::load_all(config);
-    let forward_proxies = forward_proxy_errors(config);
+    let forward_proxies = actions::forward_proxy::load_all(config).err().unwrap_or_default();
     match (filters, tls, transcoders) {
         (Ok(_), Ok(_), Ok(_)) if forward_proxies.is_empty() => Ok(()),
         (filters, tls, transcoders) => {
@@ -57,19 +57,4 @@ pub fn check_with(
             Err(strait_config::ConfigErrors(errors).sorted())
         }
     }
-}
-
-/// The errors of every `forward_proxy` route's settings, at their fields.
-fn forward_proxy_errors(config: &strait_config::Config) -> Vec<strait_config::ConfigError> {
-    let mut errors = Vec::new();
-    for (l, listener) in config.listeners.iter().enumerate() {
-        for (r, route) in listener.routes.iter().enumerate() {
-            let Some(spec) = &route.forward_proxy else { continue };
-            if let Err((field, message)) = actions::forward_proxy::compile(spec) {
-                let path = format!("listeners[{l}].routes[{r}].forward_proxy.{field}");
-                errors.push(config.source.error(&path, &message));
-            }
-        }
-    }
-    errors
 }

@@ -67,6 +67,8 @@ impl Snapshot {
             .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let mut transcoders = grpc_transcode::load_all(config)
             .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
+        let mut forward_proxies = crate::actions::forward_proxy::load_all(config)
+            .map_err(|errors| strait_config::ConfigErrors(errors).sorted().to_string())?;
         let upstreams: HashMap<String, Upstream> = clusters
             .iter()
             .map(|(name, state)| {
@@ -83,7 +85,16 @@ impl Snapshot {
             let mut routes = Vec::with_capacity(listener.routes.len());
             for ((index, route), route_filters) in listener.routes.iter().enumerate().zip(route_filters) {
                 let transcode = transcoders.remove(&(listener_index, index));
-                let plan = RoutePlan::compile(&listener.name, index, route, &upstreams, route_filters, transcode)?;
+                let forward_proxy = forward_proxies.remove(&(listener_index, index));
+                let plan = RoutePlan::compile(
+                    &listener.name,
+                    index,
+                    route,
+                    &upstreams,
+                    route_filters,
+                    transcode,
+                    forward_proxy,
+                )?;
                 routes.push((route.matches.clone(), plan));
             }
             let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
@@ -247,6 +258,7 @@ impl RoutePlan {
         clusters: &HashMap<String, Upstream>,
         filters: RouteFilters,
         transcode: Option<TranscodePlan>,
+        forward_proxy: Option<crate::actions::forward_proxy::ForwardPlan>,
     ) -> Result<RoutePlan, String> {
         let RouteFilters { chain: filters, consumers: consumer_filters } = filters;
         let name: Arc<str> = match &route.name {
@@ -296,9 +308,8 @@ impl RoutePlan {
         } else if let Some(t) = &route.grpc_transcode {
             let plan = transcode.ok_or_else(|| format!("route `{name}`: grpc_transcode was not loaded"))?;
             Action::GrpcTranscode(Box::new(plan), cluster(&t.cluster)?)
-        } else if let Some(spec) = &route.forward_proxy {
-            let plan = crate::actions::forward_proxy::compile(spec)
-                .map_err(|(field, message)| format!("route `{name}`: forward_proxy.{field}: {message}"))?;
+        } else if route.forward_proxy.is_some() {
+            let plan = forward_proxy.ok_or_else(|| format!("route `{name}`: forward_proxy was not loaded"))?;
             Action::ForwardProxy(Box::new(plan))
         } else {
             return Err(format!("route `{name}` has no action"));

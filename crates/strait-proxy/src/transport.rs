@@ -27,6 +27,12 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + 'static {
     /// Records that a read of `read` bytes had room for `room`: a short read drained the
     /// socket, so the next wait can go straight to the event loop.
     fn note_read(&self, read: usize, room: usize);
+
+    /// The plain TCP connection this is, if it is one (a CONNECT tunnel's TLS is inspected on
+    /// plain listeners only).
+    fn into_tcp(self) -> Result<TcpStream, Self>
+    where
+        Self: Sized;
 }
 
 impl Transport for TcpStream {
@@ -40,6 +46,10 @@ impl Transport for TcpStream {
 
     fn note_read(&self, read: usize, room: usize) {
         crate::readiness::note_read(self, read, room);
+    }
+
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Ok(self)
     }
 }
 
@@ -68,5 +78,9 @@ impl Transport for TlsStream {
     fn note_read(&self, _read: usize, _room: usize) {
         // rustls reads the socket in records of its own: a short plaintext read says nothing
         // about the socket.
+    }
+
+    fn into_tcp(self) -> Result<TcpStream, Self> {
+        Err(self)
     }
 }

@@ -25,6 +25,25 @@ pub struct ForwardProxy {
     /// Bytes per second each client address may receive, over all its responses and tunnels
     /// (Squid `delay_pools` class 2); unlimited when unset.
     pub client_bandwidth: Option<ByteSize>,
+    /// Decrypting the tunnels to some domains (Squid `ssl_bump`); off unless set.
+    pub tls_inspection: Option<TlsInspection>,
+}
+
+/// TLS inspection: CONNECT tunnels to the listed domains are terminated with certificates
+/// minted from a CA the clients trust, their requests go through the listener's rules and log,
+/// and each is sent on to the origin over TLS verified as usual. Other tunnels stay opaque.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsInspection {
+    /// PEM file of the CA certificate that signs the minted certificates.
+    pub ca_cert: String,
+    /// PEM file of that CA's private key.
+    pub ca_key: String,
+    /// Domains inspected: exact names, or `.example.com` for the domain and its subdomains.
+    pub domains: Vec<String>,
+    /// PEM file of the CAs origins must chain to; the public web roots when unset.
+    #[serde(default)]
+    pub origin_ca: Option<String>,
 }
 
 impl ForwardProxy {

@@ -96,6 +96,7 @@ pub(crate) async fn serve_tls(
             uris: id.uris,
             fingerprint_sha256: id.fingerprint_sha256,
         }),
+        inspected: None,
     };
     let h2 = info.alpn.as_deref() == Some(b"h2");
     let info = ConnInfo { peer, listener, scheme: "https", version: Version::HTTP_11, tls: Some(Box::new(info)) };
@@ -104,4 +105,39 @@ pub(crate) async fn serve_tls(
     } else {
         h1::serve(tls, info, shared).await;
     }
+}
+
+/// Serves the requests inside a CONNECT tunnel whose TLS is inspected: the handshake with a
+/// minted certificate (bounded by the client header timeout), then HTTP/1.1 on the decrypted
+/// stream, on the same listener (its filters, routes and log) as the CONNECT.
+pub(crate) async fn inspect(
+    tcp: TcpStream,
+    outer: &ConnInfo,
+    shared: Arc<Shared>,
+    bump: crate::actions::forward_proxy::Bump,
+) {
+    let handshake_timeout = shared.snapshot.load().server.client_header_timeout;
+    let tls = match tokio::time::timeout(handshake_timeout, bump.acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            tracing::debug!(peer = %outer.peer, %error, "TLS inspection: the client's handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let (_, session) = tls.get_ref();
+    let info = TlsInfo {
+        server_name: session.server_name().map(str::to_owned),
+        alpn: session.alpn_protocol().map(<[u8]>::to_vec),
+        client_cert: None,
+        inspected: Some(bump.tunnel),
+    };
+    let info = ConnInfo {
+        peer: outer.peer,
+        listener: outer.listener.clone(),
+        scheme: "https",
+        version: Version::HTTP_11,
+        tls: Some(Box::new(info)),
+    };
+    h1::serve(tls, info, shared).await;
 }

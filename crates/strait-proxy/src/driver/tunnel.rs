@@ -41,19 +41,22 @@ where
     if tokio::time::timeout(idle, sent_early).await.map_or(true, |r| r.is_err()) {
         return relayed;
     }
-    let mut up = vec![0u8; RELAY_BUFFER];
-    let mut down = vec![0u8; RELAY_BUFFER];
+    // Uninitialized room (`read_buf`): a tunnel that carries a few bytes costs no zeroing.
+    let mut up = BytesMut::with_capacity(RELAY_BUFFER);
+    let mut down = BytesMut::with_capacity(RELAY_BUFFER);
     let (mut client_open, mut upstream_open) = (true, true);
     let mut deadline = Instant::now() + idle;
     while client_open || upstream_open {
         tokio::select! {
-            read = client.read(&mut up), if client_open => match read {
+            read = client.read_buf(&mut up), if client_open => match read {
                 Ok(0) | Err(_) => {
                     client_open = false;
                     let _ = upstream.shutdown().await;
                 }
                 Ok(n) => {
-                    if upstream.write_all(&up[..n]).await.is_err() {
+                    let written = upstream.write_all(&up).await;
+                    up.clear();
+                    if written.is_err() {
                         return relayed;
                     }
                     relayed.up += n as u64;
@@ -61,13 +64,15 @@ where
                     deadline = Instant::now() + idle;
                 }
             },
-            read = upstream.read(&mut down), if upstream_open => match read {
+            read = upstream.read_buf(&mut down), if upstream_open => match read {
                 Ok(0) | Err(_) => {
                     upstream_open = false;
                     let _ = client.shutdown().await;
                 }
                 Ok(n) => {
-                    if client.write_all(&down[..n]).await.is_err() {
+                    let written = client.write_all(&down).await;
+                    down.clear();
+                    if written.is_err() {
                         return relayed;
                     }
                     relayed.down += n as u64;

@@ -5,6 +5,8 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderName};
 use http::{request, Version};
+use strait_config::AccessLogFormat;
+use strait_http::context::ViaParentProxy;
 use strait_http::{Reason, RequestCtx};
 use strait_observe::LogRecord;
 
@@ -15,11 +17,15 @@ use crate::snapshot::Snapshot;
 pub(crate) fn log_exchange(snapshot: &Snapshot, ctx: &RequestCtx, request: &request::Parts, target: &str) {
     let header = |name: HeaderName| request.headers.get(name).and_then(|v| v.to_str().ok());
     let elapsed = ctx.start.elapsed();
+    // Only the squid format writes the parent hop: the others skip the extension lookup.
+    let via_parent = snapshot.access_log.format() == Some(AccessLogFormat::Squid)
+        && ctx.extensions.get::<ViaParentProxy>().is_some();
     snapshot.access_log.log(&LogRecord {
         client_addr: SocketAddr::new(ctx.client_ip, ctx.peer().port()),
         time: SystemTime::now() - elapsed,
         method: request.method.as_str(),
         target,
+        scheme: ctx.conn.scheme,
         version: version_text(request.version),
         status: ctx.status.as_u16(),
         bytes_sent: ctx.bytes_sent,
@@ -33,6 +39,10 @@ pub(crate) fn log_exchange(snapshot: &Snapshot, ctx: &RequestCtx, request: &requ
         total_time: elapsed,
         reason: ctx.reason.map(Reason::code),
         request_id: ctx.request_id.as_ref().and_then(|v| v.to_str().ok()),
+        user: ctx.consumer.as_ref().map(|c| &*c.username),
+        cache_status: ctx.cache_status,
+        via_parent,
+        content_type: ctx.response_content_type.as_ref().and_then(|v| v.to_str().ok()),
     });
 }
 
@@ -43,6 +53,7 @@ pub(crate) fn log_refused(snapshot: &Snapshot, ctx: &RequestCtx) {
         time: SystemTime::now(),
         method: "-",
         target: "-",
+        scheme: ctx.conn.scheme,
         version: "-",
         status: ctx.status.as_u16(),
         bytes_sent: ctx.bytes_sent,
@@ -56,6 +67,10 @@ pub(crate) fn log_refused(snapshot: &Snapshot, ctx: &RequestCtx) {
         total_time: Duration::ZERO,
         reason: ctx.reason.map(Reason::code),
         request_id: None,
+        user: None,
+        cache_status: None,
+        via_parent: false,
+        content_type: ctx.response_content_type.as_ref().and_then(|v| v.to_str().ok()),
     });
 }
 
@@ -65,5 +80,19 @@ fn version_text(version: Version) -> &'static str {
         Version::HTTP_10 => "HTTP/1.0",
         Version::HTTP_2 => "HTTP/2.0",
         _ => "HTTP/1.1",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strait_http::Reason;
+
+    #[test]
+    fn every_reason_the_squid_format_calls_a_denial_exists() {
+        for code in strait_observe::format::DENIAL_REASONS {
+            let reason = Reason::ALL.iter().find(|r| r.code() == *code);
+            let reason = reason.unwrap_or_else(|| panic!("`{code}` is not a reason code"));
+            assert!(reason.status().is_client_error(), "`{code}` answers {}", reason.status());
+        }
     }
 }

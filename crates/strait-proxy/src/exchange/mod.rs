@@ -66,6 +66,10 @@ where
         }
         ctx.request_id = Some(ensure_request_id(&mut parts.headers));
     }
+    if let Some(tunnel) = inbound.conn.tls.as_ref().and_then(|tls| tls.inspected.as_ref()) {
+        // Inside an inspected tunnel: the requests are the tunnel's user's.
+        ctx.consumer = tunnel.consumer.clone();
+    }
     if let Some(tls) = &inbound.listener.tls {
         if !tls.identity.is_empty() {
             let cert = inbound.conn.tls.as_ref().and_then(|t| t.client_cert.as_ref());

@@ -88,6 +88,9 @@ where
         }
     };
     ctx.status = head.status;
+    if sink.keeps_content_type() {
+        ctx.response_content_type = head.headers.get(header::CONTENT_TYPE).cloned();
+    }
     if let Err(closed) = sink.head(&mut head, size).await {
         note_closed(ctx, closed);
         return false;

@@ -56,11 +56,25 @@ pub(crate) trait ResponseSink {
     /// after the exchange; an HTTP/2 stream whose response had started is reset.
     fn interrupt(&mut self) -> bool;
 
+    /// Whether the exchange keeps the response's `Content-Type` for the access log (the squid
+    /// format records it); the driver knows the request's configuration.
+    fn keeps_content_type(&self) -> bool {
+        false
+    }
+
     /// After a `101 Switching Protocols` head: relay the connection's bytes to `upgraded`
     /// from now on. `false` where the protocol has no such switch (the upstream connection is
     /// then dropped).
     fn upgrade(&mut self, upgraded: crate::upstream::Upgraded) -> bool {
         drop(upgraded);
+        false
+    }
+
+    /// After the `200` to a CONNECT whose TLS is inspected: the connection driver terminates
+    /// the client's TLS with `bump` and serves the requests inside. `false` where the
+    /// protocol cannot (the tunnel is then closed).
+    fn bump(&mut self, bump: crate::actions::forward_proxy::Bump) -> bool {
+        drop(bump);
         false
     }
 

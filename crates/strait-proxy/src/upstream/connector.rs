@@ -62,6 +62,17 @@ impl Connector {
         Ok(Connector { tls: Some(TlsConnect { client, name, key }), protocol })
     }
 
+    /// HTTP/1.1 over TLS with `client`'s trust, verifying the server as `host` (the forward
+    /// proxy's connections to inspected origins).
+    pub(crate) fn tls(client: ClientTls, host: &str) -> Result<Connector, TlsError> {
+        let name = client.server_name(host)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        client.identity_id().hash(&mut hasher);
+        name.to_str().hash(&mut hasher);
+        let key = hasher.finish() | 1;
+        Ok(Connector { tls: Some(TlsConnect { client, name, key }), protocol: Protocol::Http1 })
+    }
+
     /// The pool key of connections to `addr`.
     pub(crate) fn key(&self, addr: SocketAddr) -> PoolKey {
         PoolKey { addr, tls: self.tls.as_ref().map_or(0, |t| t.key), protocol: self.protocol }

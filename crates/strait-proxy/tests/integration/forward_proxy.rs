@@ -387,3 +387,151 @@ print(requests.get(secure, proxies=proxies, timeout=10, verify=ca).text)
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "hello from the origin\nhello over tls\n");
 }
+
+/// A TLS origin on loopback whose certificate for `localhost` comes from `pki`, answering with
+/// the request line and headers it got (`echo`).
+fn tls_echo_origin(pki: &Pki) -> Proxy {
+    let leaf = pki.server("origin", &["localhost"]);
+    Proxy::start(&format!(
+        r#"
+listeners:
+  - name: tls
+    bind: 127.0.0.1:0
+    tls:
+      certificates:
+        - {{ cert: "{}", key: "{}" }}
+    routes:
+      - echo: {{ name: origin }}
+"#,
+        leaf.cert.display(),
+        leaf.key.display()
+    ))
+}
+
+/// curl through `proxy` to `url`, trusting `ca`; `-v` output goes to the returned stderr.
+fn curl_verbose(proxy: &str, ca: &std::path::Path, url: &str) -> (String, String) {
+    let output = std::process::Command::new("curl")
+        .args(["--max-time", "10", "-s", "-v", "-x", proxy, "--cacert", ca.to_str().unwrap(), url])
+        .output()
+        .expect("curl runs");
+    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn tls_inspection_decrypts_listed_domains_only_and_verifies_the_origin() {
+    let origin_pki = Pki::new("origin ca");
+    let origin = tls_echo_origin(&origin_pki);
+    let port = origin.addr("tls").port();
+    let inspection_pki = Pki::new("inspection ca");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let proxy = Proxy::start(&format!(
+        r#"
+access_log: {{ path: "{log}", format: json }}
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    filters:
+      - name: request_headers
+        config: {{ set: {{ x-inspected-by: strait }} }}
+    routes:
+      - forward_proxy:
+          ssrf_guard: {{ allow: ["127.0.0.1:{port}"] }}
+          tls_inspection:
+            ca_cert: "{ca}"
+            ca_key: "{key}"
+            origin_ca: "{origin_ca}"
+            domains: [localhost]
+"#,
+        log = log.display(),
+        ca = inspection_pki.ca_file().display(),
+        key = inspection_pki.ca_key_file().display(),
+        origin_ca = origin_pki.ca_file().display(),
+    ));
+    let url = format!("https://localhost:{port}/inside?q=1");
+    // The client trusts only the inspection CA: it sees a minted certificate, and the
+    // listener's filters applied to the decrypted request (the origin got their header).
+    let (body, verbose) = curl_verbose(&proxy_url(&proxy), &inspection_pki.ca_file(), &url);
+    assert!(body.contains("GET /inside?q=1"), "{body}\n{verbose}");
+    assert!(body.contains("x-inspected-by: strait"), "{body}");
+    assert!(verbose.contains("issuer: CN=inspection ca"), "{verbose}");
+    // Trusting only the origin's CA fails: the certificate shown is not the origin's.
+    let (body, _) = curl_verbose(&proxy_url(&proxy), &origin_pki.ca_file(), &url);
+    assert!(body.is_empty(), "{body}");
+    // The decrypted request is in the access log beside its CONNECT.
+    crate::support::wait_until("the access log has both lines", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("/inside?q=1") && text.contains("CONNECT")
+    });
+}
+
+#[test]
+fn tls_inspection_leaves_other_domains_opaque_and_refuses_unverified_origins() {
+    let origin_pki = Pki::new("origin ca");
+    let origin = tls_echo_origin(&origin_pki);
+    let port = origin.addr("tls").port();
+    let inspection_pki = Pki::new("inspection ca");
+    let untrusted = Pki::new("some other ca");
+    let proxy_with = |domains: &str, origin_ca: &std::path::Path| {
+        Proxy::start(&format!(
+            r#"
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    routes:
+      - forward_proxy:
+          ssrf_guard: {{ allow: ["127.0.0.1:{port}"] }}
+          tls_inspection: {{ ca_cert: "{}", ca_key: "{}", origin_ca: "{}", domains: [{domains}] }}
+"#,
+            inspection_pki.ca_file().display(),
+            inspection_pki.ca_key_file().display(),
+            origin_ca.display(),
+        ))
+    };
+    let url = format!("https://localhost:{port}/");
+    // `localhost` is not listed: the tunnel is opaque, the client sees the origin's own certificate.
+    let opaque = proxy_with(".example.test", &origin_pki.ca_file());
+    let (body, verbose) = curl_verbose(&proxy_url(&opaque), &origin_pki.ca_file(), &url);
+    // (curl and the origin agree on HTTP/2 by ALPN: the proxy is not in their TLS.)
+    assert!(body.contains("echo: origin") && body.contains("HTTP/2.0"), "{body}\n{verbose}");
+    assert!(verbose.contains("issuer: CN=origin ca"), "{verbose}");
+    // Inspected, but the origin's certificate does not chain to the configured trust: 502.
+    let strict = proxy_with("localhost", &untrusted.ca_file());
+    let got = curl(&[
+        "--suppress-connect-headers",
+        "-x",
+        &proxy_url(&strict),
+        "--cacert",
+        inspection_pki.ca_file().to_str().unwrap(),
+        &url,
+    ]);
+    assert_eq!(got.status, 502);
+    assert_eq!(got.header("x-strait-reason"), Some("upstream_tls_failed"));
+}
+
+#[test]
+fn requests_per_second_per_client_are_the_listeners_limit_req() {
+    let origin = Backend::start(|_| Reply::text("ok"));
+    let proxy = Proxy::start(&format!(
+        r#"
+listeners:
+  - name: proxy
+    bind: 127.0.0.1:0
+    filters:
+      - name: limit_req
+        config: {{ rate: 1r/m, limit_by: ip }}
+    routes:
+      - forward_proxy: {{ ssrf_guard: {{ allow: ["{}"] }} }}
+"#,
+        origin.addr
+    ));
+    let url = format!("http://{}/", origin.addr);
+    assert_eq!(curl(&["-x", &proxy_url(&proxy), &url]).status, 200);
+    // The next request of that client, to any origin and even a tunnel, is over the rate.
+    let refused = curl(&["-x", &proxy_url(&proxy), &url]);
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("x-strait-reason"), Some("rate_limited"));
+    let tunnel = format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", origin.addr);
+    assert_eq!(raw_request(proxy.addr("proxy"), tunnel.as_bytes()).expect("an answer").status, 429);
+    assert_eq!(origin.count(), 1);
+}

@@ -1,11 +1,12 @@
-//! The access log of the real binary: JSON and combined lines in a file, and reopening it on SIGUSR1.
+//! The access log of the real binary: JSON, combined and squid lines in a file, and reopening it on
+//! SIGUSR1.
 
 use crate::support;
 
 use std::net::SocketAddr;
 use std::path::Path;
 
-use support::{get, wait_until, Backend, Conn, Strait, Workdir};
+use support::{get, wait_until, Backend, Conn, Reply, Strait, Workdir};
 
 fn config(log: &Path, format: &str, backend: SocketAddr) -> String {
     format!(
@@ -160,6 +161,150 @@ fn assert_clf_time(time: &str) {
         && (b[21] == b'+' || b[21] == b'-')
         && digits(22..26);
     assert!(ok, "not a common log format time: {time:?}");
+}
+
+fn squid_config(log: &Path, backend: SocketAddr) -> String {
+    format!(
+        "\
+workers: 2
+access_log: {{ path: \"{}\", format: squid }}
+consumers:
+  - username: alice
+    credentials: {{ key_auth: [{{ key: alice-key }}] }}
+listeners:
+  - name: web
+    bind: 127.0.0.1:0
+    routes:
+      - match: {{ path: {{ prefix: /api }} }}
+        filters: [{{ name: key_auth }}]
+        forward: {{ cluster: app }}
+      - match: {{ path: {{ prefix: /private }} }}
+        filters: [{{ name: ip_restriction, config: {{ deny: [127.0.0.1] }} }}]
+        forward: {{ cluster: app }}
+  - name: fwd
+    bind: 127.0.0.1:0
+    routes:
+      - forward_proxy: {{ ssrf_guard: {{ allow: [\"127.0.0.1:{port}\"] }} }}
+clusters:
+  - name: app
+    endpoints: [{{ address: \"{backend}\" }}]
+",
+        log.display(),
+        port = backend.port(),
+    )
+}
+
+/// The fields of a squid line, after checking the time (`%ts.%03tu`, near now) and that the
+/// elapsed milliseconds are right-aligned in six columns.
+fn squid_fields(line: &str) -> Vec<String> {
+    let (time, rest) = line.split_once(' ').unwrap_or_else(|| panic!("{line}"));
+    let (secs, millis) = time.split_once('.').unwrap_or_else(|| panic!("no milliseconds: {line}"));
+    assert_eq!(millis.len(), 3, "{line}");
+    assert!(millis.bytes().all(|b| b.is_ascii_digit()), "{line}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let secs: u64 = secs.parse().unwrap_or_else(|_| panic!("{line}"));
+    assert!(secs <= now && now - secs < 120, "time {secs} is not about now ({now}): {line}");
+    let elapsed = &rest[..6];
+    assert!(elapsed.trim_start().bytes().all(|b| b.is_ascii_digit()), "elapsed `{elapsed}`: {line}");
+    assert_eq!(rest.as_bytes()[6], b' ', "elapsed wider than 6 for a quick request: {line}");
+    line.split_whitespace().skip(1).map(str::to_owned).collect()
+}
+
+/// `fields` from the client address on (after time and elapsed) are `want`, where `*` matches
+/// any value.
+#[track_caller]
+fn assert_squid_line(line: &str, want: &[&str]) {
+    let fields = squid_fields(line);
+    assert_eq!(fields.len(), want.len() + 1, "{line}");
+    for (got, want) in fields[1..].iter().zip(want) {
+        assert!(*want == "*" || got == want, "expected `{want}`, got `{got}` in\n  {line}");
+    }
+}
+
+#[test]
+fn squid_lines_give_result_codes_users_hierarchy_and_content_types() {
+    let backend = Backend::start(|_| Reply::text("app").header("content-type", "text/plain; charset=utf-8"));
+    let work = Workdir::new("");
+    let log = work.path("access.log");
+    work.rewrite(&squid_config(&log, backend.addr));
+    let strait = Strait::run(&work.config(), &["--no-watch"]);
+    let (web, fwd) = (strait.listener("web"), strait.listener("fwd"));
+    let origin = backend.addr;
+
+    // Reverse proxy: a 200 with its user, a 404 of Strait's own, a denial by ip_restriction.
+    assert_eq!(get_with(web, "/api/items?id=7", "apikey: alice-key\r\n").status, 200);
+    let line = wait_lines(&log, 1).remove(0);
+    assert_squid_line(
+        &line,
+        &[
+            "127.0.0.1",
+            "TCP_MISS/200",
+            "3",
+            "GET",
+            "http://test.local/api/items?id=7",
+            "alice",
+            "HIER_DIRECT/127.0.0.1",
+            "text/plain",
+        ],
+    );
+    let missing = get(web, "/nowhere");
+    assert_eq!(missing.status, 404);
+    let line = wait_lines(&log, 2).remove(1);
+    let body = missing.body.len().to_string();
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "TCP_MISS/404", &body, "GET", "http://test.local/nowhere", "-", "HIER_NONE/-", "*"],
+    );
+    let denied = get(web, "/private/x");
+    assert_eq!(denied.status, 403);
+    let line = wait_lines(&log, 3).remove(2);
+    let body = denied.body.len().to_string();
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "TCP_DENIED/403", &body, "GET", "http://test.local/private/x", "-", "HIER_NONE/-", "*"],
+    );
+
+    // Forward proxy: an absolute-form request, a destination the SSRF guard refuses, a tunnel.
+    let url = format!("http://{origin}/fwd?q=1");
+    let raw = format!("GET {url} HTTP/1.1\r\nHost: {origin}\r\nConnection: close\r\n\r\n");
+    assert_eq!(Conn::connect(fwd).unwrap().request(&raw).unwrap().status, 200);
+    let line = wait_lines(&log, 4).remove(3);
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "TCP_MISS/200", "3", "GET", &url, "-", "HIER_DIRECT/127.0.0.1", "text/plain"],
+    );
+    let raw = "GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\nConnection: close\r\n\r\n";
+    assert_eq!(Conn::connect(fwd).unwrap().request(raw).unwrap().status, 403);
+    let line = wait_lines(&log, 5).remove(4);
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "TCP_DENIED/403", "*", "GET", "http://127.0.0.1:1/", "-", "HIER_NONE/-", "*"],
+    );
+
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "--max-time", "20", "-p", "-x", &format!("http://{fwd}"), &format!("http://{origin}/tunneled")])
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "app", "{}", String::from_utf8_lossy(&output.stderr));
+    let line = wait_lines(&log, 6).remove(5);
+    let fields = squid_fields(&line);
+    let tunneled: u64 = fields[3].parse().unwrap_or_else(|_| panic!("{line}"));
+    // The origin's whole answer came back through the tunnel: its head and the 3-byte body.
+    assert!(tunneled > 3, "{line}");
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "TCP_TUNNEL/200", "*", "CONNECT", &origin.to_string(), "-", "HIER_DIRECT/127.0.0.1", "-"],
+    );
+
+    // A head that cannot be parsed is refused before any classification.
+    let refused = Conn::connect(web).unwrap().request("NOT A REQUEST\r\n\r\n").unwrap();
+    assert_eq!(refused.status, 400);
+    let line = wait_lines(&log, 7).remove(6);
+    let body = refused.body.len().to_string();
+    assert_squid_line(
+        &line,
+        &["127.0.0.1", "NONE_NONE/400", &body, "NONE", "error:invalid-request", "-", "HIER_NONE/-", "text/plain"],
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@
 
 mod bandwidth;
 mod destination;
+mod inspection;
 mod origin;
 mod pac;
 mod parent;
@@ -27,7 +28,7 @@ use crate::exchange::respond;
 use crate::exchange::ResponseSink;
 use crate::snapshot::Snapshot;
 pub(crate) use bandwidth::Pace;
-pub(crate) use plan::compile;
+pub(crate) use inspection::Bump;
 pub use plan::ForwardPlan;
 pub(crate) use tunnel::TunnelOpen;
 
@@ -48,7 +49,20 @@ where
     if parts.method == Method::CONNECT {
         return tunnel::open(plan, snapshot, parts, sink, ctx, chain).await;
     }
-    let answer = match parts.uri.scheme_str() {
+    let inspected = ctx.conn.tls.as_ref().and_then(|tls| tls.inspected.clone());
+    let scheme = match (&inspected, parts.uri.scheme_str()) {
+        // A request inside an inspected tunnel goes to the tunnel's origin, over TLS.
+        (Some(_), None) => Some("https-inspected"),
+        (_, scheme) => scheme,
+    };
+    let answer = match scheme {
+        Some("https-inspected") => {
+            let tunnel = inspected.expect("matched above");
+            match origin::forward_inspected(plan, &tunnel, parts, body, ctx).await {
+                Ok(response) => return respond::send(sink, chain, ctx, response).await,
+                Err(reason) => LocalResponse::for_reason(reason),
+            }
+        }
         Some("http") => match origin::forward(plan, parts, body, ctx).await {
             Ok(response) => match &plan.bandwidth {
                 Some(limit) => {
@@ -70,4 +84,36 @@ where
         },
     };
     respond::send_local(sink, chain, ctx, snapshot, answer).await
+}
+
+/// The plans of every `forward_proxy` route, by listener and route index; a problem is
+/// reported at its field (files are read relative to the configuration's directory).
+pub(crate) fn load_all(
+    config: &strait_config::Config,
+) -> Result<std::collections::HashMap<(usize, usize), ForwardPlan>, Vec<strait_config::ConfigError>> {
+    let base_dir = match std::path::Path::new(config.source.file()).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut plans = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    for (l, listener) in config.listeners.iter().enumerate() {
+        for (r, route) in listener.routes.iter().enumerate() {
+            let Some(spec) = &route.forward_proxy else { continue };
+            match plan::compile(spec, &base_dir) {
+                Ok(plan) => {
+                    plans.insert((l, r), plan);
+                }
+                Err((field, message)) => {
+                    let path = format!("listeners[{l}].routes[{r}].forward_proxy.{field}");
+                    errors.push(config.source.error(&path, message));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(plans)
+    } else {
+        Err(errors)
+    }
 }

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{request, Response};
 use http_body::Body;
-use strait_http::context::ViaParentProxy;
+use strait_http::context::{InspectedTunnel, ViaParentProxy};
 use strait_http::{Reason, RequestCtx};
 use tokio::time::Instant;
 
@@ -12,7 +12,7 @@ use super::destination;
 use super::plan::ForwardPlan;
 use crate::body::BodyError;
 use crate::upstream::client::{self, is_idempotent};
-use crate::upstream::{ParentHop, UpstreamBody};
+use crate::upstream::{Connector, ParentHop, UpstreamBody};
 
 /// Sends the request to its origin, trying the next permitted address when a connection
 /// cannot be made; returns the response with its body streaming.
@@ -38,15 +38,49 @@ where
             destination::resolve(&host, port, &plan.guard, plan.dns_timeout).await?
         }
     };
+    send_to(&plan.connector, plan, &addrs, parts, body, ctx).await
+}
+
+/// Sends a request from inside an inspected tunnel to the tunnel's origin, over TLS that
+/// verifies the origin's name against the inspection's trust.
+pub(super) async fn forward_inspected<B>(
+    plan: &ForwardPlan,
+    tunnel: &InspectedTunnel,
+    parts: &mut request::Parts,
+    body: B,
+    ctx: &mut RequestCtx,
+) -> Result<Response<UpstreamBody<B>>, Reason>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
+    let inspection = plan.inspection.as_ref().ok_or(Reason::BadRequest)?;
+    let (host, port) = destination::split_authority(&tunnel.authority).ok_or(Reason::BadRequest)?;
+    let connector = inspection.connector(host).ok_or(Reason::UpstreamTlsFailed)?;
+    let addrs = destination::resolve(host, port.unwrap_or(443), &plan.guard, plan.dns_timeout).await?;
+    send_to(&connector, plan, &addrs, parts, body, ctx).await
+}
+
+/// Sends the request to the first of `addrs` that takes it.
+async fn send_to<B>(
+    connector: &Connector,
+    plan: &ForwardPlan,
+    addrs: &[std::net::SocketAddr],
+    parts: &mut request::Parts,
+    body: B,
+    ctx: &mut RequestCtx,
+) -> Result<Response<UpstreamBody<B>>, Reason>
+where
+    B: Body<Data = Bytes, Error = BodyError> + Unpin,
+{
     let replayable = body.is_end_stream() && is_idempotent(&parts.method);
     let mut body = Some(body);
     let mut failure = Reason::UpstreamConnectFailed;
-    for addr in addrs {
+    for &addr in addrs {
         let Some(request_body) = body.take() else { break };
         ctx.attempts += 1;
         ctx.upstream_addr = Some(addr);
         let sent_at = Instant::now();
-        match client::send(&plan.connector, addr, parts, request_body, &plan.options, sent_at).await {
+        match client::send(connector, addr, parts, request_body, &plan.options, sent_at).await {
             Ok(response) => {
                 ctx.upstream_time = Some(sent_at.elapsed());
                 return Ok(response);

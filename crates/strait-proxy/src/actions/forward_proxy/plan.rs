@@ -1,6 +1,7 @@
 //! A `forward_proxy` route's settings, checked and compiled once per snapshot.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use strait_cluster::ssrf::{self, AllowList};
 use strait_config::ForwardProxy;
 
 use super::bandwidth::ClientBandwidth;
+use super::inspection::InspectionPlan;
 use super::pac::PacPlan;
 use crate::upstream::client::SendOptions;
 use crate::upstream::Connector;
@@ -32,6 +34,8 @@ pub struct ForwardPlan {
     pub(crate) pac: Option<PacPlan>,
     /// Each client's bytes per second, if limited.
     pub(crate) bandwidth: Option<Arc<ClientBandwidth>>,
+    /// Which tunnels are decrypted, if any.
+    pub(crate) inspection: Option<InspectionPlan>,
 }
 
 /// The SSRF guard: internal addresses are refused unless allowed.
@@ -66,7 +70,8 @@ pub(crate) struct ParentPlan {
 
 /// Compiles a route's `forward_proxy` settings; an error names the field (below
 /// `forward_proxy`) and what is wrong with it.
-pub(crate) fn compile(spec: &ForwardProxy) -> Result<ForwardPlan, (String, String)> {
+pub(crate) fn compile(spec: &ForwardProxy, base_dir: &Path) -> Result<ForwardPlan, (String, String)> {
+    let inspection = spec.tls_inspection.as_ref().map(|t| InspectionPlan::load(t, base_dir)).transpose()?;
     let allow = AllowList::parse(&spec.ssrf_guard.allow).map_err(|e| ("ssrf_guard.allow".to_string(), e))?;
     let parent = spec.parent.as_ref().map(compile_parent).transpose()?;
     let pac = spec.pac.as_ref().map(PacPlan::compile).transpose().map_err(|e| ("pac".to_string(), e))?;
@@ -87,6 +92,7 @@ pub(crate) fn compile(spec: &ForwardProxy) -> Result<ForwardPlan, (String, Strin
         parent,
         pac,
         bandwidth: spec.client_bandwidth.map(|rate| Arc::new(ClientBandwidth::new(rate.0))),
+        inspection,
     })
 }
 

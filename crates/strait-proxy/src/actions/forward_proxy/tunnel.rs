@@ -4,11 +4,12 @@
 
 use bytes::BytesMut;
 use http::{request, Response, StatusCode};
-use strait_http::context::ViaParentProxy;
+use strait_http::context::{InspectedTunnel, ViaParentProxy};
 use strait_http::{LocalResponse, Reason, RequestCtx};
 use tokio::net::TcpStream;
 
 use super::destination;
+use super::inspection::Bump;
 use super::parent;
 use super::plan::{ForwardPlan, Guard};
 use crate::body::Full;
@@ -32,6 +33,19 @@ pub(super) async fn open<S: ResponseSink>(
     ctx: &mut RequestCtx,
     chain: &mut Chain,
 ) -> bool {
+    if let Some(inspection) = &plan.inspection {
+        if let Some(bump) = inspect(plan, inspection, parts, ctx).await {
+            let answer = match bump {
+                Ok(bump) => bump,
+                Err(reason) => {
+                    return respond::send_local(sink, chain, ctx, snapshot, LocalResponse::for_reason(reason)).await
+                }
+            };
+            let mut response = Response::new(Full::default());
+            response.extensions_mut().insert(TunnelOpen);
+            return respond::send(sink, chain, ctx, response).await && sink.bump(answer);
+        }
+    }
     let (stream, early) = match connect(plan, parts, ctx).await {
         Ok(connected) => connected,
         Err(reason) => {
@@ -83,4 +97,28 @@ async fn dial(addrs: &[std::net::SocketAddr], plan: &ForwardPlan, ctx: &mut Requ
         }
     }
     Err(failure)
+}
+
+/// For a tunnel to an inspected domain: checks that its destination may be reached and makes
+/// the acceptor for its TLS; `None` for a domain that is not inspected.
+async fn inspect(
+    plan: &ForwardPlan,
+    inspection: &super::inspection::InspectionPlan,
+    parts: &request::Parts,
+    ctx: &RequestCtx,
+) -> Option<Result<Bump, Reason>> {
+    let (host, port) = match destination::of_request(parts, 443) {
+        Ok(target) => target,
+        Err(reason) => return Some(Err(reason)),
+    };
+    if !inspection.covers(&host) {
+        return None;
+    }
+    if let Err(reason) = destination::resolve(&host, port, &plan.guard, plan.dns_timeout).await {
+        return Some(Err(reason));
+    }
+    let Some(acceptor) = inspection.acceptor(&host) else { return Some(Err(Reason::UpstreamTlsFailed)) };
+    let authority = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let tunnel = InspectedTunnel { authority: authority.to_string(), consumer: ctx.consumer.clone() };
+    Some(Ok(Bump { acceptor, tunnel: std::sync::Arc::new(tunnel) }))
 }

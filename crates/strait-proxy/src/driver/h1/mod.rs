@@ -109,6 +109,16 @@ pub(crate) async fn serve<T: Transport>(io: T, info: ConnInfo, shared: Arc<Share
                 let _ = boxed.await;
                 return;
             }
+            Next::Inspect(bump) => {
+                // The client waited for the `200` before its TLS hello: bytes already here
+                // would be a protocol error.
+                let Conn { io, buf, .. } = conn.into_inner();
+                if let (true, Ok(tcp)) = (buf.is_empty(), io.into_tcp()) {
+                    let boxed = Box::pin(super::inspect(tcp, &info, shared, *bump));
+                    boxed.await;
+                }
+                return;
+            }
         }
     }
     // An answer was just written and the client may still be sending (an unread body, a
@@ -127,6 +137,8 @@ enum Next {
     Gone,
     /// Relay bytes to this upstream connection from now on.
     Upgraded(crate::upstream::Upgraded),
+    /// Terminate the client's TLS and serve the requests inside (TLS inspection).
+    Inspect(Box<crate::actions::forward_proxy::Bump>),
 }
 
 /// Reads one request head (bytes are waiting), runs its exchange, and says what comes next.
@@ -143,7 +155,8 @@ async fn serve_request<T: Transport>(
         Ok(Some(head)) => head,
         Ok(None) => return Next::Gone,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, http::Version::HTTP_11, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
@@ -155,7 +168,8 @@ async fn serve_request<T: Transport>(
     let (parts, framing, expect_continue) = match into_parts(head) {
         Ok(split) => split,
         Err(reason) => {
-            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server);
+            let mut sink = H1Sink::new(conn, version, false, false, &snapshot.server)
+                .keeping_content_type(snapshot.access_log.records_content_type());
             let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
             boxed.await;
             return Next::Close;
@@ -171,10 +185,18 @@ async fn serve_request<T: Transport>(
         };
     }
     let body = RequestBody::new(conn, &snapshot.server);
-    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server);
+    let mut sink = H1Sink::new(conn, version, keep_alive, head_request, &snapshot.server)
+        .keeping_content_type(snapshot.access_log.records_content_type());
     let complete = exchange::handle(&inbound, parts, body, &mut sink).await;
     if let Some(upgraded) = sink.take_upgraded() {
         return Next::Upgraded(upgraded);
+    }
+    if let Some(bump) = sink.take_bump() {
+        return Next::Inspect(bump);
+    }
+    if sink.tunneled() {
+        // Both directions of the tunnel ended (or it failed): nothing is left to read.
+        return Next::Gone;
     }
     let mut keep = complete && sink.keeps_alive();
     if keep && !conn.borrow().decoder.is_done() {

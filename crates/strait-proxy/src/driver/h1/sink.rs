@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap};
 use http::{response, Version};
 
 use super::{write_all, Conn};
-use crate::actions::forward_proxy::TunnelOpen;
+use crate::actions::forward_proxy::{Bump, TunnelOpen};
 use crate::body::RateMeter;
 use crate::driver::Relayed;
 use crate::exchange::respond::is_bodiless;
@@ -42,6 +42,10 @@ pub(super) struct H1Sink<'c, T> {
     upgraded: Option<Upgraded>,
     /// The head opened a CONNECT tunnel, relayed by [`ResponseSink::relay_tunnel`].
     tunnel: bool,
+    /// The access log records the response's `Content-Type`.
+    keep_content_type: bool,
+    /// The CONNECT tunnel's TLS to terminate after the answer (TLS inspection).
+    bump: Option<Box<Bump>>,
 }
 
 impl<'c, T: Transport> H1Sink<'c, T> {
@@ -66,12 +70,30 @@ impl<'c, T: Transport> H1Sink<'c, T> {
             wrote: false,
             upgraded: None,
             tunnel: false,
+            keep_content_type: false,
+            bump: None,
         }
+    }
+
+    /// Has the exchange keep the response's `Content-Type` for the access log.
+    pub(super) fn keeping_content_type(mut self, keep: bool) -> H1Sink<'c, T> {
+        self.keep_content_type = keep;
+        self
     }
 
     /// The upstream connection to relay to, after the exchange answered `101`.
     pub(super) fn take_upgraded(&mut self) -> Option<Upgraded> {
         self.upgraded.take()
+    }
+
+    /// Whether this answer opened a CONNECT tunnel (relayed by now: the connection is done).
+    pub(super) fn tunneled(&self) -> bool {
+        self.tunnel
+    }
+
+    /// The tunnel to inspect, after the exchange answered a CONNECT with `200`.
+    pub(super) fn take_bump(&mut self) -> Option<Box<Bump>> {
+        self.bump.take()
     }
 
     /// Whether the connection may serve another request after this response.
@@ -252,6 +274,10 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         !self.head_request
     }
 
+    fn keeps_content_type(&self) -> bool {
+        self.keep_content_type
+    }
+
     fn interrupt(&mut self) -> bool {
         self.keep_alive = false;
         if self.wrote {
@@ -266,6 +292,12 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
 
     fn upgrade(&mut self, upgraded: Upgraded) -> bool {
         self.upgraded = Some(upgraded);
+        self.keep_alive = false;
+        true
+    }
+
+    fn bump(&mut self, bump: Bump) -> bool {
+        self.bump = Some(Box::new(bump));
         self.keep_alive = false;
         true
     }

@@ -191,7 +191,8 @@ async fn serve_stream(
         return;
     }
     let head_request = parts.method == http::Method::HEAD;
-    let mut sink = H2Sink::new(respond, head_request, &snapshot.server);
+    let mut sink = H2Sink::new(respond, head_request, &snapshot.server)
+        .keeping_content_type(snapshot.access_log.records_content_type());
     if let Err(reason) = normalize(&mut parts) {
         let boxed = Box::pin(exchange::refuse(&inbound, reason, &mut sink));
         boxed.await;

@@ -29,6 +29,8 @@ pub(super) struct H2Sink {
     upgraded: Option<Box<Upgraded>>,
     /// Measures how fast the client takes the response, when it has a minimum.
     meter: Option<Box<RateMeter>>,
+    /// The access log records the response's `Content-Type`.
+    keep_content_type: bool,
 }
 
 /// Chunks up to this size are queued without waiting for window capacity: `h2` sends them as
@@ -47,7 +49,14 @@ impl H2Sink {
             write_timeout: server.client_body_timeout,
             upgraded: None,
             meter: RateMeter::for_rate(server.min_response_body_rate.as_ref()),
+            keep_content_type: false,
         }
+    }
+
+    /// Has the exchange keep the response's `Content-Type` for the access log.
+    pub(super) fn keeping_content_type(mut self, keep: bool) -> H2Sink {
+        self.keep_content_type = keep;
+        self
     }
 
     /// After a WebSocket switched protocols: the stream's sending half and the upstream
@@ -212,6 +221,10 @@ impl ResponseSink for H2Sink {
 
     fn sends_body(&self) -> bool {
         !self.head_request
+    }
+
+    fn keeps_content_type(&self) -> bool {
+        self.keep_content_type
     }
 
     fn upgrade(&mut self, upgraded: Upgraded) -> bool {

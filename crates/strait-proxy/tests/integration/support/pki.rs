@@ -59,6 +59,13 @@ impl Pki {
         self.dir.path().join("ca.pem")
     }
 
+    /// The CA's private key, written to `ca.key` (for a proxy that signs with this CA).
+    pub fn ca_key_file(&self) -> PathBuf {
+        let path = self.dir.path().join("ca.key");
+        std::fs::write(&path, self.ca.key().serialize_pem()).unwrap();
+        path
+    }
+
     /// A server certificate for `names`, written to `<stem>.pem` and `<stem>.key`.
     pub fn server(&self, stem: &str, names: &[&str]) -> Leaf {
         let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
