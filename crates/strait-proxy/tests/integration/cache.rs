@@ -453,9 +453,11 @@ fn a_forward_proxy_serves_cache_hits_to_curl() {
     let origin =
         Backend::start(|r| Reply::text(&format!("origin page {}", r.uri)).header("cache-control", "max-age=60"));
     let other = Backend::start(|_| Reply::text("other origin").header("cache-control", "max-age=60"));
+    let log = dir.path().join("access.log");
     let proxy = Proxy::start(&format!(
-        "listeners:\n  - name: proxy\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward_proxy:\n          ssrf_guard: {{ allow: [\"{}\", \"{}\"] }}\n",
-        dir.path().display(),
+        "access_log: {{ path: \"{}\", format: squid }}\nlisteners:\n  - name: proxy\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward_proxy:\n          ssrf_guard: {{ allow: [\"{}\", \"{}\"] }}\n",
+        log.display(),
+        dir.path().join("cache").display(),
         origin.addr,
         other.addr
     ));
@@ -471,4 +473,13 @@ fn a_forward_proxy_serves_cache_hits_to_curl() {
     let elsewhere = support::curl(&["-x", &via, &format!("http://{}/page?x=1", other.addr)]);
     assert_eq!((cache_status(&elsewhere), elsewhere.text().as_str()), ("MISS", "other origin"));
     assert_eq!(other.count(), 1);
+    // Squid's access log tells the hit from the misses.
+    support::wait_until("the access log has the three requests", || {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().count() == 3
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    // (Workers hand their lines over on their own, so the order is not the requests'.)
+    let mut codes: Vec<&str> = text.lines().filter_map(|line| line.split_whitespace().nth(3)).collect();
+    codes.sort();
+    assert_eq!(codes, ["TCP_HIT/200", "TCP_MISS/200", "TCP_MISS/200"], "{text}");
 }
