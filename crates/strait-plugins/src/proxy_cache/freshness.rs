@@ -18,6 +18,11 @@ pub struct Directives {
     pub max_age: Option<u64>,
     /// `s-maxage=N` seconds, for shared caches (takes precedence over `max-age`).
     pub s_maxage: Option<u64>,
+    /// `public`: storable by a shared cache even when it would not be otherwise (an answer
+    /// to a request with `Authorization`, a status without heuristic freshness).
+    pub public: bool,
+    /// `must-revalidate` or `proxy-revalidate`: never served stale.
+    pub must_revalidate: bool,
 }
 
 impl Directives {
@@ -44,11 +49,36 @@ impl Directives {
                     directives.max_age = Some(seconds().unwrap_or(0));
                 } else if is("s-maxage") {
                     directives.s_maxage = Some(seconds().unwrap_or(0));
+                } else if is("public") {
+                    directives.public = true;
+                } else if is("must-revalidate") || is("proxy-revalidate") {
+                    directives.must_revalidate = true;
                 }
             }
         }
         directives
     }
+}
+
+impl Directives {
+    /// Whether a stale copy must never be served (RFC 9111 §5.2.2.2, §5.2.2.8; `s-maxage`
+    /// implies `proxy-revalidate`, §5.2.2.10).
+    pub fn no_stale(&self) -> bool {
+        self.must_revalidate || self.s_maxage.is_some()
+    }
+
+    /// Whether a shared cache may store the answer to a request with `Authorization`
+    /// (RFC 9111 §3.5).
+    pub fn shared_with_authorization(&self) -> bool {
+        self.public || self.must_revalidate || self.s_maxage.is_some()
+    }
+}
+
+/// Whether a response with `status` and no explicit lifetime may be given a heuristic one
+/// (RFC 9111 §4.2.2): statuses "heuristically cacheable" by RFC 9110 §15.1, or `public`.
+pub fn heuristic_allowed(status: http::StatusCode, directives: &Directives) -> bool {
+    directives.public
+        || matches!(status.as_u16(), 200 | 203 | 204 | 206 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501)
 }
 
 /// What a request's `Cache-Control` (and `Pragma`) asks of the cache.
@@ -151,6 +181,31 @@ mod tests {
         let map = headers(&[("expires", "0")]);
         assert_eq!(explicit_lifetime(&Directives::parse(&map), &map, SystemTime::now()), Some(Duration::ZERO));
         assert_eq!(explicit_lifetime(&Directives::default(), &HeaderMap::new(), SystemTime::now()), None);
+    }
+
+    #[test]
+    fn revalidation_and_sharing_directives() {
+        let read = |value: &'static str| Directives::parse(&headers(&[("cache-control", value)]));
+        assert!(read("must-revalidate").no_stale() && read("proxy-revalidate").no_stale());
+        assert!(read("s-maxage=10").no_stale(), "s-maxage implies proxy-revalidate");
+        assert!(!read("max-age=10, public").no_stale());
+        for shared in ["public", "s-maxage=0", "must-revalidate"] {
+            assert!(read(shared).shared_with_authorization(), "{shared}");
+        }
+        assert!(!read("max-age=60").shared_with_authorization());
+    }
+
+    #[test]
+    fn heuristics_only_for_heuristically_cacheable_statuses_or_public() {
+        let plain = Directives::default();
+        let public = Directives { public: true, ..Directives::default() };
+        for status in [200, 301, 404, 410] {
+            assert!(heuristic_allowed(http::StatusCode::from_u16(status).unwrap(), &plain), "{status}");
+        }
+        for status in [302, 307, 403, 500, 503] {
+            assert!(!heuristic_allowed(http::StatusCode::from_u16(status).unwrap(), &plain), "{status}");
+        }
+        assert!(heuristic_allowed(http::StatusCode::FOUND, &public));
     }
 
     #[test]

@@ -90,6 +90,16 @@ impl VaryKey {
         self.0.iter().all(|(name, values)| request.get_all(name).iter().eq(values.iter()))
     }
 
+    /// The fields and the request's values of each, in `Vary` order.
+    pub fn fields(&self) -> &[(HeaderName, Vec<HeaderValue>)] {
+        &self.0
+    }
+
+    /// A key made of `fields` read back from a stored entry.
+    pub fn from_fields(fields: Vec<(HeaderName, Vec<HeaderValue>)>) -> VaryKey {
+        VaryKey(fields)
+    }
+
     /// Bytes this key takes in the store.
     pub fn size(&self) -> usize {
         self.0.iter().map(|(name, values)| name.as_str().len() + values.iter().map(|v| v.len()).sum::<usize>()).sum()

@@ -1,7 +1,9 @@
-//! A response cache in memory, as nginx `proxy_cache` and Kong's `proxy-cache`: responses to
-//! `GET` (and `HEAD`) are stored by method, host, path and query (and the fields their `Vary`
-//! names), served from the cache while fresh (RFC 9111), revalidated with `If-None-Match` /
-//! `If-Modified-Since` once expired, and served stale when the upstream fails, if allowed.
+//! A shared HTTP cache (RFC 9111), as nginx `proxy_cache`, Kong's `proxy-cache` and Squid's
+//! cache: responses to `GET` (and `HEAD`) are stored by method, host, path and query (and the
+//! fields their `Vary` names), served from the cache while fresh, revalidated with
+//! `If-None-Match` / `If-Modified-Since` once expired, and served stale when the upstream
+//! fails, if allowed. The store is in memory, with an optional disk store behind it (Squid
+//! `cache_dir`) that outlives restarts.
 //!
 //! ```yaml
 //! routes:
@@ -9,22 +11,28 @@
 //!       - name: proxy_cache
 //!         config:
 //!           max_size: 64MiB
+//!           max_object_size: 4MiB
+//!           disk: { path: /var/cache/strait, max_size: 10GiB }
 //!           valid: [{ statuses: [200, 302], ttl: 10m }, { statuses: [404], ttl: 1m }]
 //!           use_stale: [error, timeout, updating, http_500, http_502, http_503, http_504]
 //!     forward: { cluster: app }
 //! ```
 //!
 //! Every response of the route says what the cache did in `X-Cache-Status` (`HIT`, `MISS`,
-//! `EXPIRED`, `STALE`, `BYPASS` or `REVALIDATED`). The store belongs to the `filters:` entry
-//! and is shared by every worker; a reload starts empty.
+//! `EXPIRED`, `STALE`, `BYPASS` or `REVALIDATED`), and `RequestCtx::cache_status` has the
+//! same word for the access log. The memory store belongs to the `filters:` entry and is
+//! shared by every worker; a reload starts it empty. The disk store is one per directory in
+//! the process and survives reloads.
 
+mod disk;
 mod filter;
 mod freshness;
 mod key;
 mod store;
 
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use http::header::HeaderName;
 use http::{Method, StatusCode};
@@ -33,8 +41,10 @@ use strait_config::units::{ByteSize, Dur};
 use strait_http::registry::{prioritized, typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Phases, Plugin, PluginError};
 
+use disk::DiskStore;
+use freshness::Directives;
 use key::KeyOptions;
-use store::Cache;
+use store::{Cache, Entry};
 
 /// Settings of a `proxy_cache` filter.
 #[derive(Debug, Clone, Deserialize)]
@@ -52,12 +62,16 @@ pub struct ProxyCacheConfig {
     /// Freshness of other responses that give none (Kong `cache_ttl`).
     #[serde(default = "default_ttl")]
     pub ttl: Dur,
-    /// Bytes the whole store may hold (bodies, headers and keys).
+    /// Bytes the memory store may hold (bodies, headers and keys); in front of `disk`, the
+    /// memory tier's bound.
     #[serde(default = "default_max_size")]
     pub max_size: ByteSize,
-    /// Largest body stored; larger responses pass through.
-    #[serde(default = "default_max_body")]
-    pub max_body: ByteSize,
+    /// Largest body stored (Squid `maximum_object_size`); larger responses pass through.
+    #[serde(default = "default_max_object_size", alias = "max_body")]
+    pub max_object_size: ByteSize,
+    /// A disk store behind the memory one (Squid `cache_dir`).
+    #[serde(default)]
+    pub disk: Option<DiskConfig>,
     /// What the key is made of.
     #[serde(default)]
     pub cache_key: CacheKeyConfig,
@@ -82,6 +96,17 @@ pub struct ProxyCacheConfig {
     /// The response header telling what the cache did.
     #[serde(default = "default_header")]
     pub header: String,
+}
+
+/// Where and how large the disk store is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiskConfig {
+    /// The directory (made if missing); entries written there before are served after a restart.
+    pub path: String,
+    /// Bytes the files may take in all; the least recently used key is evicted first.
+    #[serde(default = "default_disk_size")]
+    pub max_size: ByteSize,
 }
 
 /// Freshness of responses with some statuses.
@@ -151,8 +176,11 @@ fn default_ttl() -> Dur {
 fn default_max_size() -> ByteSize {
     ByteSize(64 << 20)
 }
-fn default_max_body() -> ByteSize {
-    ByteSize(1 << 20)
+fn default_max_object_size() -> ByteSize {
+    ByteSize(4 << 20)
+}
+fn default_disk_size() -> ByteSize {
+    ByteSize(1 << 30)
 }
 fn default_header() -> String {
     "X-Cache-Status".into()
@@ -178,7 +206,7 @@ pub(crate) struct Settings {
     statuses: Vec<StatusCode>,
     valid: Vec<(StatusCode, Duration)>,
     ttl: Duration,
-    max_body: usize,
+    max_object_size: usize,
     key: KeyOptions,
     bypass: Vec<HeaderName>,
     request_cache_control: bool,
@@ -187,6 +215,7 @@ pub(crate) struct Settings {
     use_stale: Vec<StaleWhen>,
     header: HeaderName,
     cache: Cache,
+    disk: Option<Arc<DiskStore>>,
 }
 
 impl Settings {
@@ -216,15 +245,26 @@ impl Settings {
         };
         let header =
             HeaderName::try_from(config.header.as_str()).map_err(|_| PluginError::at("header", "not a header name"))?;
-        if config.max_size.0 == 0 {
-            return Err(PluginError::at("max_size", "must be greater than zero"));
+        if config.max_size.0 == 0 && config.disk.is_none() {
+            return Err(PluginError::at("max_size", "must be greater than zero (or `0` with `disk`: no memory tier)"));
         }
+        let disk = match &config.disk {
+            None => None,
+            Some(disk) if disk.max_size.0 == 0 => {
+                return Err(PluginError::at("disk.max_size", "must be greater than zero"));
+            }
+            Some(disk) if disk.path.is_empty() => return Err(PluginError::at("disk.path", "must not be empty")),
+            Some(disk) => Some(
+                DiskStore::shared(Path::new(&disk.path), disk.max_size.0)
+                    .map_err(|e| PluginError::at("disk.path", format!("cannot open `{}`: {e}", disk.path)))?,
+            ),
+        };
         Ok(Settings {
             methods,
             statuses,
             valid,
             ttl: config.ttl.0,
-            max_body: usize::try_from(config.max_body.0).unwrap_or(usize::MAX),
+            max_object_size: usize::try_from(config.max_object_size.0).unwrap_or(usize::MAX),
             key: KeyOptions {
                 ignore_query: config.cache_key.ignore_query,
                 headers: header_names(&config.cache_key.headers, "cache_key.headers")?,
@@ -236,12 +276,50 @@ impl Settings {
             use_stale: config.use_stale,
             header,
             cache: Cache::new(usize::try_from(config.max_size.0).unwrap_or(usize::MAX)),
+            disk,
         })
     }
 
-    /// How long a response of `status` stays fresh when it does not say.
-    fn default_lifetime(&self, status: StatusCode) -> Duration {
-        self.valid.iter().find(|(s, _)| *s == status).map_or(self.ttl, |(_, ttl)| *ttl)
+    /// How long a response with `status`, `directives` and `headers` stays fresh: what it
+    /// says itself (`s-maxage`, `max-age`, `Expires`); else the `valid` entry for its status
+    /// (the operator's choice); else `ttl` where RFC 9111 §4.2.2 allows a heuristic; else none.
+    fn lifetime(&self, status: StatusCode, directives: &Directives, headers: &http::HeaderMap) -> Duration {
+        if let Some(lifetime) = freshness::explicit_lifetime(directives, headers, SystemTime::now()) {
+            return lifetime;
+        }
+        if let Some((_, ttl)) = self.valid.iter().find(|(s, _)| *s == status) {
+            return *ttl;
+        }
+        if freshness::heuristic_allowed(status, directives) {
+            self.ttl
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    /// Stores `entry` under `key`: in memory, and written to the disk store off the worker thread.
+    fn store(&self, key: &str, entry: Arc<Entry>) {
+        self.cache.store(key, entry.clone());
+        if let Some(disk) = &self.disk {
+            let (disk, key) = (disk.clone(), key.to_owned());
+            disk::in_background(move || disk.write(&key, &entry));
+        }
+    }
+
+    /// Drops what is stored for `resource` (see [`Cache::invalidate`]) in memory and on disk.
+    fn invalidate(&self, resource: &str, with_headers: bool) {
+        self.cache.invalidate(resource, with_headers);
+        if let Some(disk) = &self.disk {
+            let files = if with_headers {
+                disk.remove_where(|key| store::is_variant_of(key, resource))
+            } else {
+                disk.remove(resource)
+            };
+            if !files.is_empty() {
+                let disk = disk.clone();
+                disk::in_background(move || disk.delete(files));
+            }
+        }
     }
 
     /// Whether a stale entry is served in place of an upstream answer with `status`.

@@ -34,6 +34,9 @@ pub struct Entry {
     pub fresh_for: Duration,
     /// `no-cache`: revalidate before every use.
     pub revalidate: bool,
+    /// `must-revalidate`, `proxy-revalidate` or `s-maxage`: never served stale (RFC 9111
+    /// §5.2.2.2).
+    pub no_stale: bool,
 }
 
 impl Entry {
@@ -111,35 +114,35 @@ impl<V> Lru<V> {
     }
 
     /// Puts `value` of `size` bytes under `key` (replacing its old value), then evicts the
-    /// least recently used other keys until the bound holds. A value larger than the whole
-    /// bound is not kept.
-    pub fn insert(&mut self, key: Arc<str>, value: V, size: usize) {
+    /// least recently used other keys until the bound holds; returns the evicted values. A
+    /// value larger than the whole bound is not kept (and is returned).
+    pub fn insert(&mut self, key: Arc<str>, value: V, size: usize) -> Vec<V> {
         self.remove(&key);
         if size > self.max {
-            return;
+            return vec![value];
         }
+        let mut evicted = Vec::new();
         while self.used + size > self.max {
             let Some((_, oldest)) = self.order.pop_first() else { break };
             if let Some(slot) = self.slots.remove(&oldest) {
                 self.used -= slot.size;
+                evicted.push(slot.value);
             }
         }
         self.clock += 1;
         self.order.insert(self.clock, key.clone());
         self.used += size;
         self.slots.insert(key, Slot { value, size, used_at: self.clock });
+        evicted
     }
 
-    /// Removes every key for which `doomed` holds (a scan of all keys).
-    pub fn remove_where(&mut self, doomed: impl Fn(&str) -> bool) {
+    /// Removes every key for which `doomed` holds (a scan of all keys); returns their values.
+    pub fn remove_where(&mut self, doomed: impl Fn(&str) -> bool) -> Vec<V> {
         let keys: Vec<Arc<str>> = self.slots.keys().filter(|key| doomed(key)).cloned().collect();
-        for key in keys {
-            self.remove(&key);
-        }
+        keys.iter().filter_map(|key| self.remove(key)).collect()
     }
 
     /// Bytes in use.
-    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }
@@ -194,7 +197,7 @@ impl Cache {
     pub fn invalidate(&self, resource: &str, with_headers: bool) {
         let mut inner = self.lock();
         if with_headers {
-            inner.entries.remove_where(|key| key.strip_prefix(resource).is_some_and(|rest| rest.starts_with('\n')));
+            inner.entries.remove_where(|key| is_variant_of(key, resource));
         } else {
             inner.entries.remove(resource);
         }
@@ -213,6 +216,11 @@ impl Cache {
     pub fn end_update(&self, key: &str) {
         self.lock().updating.remove(key);
     }
+}
+
+/// Whether `key` is the key of `resource` with request-header values after it.
+pub fn is_variant_of(key: &str, resource: &str) -> bool {
+    key.strip_prefix(resource).is_some_and(|rest| rest.starts_with('\n'))
 }
 
 #[cfg(test)]
@@ -253,6 +261,7 @@ mod tests {
             initial_age: Duration::ZERO,
             fresh_for: Duration::from_secs(10),
             revalidate: false,
+            no_stale: false,
         })
     }
 

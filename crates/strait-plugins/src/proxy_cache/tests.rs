@@ -173,7 +173,123 @@ fn the_clients_no_cache_and_bypass_headers_skip_the_cache() {
     assert_eq!(exchange(&cache, &mut get(&[("cache-control", "no-cache")]), answer).2, "BYPASS");
     assert_eq!(exchange(&cache, &mut get(&[("x-refresh", "1")]), answer).2, "BYPASS");
     assert_eq!(exchange(&cache, &mut get(&[("x-refresh", "0")]), answer).2, "HIT");
-    assert_eq!(exchange(&cache, &mut get(&[("authorization", "Basic eDp5")]), answer).2, "BYPASS");
+}
+
+#[test]
+fn answers_to_authorized_requests_are_stored_only_when_they_say_they_may_be_shared() {
+    let authorized = || get(&[("authorization", "Basic eDp5")]);
+    for (directives, stored) in [
+        ("max-age=60", false),
+        ("public, max-age=60", true),
+        ("s-maxage=60", true),
+        ("must-revalidate, max-age=60", true),
+    ] {
+        let cache = factory(json!({}));
+        let answer = move |_: &request::Parts| (upstream(200, &[("cache-control", directives)]), &b"x"[..]);
+        assert_eq!(exchange(&cache, &mut authorized(), answer).2, "MISS");
+        let again = exchange(&cache, &mut get(&[]), answer).2;
+        assert_eq!(again == "HIT", stored, "{directives}: {again}");
+    }
+    let cache = factory(json!({}));
+    let shared = |_: &request::Parts| (upstream(200, &[("cache-control", "max-age=60")]), &b"x"[..]);
+    exchange(&cache, &mut get(&[]), shared);
+    assert_eq!(exchange(&cache, &mut authorized(), shared).2, "HIT", "a shared answer serves everyone");
+}
+
+#[test]
+fn vary_star_is_never_stored_and_no_cache_is_revalidated_on_every_use() {
+    let cache = factory(json!({}));
+    let star = |_: &request::Parts| (upstream(200, &[("cache-control", "max-age=60"), ("vary", "*")]), &b"x"[..]);
+    exchange(&cache, &mut get(&[]), star);
+    assert_eq!(exchange(&cache, &mut get(&[]), star).2, "MISS");
+
+    let cache = factory(json!({}));
+    let first = |_: &request::Parts| {
+        (upstream(200, &[("cache-control", "no-cache, max-age=60"), ("etag", "\"a\"")]), &b"body"[..])
+    };
+    assert_eq!(exchange(&cache, &mut get(&[]), first).2, "MISS");
+    for _ in 0..2 {
+        let confirm = |request: &request::Parts| {
+            assert_eq!(request.headers["if-none-match"], "\"a\"", "asked before use");
+            (upstream(304, &[("etag", "\"a\"")]), &b""[..])
+        };
+        assert_eq!(
+            exchange(&cache, &mut get(&[]), confirm),
+            (StatusCode::OK, Bytes::from("body"), "REVALIDATED".into())
+        );
+    }
+    // Without a validator there is nothing to revalidate with: not stored.
+    let cache = factory(json!({}));
+    let bare = |_: &request::Parts| (upstream(200, &[("cache-control", "no-cache")]), &b"x"[..]);
+    exchange(&cache, &mut get(&[]), bare);
+    assert_eq!(exchange(&cache, &mut get(&[]), bare).2, "MISS");
+}
+
+#[test]
+fn heuristic_freshness_only_for_statuses_that_allow_it() {
+    // 302 is stored when listed, but without freshness of its own it gets no `ttl`...
+    let cache = factory(json!({ "statuses": [200, 302] }));
+    let redirect = |_: &request::Parts| (upstream(302, &[("location", "/x")]), &b""[..]);
+    exchange(&cache, &mut get(&[]), redirect);
+    assert_eq!(exchange(&cache, &mut get(&[]), redirect).2, "MISS");
+    // ...unless it says `public`, or the operator gives it a `valid` entry.
+    let public = |_: &request::Parts| (upstream(302, &[("location", "/x"), ("cache-control", "public")]), &b""[..]);
+    exchange(&cache, &mut get(&[]), public);
+    assert_eq!(exchange(&cache, &mut get(&[]), public).2, "HIT");
+    let cache = factory(json!({ "statuses": [302], "valid": [{ "statuses": [302], "ttl": "1m" }] }));
+    exchange(&cache, &mut get(&[]), redirect);
+    assert_eq!(exchange(&cache, &mut get(&[]), redirect).2, "HIT");
+    // A 200 without freshness information gets `ttl`.
+    let cache = factory(json!({}));
+    let plain = |_: &request::Parts| (upstream(200, &[]), &b"x"[..]);
+    exchange(&cache, &mut get(&[]), plain);
+    assert_eq!(exchange(&cache, &mut get(&[]), plain).2, "HIT");
+}
+
+#[test]
+fn must_revalidate_and_s_maxage_are_never_served_stale() {
+    for directives in ["max-age=0, must-revalidate", "s-maxage=0", "max-age=0, proxy-revalidate"] {
+        let cache = factory(json!({ "use_stale": ["error", "http_503"] }));
+        let first =
+            move |_: &request::Parts| (upstream(200, &[("cache-control", directives), ("etag", "\"v\"")]), &b"old"[..]);
+        exchange(&cache, &mut get(&[]), first);
+        let failing = |_: &request::Parts| (upstream(503, &[]), &b"down"[..]);
+        let answer = exchange(&cache, &mut get(&[]), failing);
+        assert_eq!((answer.0, answer.2.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "EXPIRED"), "{directives}");
+    }
+}
+
+#[test]
+fn bodies_past_max_object_size_stop_being_buffered_without_a_declared_length() {
+    let cache = factory(json!({ "max_object_size": 8 }));
+    let mut filter = cache.create();
+    let mut ctx = ctx();
+    ready(filter.request_headers(&mut get(&[]), &mut ctx));
+    let mut head = upstream(200, &[("cache-control", "max-age=60")]);
+    ready(filter.response_headers(&mut head, &mut ctx));
+    let body = filter.response_body(&head, &ctx).expect("captured");
+    let (body, first) = ready(body.chunk(Bytes::from_static(b"12345"), false));
+    let (body, second) = ready(body.chunk(Bytes::from_static(b"67890"), false));
+    let (_, last) = ready(body.chunk(Bytes::new(), true));
+    assert_eq!([first.unwrap(), second.unwrap(), last.unwrap()].concat(), b"1234567890", "the client gets it all");
+    drop(filter);
+    let never = |_: &request::Parts| (upstream(200, &[]), &b"fresh"[..]);
+    assert_eq!(exchange(&cache, &mut get(&[]), never).2, "MISS", "not stored");
+    // `max_body`, its earlier name, still reads.
+    assert!(serde_json::from_value::<ProxyCacheConfig>(json!({ "max_body": "1MiB" })).is_ok());
+}
+
+#[test]
+fn the_cache_status_is_in_the_request_context_for_the_log() {
+    let cache = factory(json!({}));
+    let answer = |_: &request::Parts| (upstream(200, &[("cache-control", "max-age=60")]), &b"x"[..]);
+    exchange(&cache, &mut get(&[]), answer);
+    let mut filter = cache.create();
+    let mut ctx = ctx();
+    let Flow::Respond(mut local) = ready(filter.request_headers(&mut get(&[]), &mut ctx)) else { panic!("a hit") };
+    ready(filter.local_reply(&mut local, &mut ctx));
+    ready(filter.response_headers(&mut upstream_head(&local), &mut ctx));
+    assert_eq!(ctx.cache_status, Some("HIT"));
 }
 
 #[test]
@@ -233,4 +349,39 @@ fn invalidation_reaches_every_variant_of_keys_with_request_headers() {
     assert_eq!(exchange(&cache, &mut unsafe_request("PATCH", "/item?id=1"), ok).2, "BYPASS");
     assert_eq!(exchange(&cache, &mut get(&[("x-user", "a")]), stored).2, "MISS");
     assert_eq!(exchange(&cache, &mut get(&[("x-user", "b")]), stored).2, "MISS");
+}
+
+#[test]
+fn the_reference_examples_load_and_their_disk_store_opens() {
+    let doc = include_str!("../../../../docs/CONFIG.md");
+    let section = &doc[doc.find("### `proxy_cache`").expect("docs/CONFIG.md documents the filter")..];
+    let section = &section[..section.find("\n## ").unwrap()];
+    let mut examples = 0;
+    for block in section.split("```yaml\n").skip(1) {
+        let example = &block[..block.find("```").unwrap()];
+        let config =
+            strait_config::load_str_with_env(example, "CONFIG.md", &|_| None).unwrap_or_else(|e| panic!("{e}"));
+        let mut settings: ProxyCacheConfig =
+            serde_json::from_value(config.listeners[0].routes[0].filters[0].config.clone()).unwrap();
+        // The example's directory is a system one: the store opens in a directory of the test's.
+        let dir = tempfile::tempdir().unwrap();
+        if let Some(disk) = &mut settings.disk {
+            assert_eq!(disk.max_size.0, 10_000 << 20);
+            disk.path = dir.path().join("cache").display().to_string();
+        }
+        assert!(Settings::new(settings).is_ok());
+        examples += 1;
+    }
+    assert_eq!(examples, 2);
+}
+
+#[test]
+fn a_disk_store_that_cannot_be_made_is_reported_at_its_path() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let config = json!({ "disk": { "path": file.path().join("below-a-file").display().to_string() } });
+    let error = Settings::new(serde_json::from_value(config).unwrap()).unwrap_err();
+    assert_eq!(error.path, "disk.path");
+    let config = json!({ "disk": { "path": "/tmp", "max_size": 0 } });
+    assert_eq!(Settings::new(serde_json::from_value(config).unwrap()).unwrap_err().path, "disk.max_size");
+    assert!(serde_json::from_value::<ProxyCacheConfig>(json!({ "disk": { "path": "/x", "levels": 2 } })).is_err());
 }

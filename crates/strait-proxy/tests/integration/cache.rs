@@ -1,6 +1,7 @@
 //! The `proxy_cache` filter end to end: hits that never reach the backend, `Vary` variants,
 //! expiry and ETag revalidation, what is never stored, validity per status, LRU eviction,
-//! stale answers while the backend is down or being refreshed, and bypassing.
+//! stale answers while the backend is down or being refreshed, bypassing, and the disk store
+//! (hits from files, a restart, revalidation, eviction, a reload).
 
 use crate::support;
 
@@ -299,4 +300,186 @@ fn a_write_through_the_proxy_drops_the_stored_read() {
     assert_eq!((written.status, cache_status(&written)), (204, "BYPASS"));
     let after = get(&proxy, "/doc");
     assert_eq!((cache_status(&after), after.text().as_str()), ("MISS", "v2"), "the PUT dropped the entry");
+}
+
+// === disk store ===
+
+/// Entry files below the disk store at `dir` (temporary files of writes in progress left out).
+fn disk_files(dir: &std::path::Path) -> std::collections::BTreeSet<std::path::PathBuf> {
+    let mut files = std::collections::BTreeSet::new();
+    let levels = |path: &std::path::Path| std::fs::read_dir(path).into_iter().flatten().flatten().map(|e| e.path());
+    for level1 in levels(dir) {
+        for level2 in levels(&level1) {
+            files.extend(levels(&level2).filter(|file| !file.to_string_lossy().ends_with(".tmp")));
+        }
+    }
+    files
+}
+
+/// Waits until the store at `dir` holds a file that is not in `before` (a write finished).
+fn wait_for_new_file(dir: &std::path::Path, before: &std::collections::BTreeSet<std::path::PathBuf>) {
+    support::wait_until("a cache file to be written", || disk_files(dir).difference(before).next().is_some());
+}
+
+/// A cache without a memory tier, so every hit is read from the disk.
+fn disk_cache(dir: &std::path::Path, disk_size: &str) -> String {
+    format!("{{ max_size: 0, disk: {{ path: \"{}\", max_size: {disk_size} }} }}", dir.display())
+}
+
+#[test]
+fn a_disk_store_serves_hits_from_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(|_| Reply::text("from disk").header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, &disk_cache(dir.path(), "10MiB"));
+    let miss = get(&proxy, "/item");
+    assert_eq!((cache_status(&miss), miss.text().as_str()), ("MISS", "from disk"));
+    wait_for_new_file(dir.path(), &Default::default());
+    let hit = get(&proxy, "/item");
+    assert_eq!((hit.status, cache_status(&hit), hit.text().as_str()), (200, "HIT", "from disk"));
+    assert_eq!(hit.header("cache-control"), Some("max-age=60"));
+    assert_eq!(backend.count(), 1);
+    let files = disk_files(dir.path());
+    assert_eq!(files.len(), 1, "one entry, one file");
+    let relative = files.first().unwrap().strip_prefix(dir.path()).unwrap();
+    assert_eq!(relative.components().count(), 3, "two fan-out levels: {relative:?}");
+}
+
+#[test]
+fn a_restarted_proxy_serves_what_the_disk_store_holds_and_revalidates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(|request| {
+        if request.headers.get("if-none-match").is_some_and(|v| v == "\"v1\"") {
+            Reply::status(304).header("etag", "\"v1\"").header("cache-control", "max-age=60")
+        } else if request.uri == "/doc" {
+            Reply::text("full body").header("etag", "\"v1\"").header("cache-control", "max-age=2")
+        } else {
+            Reply::text("kept").header("cache-control", "max-age=60")
+        }
+    });
+    let config = disk_cache(dir.path(), "10MiB");
+    let first = proxy(&backend, &config);
+    assert_eq!(cache_status(&get(&first, "/kept")), "MISS");
+    let before = disk_files(dir.path());
+    wait_for_new_file(dir.path(), &Default::default());
+    assert_eq!(cache_status(&get(&first, "/doc")), "MISS");
+    wait_for_new_file(dir.path(), &before);
+    first.stop();
+
+    let second = proxy(&backend, &config);
+    let hit = get(&second, "/kept");
+    assert_eq!((hit.status, cache_status(&hit), hit.text().as_str()), (200, "HIT", "kept"));
+    assert_eq!(backend.count(), 2, "the restarted proxy did not ask the backend");
+    // Once `/doc` expires, the backend confirms it with a 304 and the body comes from the disk.
+    let revalidated = get_until_not_hit(&second, "/doc");
+    assert_eq!(
+        (revalidated.status, cache_status(&revalidated), revalidated.text().as_str()),
+        (200, "REVALIDATED", "full body")
+    );
+    assert_eq!(revalidated.header("cache-control"), Some("max-age=60"));
+    let requests = backend.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[2].headers.get("if-none-match").unwrap(), "\"v1\"");
+    // The refreshed entry is written back: fresh for a minute from then on.
+    support::wait_until("the refreshed entry to be served", || cache_status(&get(&second, "/doc")) == "HIT");
+    let hit = get(&second, "/doc");
+    assert_eq!((cache_status(&hit), hit.text().as_str()), ("HIT", "full body"));
+    assert!(backend.requests().iter().skip(2).all(|r| r.headers.get("if-none-match").is_some()), "only 304s since");
+}
+
+#[test]
+fn the_disk_store_evicts_the_least_recently_used_entry_under_its_size() {
+    // Each file is a 1000-byte body plus under 500 bytes of head, key and headers: two fit.
+    let dir = tempfile::tempdir().unwrap();
+    let body = "z".repeat(1000);
+    let backend = Backend::start(move |_| Reply::text(&body).header("cache-control", "max-age=60"));
+    let proxy = proxy(&backend, &disk_cache(dir.path(), "3000"));
+    let mut before = disk_files(dir.path());
+    for path in ["/a", "/b"] {
+        assert_eq!(cache_status(&get(&proxy, path)), "MISS");
+        wait_for_new_file(dir.path(), &before);
+        before = disk_files(dir.path());
+    }
+    assert_eq!(cache_status(&get(&proxy, "/a")), "HIT", "/a is now the most recently used");
+    assert_eq!(cache_status(&get(&proxy, "/c")), "MISS");
+    wait_for_new_file(dir.path(), &before);
+    support::wait_until("the evicted file to be deleted", || disk_files(dir.path()).len() == 2);
+    assert_eq!(cache_status(&get(&proxy, "/a")), "HIT");
+    assert_eq!(cache_status(&get(&proxy, "/c")), "HIT");
+    assert_eq!(cache_status(&get(&proxy, "/b")), "MISS", "/b was evicted");
+    assert_eq!(backend.count(), 4);
+    let used: u64 = disk_files(dir.path()).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
+    assert!(used <= 3000, "{used} bytes on disk");
+}
+
+#[test]
+fn a_reload_keeps_the_disk_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = Backend::start(|_| Reply::text("before the reload").header("cache-control", "max-age=60"));
+    let yaml = |header: &str| {
+        format!(
+            "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ max_size: 0, header: {header}, disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward: {{ cluster: app }}\nclusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+            dir.path().display(),
+            backend.addr
+        )
+    };
+    let proxy = Proxy::start(&yaml("X-Cache-Status"));
+    assert_eq!(cache_status(&get(&proxy, "/r")), "MISS");
+    wait_for_new_file(dir.path(), &Default::default());
+    proxy.reload(&yaml("X-Disk-Cache")).unwrap();
+    let hit = get(&proxy, "/r");
+    assert_eq!((hit.header("x-disk-cache"), hit.text().as_str()), (Some("HIT"), "before the reload"));
+    assert_eq!(backend.count(), 1);
+}
+
+#[test]
+fn a_chunked_body_past_max_object_size_passes_whole_and_uncached() {
+    let backend = Backend::start(|_| {
+        Reply { body: support::ReplyBody::Generated(300_000), ..Reply::text("") }.header("cache-control", "max-age=60")
+    });
+    let proxy = proxy(&backend, "{ max_object_size: 128KiB }");
+    for _ in 0..2 {
+        let response = get(&proxy, "/big");
+        assert_eq!((cache_status(&response), response.body.len()), ("MISS", 300_000));
+        assert!(response.body.iter().enumerate().all(|(i, b)| *b == support::pattern_byte(i as u64)));
+    }
+    assert_eq!(backend.count(), 2);
+}
+
+// === forward proxy ===
+
+#[test]
+fn a_forward_proxy_serves_cache_hits_to_curl() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin =
+        Backend::start(|r| Reply::text(&format!("origin page {}", r.uri)).header("cache-control", "max-age=60"));
+    let other = Backend::start(|_| Reply::text("other origin").header("cache-control", "max-age=60"));
+    let log = dir.path().join("access.log");
+    let proxy = Proxy::start(&format!(
+        "access_log: {{ path: \"{}\", format: squid }}\nlisteners:\n  - name: proxy\n    bind: 127.0.0.1:0\n    routes:\n      - filters:\n          - name: proxy_cache\n            config: {{ disk: {{ path: \"{}\", max_size: 1MiB }} }}\n        forward_proxy:\n          ssrf_guard: {{ allow: [\"{}\", \"{}\"] }}\n",
+        log.display(),
+        dir.path().join("cache").display(),
+        origin.addr,
+        other.addr
+    ));
+    let via = format!("http://{}", proxy.addr("proxy"));
+    let url = format!("http://{}/page?x=1", origin.addr);
+    let miss = support::curl(&["-x", &via, &url]);
+    assert_eq!((miss.status, cache_status(&miss), miss.text().as_str()), (200, "MISS", "origin page /page?x=1"));
+    let hit = support::curl(&["-x", &via, &url]);
+    assert_eq!((hit.status, cache_status(&hit), hit.text().as_str()), (200, "HIT", "origin page /page?x=1"));
+    assert!(hit.header("age").is_some());
+    assert_eq!(origin.count(), 1, "the hit never reached the origin");
+    // The same path on another origin is another entry.
+    let elsewhere = support::curl(&["-x", &via, &format!("http://{}/page?x=1", other.addr)]);
+    assert_eq!((cache_status(&elsewhere), elsewhere.text().as_str()), ("MISS", "other origin"));
+    assert_eq!(other.count(), 1);
+    // Squid's access log tells the hit from the misses.
+    support::wait_until("the access log has the three requests", || {
+        std::fs::read_to_string(&log).unwrap_or_default().lines().count() == 3
+    });
+    let text = std::fs::read_to_string(&log).unwrap();
+    // (Workers hand their lines over on their own, so the order is not the requests'.)
+    let mut codes: Vec<&str> = text.lines().filter_map(|line| line.split_whitespace().nth(3)).collect();
+    codes.sort();
+    assert_eq!(codes, ["TCP_HIT/200", "TCP_MISS/200", "TCP_MISS/200"], "{text}");
 }

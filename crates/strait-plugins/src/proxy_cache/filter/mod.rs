@@ -1,19 +1,25 @@
-//! One request's pass through the cache: look-up and answer in the request-header phase,
-//! then, for answers from the upstream, revalidation, stale answers and storing.
+//! One request's pass through the cache: look-up (in memory, then on disk) and answer in the
+//! request-header phase, then, for answers from the upstream, revalidation, stale answers and
+//! storing.
+
+mod body;
+mod entries;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{request, response, Method, StatusCode};
-use strait_http::context::ResponseLength;
-use strait_http::{BodyFilter, BodyStep, Filter, Flow, LocalResponse, Phase, Reason, RequestCtx};
+use strait_http::{BodyFilter, Filter, Flow, LocalResponse, Phase, Reason, RequestCtx};
 
-use super::freshness::{self, Asked, Directives};
-use super::key::{self, VaryKey};
+use super::disk::{DiskStore, FileId};
+use super::freshness::{self, Asked};
+use super::key;
 use super::store::Entry;
 use super::{Settings, StaleWhen};
+use body::{CaptureBody, ReplaceBody};
+use entries::{answer, not_modified, refresh, serve_instead, storable};
 
 /// What the cache did for a response, as `X-Cache-Status` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,16 +39,16 @@ pub enum CacheStatus {
 }
 
 impl CacheStatus {
-    /// The header value.
-    fn value(self) -> HeaderValue {
-        HeaderValue::from_static(match self {
+    /// The word for it, in the header and the access log.
+    fn word(self) -> &'static str {
+        match self {
             CacheStatus::Hit => "HIT",
             CacheStatus::Miss => "MISS",
             CacheStatus::Expired => "EXPIRED",
             CacheStatus::Stale => "STALE",
             CacheStatus::Bypass => "BYPASS",
             CacheStatus::Revalidated => "REVALIDATED",
-        })
+        }
     }
 }
 
@@ -52,6 +58,9 @@ struct Upstream {
     key: String,
     /// Whether the answer may be stored.
     store: bool,
+    /// The request has `Authorization`: the answer is stored only if it says it may be
+    /// shared (RFC 9111 §3.5).
+    authorized: bool,
     /// The expired entry it refreshes, if any.
     stale: Option<Arc<Entry>>,
     /// Validators of `stale` were added to the upstream request.
@@ -88,7 +97,25 @@ enum Plan {
 struct Pending {
     key: String,
     entry: Entry,
-    max_body: usize,
+    max_object_size: usize,
+}
+
+/// What the look-up found for a request.
+enum Found {
+    /// It was not looked up (the client or `bypass` asked to skip the cache).
+    Skipped,
+    /// Nothing is stored for it.
+    Nothing,
+    /// This entry.
+    Entry(Arc<Entry>),
+}
+
+/// What the look-up in the request-header phase came to.
+enum Lookup {
+    /// Decided: the answer from the cache, or none (the request goes upstream).
+    Done(Option<LocalResponse>),
+    /// Not in memory, but the disk store has a variant: read it, then decide.
+    Disk(Box<Upstream>, Arc<DiskStore>, FileId),
 }
 
 /// The `proxy_cache` filter of one request.
@@ -109,8 +136,8 @@ impl ProxyCache {
         ProxyCache { settings, plan: Plan::Unseen, foreign_local: false, replacement: None, pending: None }
     }
 
-    /// Looks the request up; `Some` answer when the cache serves it.
-    fn look_up(&mut self, request: &mut request::Parts) -> Option<LocalResponse> {
+    /// Looks the request up in memory; a disk read when only the disk store may have it.
+    fn look_up(&mut self, request: &mut request::Parts) -> Lookup {
         let settings = &*self.settings;
         if !settings.methods.contains(&request.method) {
             self.plan = if request.method.is_safe() {
@@ -121,53 +148,76 @@ impl ProxyCache {
                 let resource = key::resource(Method::GET.as_str(), &host, request.uri.path(), query);
                 Plan::Invalidate { host, resource }
             };
-            return None;
-        }
-        if request.headers.contains_key(header::AUTHORIZATION) && !settings.cache_authorized {
-            self.plan = Plan::Pass;
-            return None;
+            return Lookup::Done(None);
         }
         let asked = if settings.request_cache_control { Asked::parse(&request.headers) } else { Asked::default() };
         let bypass = asked.no_cache || asked.no_store || settings.bypass.iter().any(|name| wants_bypass(request, name));
         // A `HEAD` answer has no body to store; `HEAD` is answered from `GET`'s entries.
         let store = request.method != Method::HEAD && !asked.no_store;
-        let mut upstream = Upstream {
+        let upstream = Box::new(Upstream {
             key: key::primary(request, &settings.key),
             store,
+            authorized: request.headers.contains_key(header::AUTHORIZATION) && !settings.cache_authorized,
             stale: None,
             revalidating: false,
             updating: false,
             request_headers: None,
             status: CacheStatus::Bypass,
-        };
-        if !bypass {
-            let now = Instant::now();
-            match settings.cache.lookup(&upstream.key, &request.headers) {
-                None => upstream.status = CacheStatus::Miss,
-                Some(entry) if entry.is_fresh(now) => {
-                    self.plan = Plan::Served(CacheStatus::Hit);
-                    if entry.status == StatusCode::OK && freshness::not_modified(&request.headers, &entry.headers) {
-                        return Some(not_modified(&entry, now));
-                    }
+        });
+        if bypass {
+            return Lookup::Done(self.decide(request, upstream, Found::Skipped));
+        }
+        if let Some(entry) = settings.cache.lookup(&upstream.key, &request.headers) {
+            if let Some(disk) = &settings.disk {
+                disk.touch(&upstream.key);
+            }
+            return Lookup::Done(self.decide(request, upstream, Found::Entry(entry)));
+        }
+        match &settings.disk {
+            Some(disk) => match disk.find(&upstream.key, &request.headers) {
+                Some(id) => Lookup::Disk(upstream, disk.clone(), id),
+                None => Lookup::Done(self.decide(request, upstream, Found::Nothing)),
+            },
+            None => Lookup::Done(self.decide(request, upstream, Found::Nothing)),
+        }
+    }
+
+    /// Answers from what was `found`, or sends the request upstream; `Some` answer when the
+    /// cache serves it.
+    fn decide(
+        &mut self,
+        request: &mut request::Parts,
+        mut upstream: Box<Upstream>,
+        found: Found,
+    ) -> Option<LocalResponse> {
+        let settings = &*self.settings;
+        let now = Instant::now();
+        match found {
+            Found::Skipped => {}
+            Found::Nothing => upstream.status = CacheStatus::Miss,
+            Found::Entry(entry) if entry.is_fresh(now) => {
+                self.plan = Plan::Served(CacheStatus::Hit);
+                if entry.status == StatusCode::OK && freshness::not_modified(&request.headers, &entry.headers) {
+                    return Some(not_modified(&entry, now));
+                }
+                return Some(answer(&entry, now));
+            }
+            Found::Entry(entry) => {
+                upstream.updating = settings.cache.begin_update(&upstream.key);
+                if !upstream.updating && !entry.no_stale && settings.use_stale.contains(&StaleWhen::Updating) {
+                    self.plan = Plan::Served(CacheStatus::Stale);
                     return Some(answer(&entry, now));
                 }
-                Some(entry) => {
-                    upstream.updating = settings.cache.begin_update(&upstream.key);
-                    if !upstream.updating && settings.use_stale.contains(&StaleWhen::Updating) {
-                        self.plan = Plan::Served(CacheStatus::Stale);
-                        return Some(answer(&entry, now));
-                    }
-                    upstream.revalidating = add_validators(request, &entry);
-                    upstream.status = CacheStatus::Expired;
-                    upstream.stale = Some(entry);
-                }
+                upstream.revalidating = add_validators(request, &entry);
+                upstream.status = CacheStatus::Expired;
+                upstream.stale = Some(entry);
             }
         }
         // Kept for the `Vary` fields of the answer; a hit never pays for the copy.
-        if store {
+        if upstream.store {
             upstream.request_headers = Some(request.headers.clone());
         }
-        self.plan = Plan::Upstream(Box::new(upstream));
+        self.plan = Plan::Upstream(upstream);
         None
     }
 
@@ -179,18 +229,19 @@ impl ProxyCache {
         if let Some(stale) = upstream.stale.clone() {
             if upstream.revalidating && response.status == StatusCode::NOT_MODIFIED {
                 let refreshed = Arc::new(refresh(settings, &stale, &response.headers, now));
-                settings.cache.store(&upstream.key, refreshed.clone());
+                settings.store(&upstream.key, refreshed.clone());
                 self.replacement = Some(serve_instead(response, &refreshed, now));
                 return CacheStatus::Revalidated;
             }
-            if settings.stale_on_status(response.status) {
+            if !stale.no_stale && settings.stale_on_status(response.status) {
                 self.replacement = Some(serve_instead(response, &stale, now));
                 return CacheStatus::Stale;
             }
         }
         if upstream.store {
-            if let Some(entry) = storable(settings, response, upstream.request_headers.take()) {
-                self.pending = Some(Pending { key: upstream.key.clone(), entry, max_body: settings.max_body });
+            if let Some(entry) = storable(settings, response, upstream.request_headers.take(), upstream.authorized) {
+                let max_object_size = settings.max_object_size;
+                self.pending = Some(Pending { key: upstream.key.clone(), entry, max_object_size });
             }
         }
         upstream.status
@@ -199,17 +250,28 @@ impl ProxyCache {
 
 impl Filter for ProxyCache {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, _ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
-        Phase::Ready(match self.look_up(request) {
-            Some(answer) => Flow::Respond(answer),
-            None => Flow::Continue,
-        })
+        match self.look_up(request) {
+            Lookup::Done(answer) => Phase::Ready(flow(answer)),
+            Lookup::Disk(upstream, disk, id) => Phase::wait(async move {
+                let found = match read_from_disk(disk, upstream.key.clone(), id).await {
+                    Some(entry) => {
+                        self.settings.cache.store(&upstream.key, entry.clone());
+                        Found::Entry(entry)
+                    }
+                    None => Found::Nothing,
+                };
+                flow(self.decide(request, upstream, found))
+            }),
+        }
     }
 
     fn local_reply<'a>(&'a mut self, reply: &'a mut LocalResponse, ctx: &'a mut RequestCtx) -> Phase<'a, ()> {
         match &self.plan {
             Plan::Served(_) => {}
             Plan::Upstream(upstream) => match (&upstream.stale, reply.reason) {
-                (Some(stale), Some(reason)) if stale_on_failure(&self.settings.use_stale, reason) => {
+                (Some(stale), Some(reason))
+                    if !stale.no_stale && stale_on_failure(&self.settings.use_stale, reason) =>
+                {
                     // The failure stays in the log; the client gets the stored answer.
                     ctx.reason = Some(reason);
                     *reply = answer(stale, Instant::now());
@@ -223,11 +285,7 @@ impl Filter for ProxyCache {
         Phase::Ready(())
     }
 
-    fn response_headers<'a>(
-        &'a mut self,
-        response: &'a mut response::Parts,
-        _ctx: &'a mut RequestCtx,
-    ) -> Phase<'a, ()> {
+    fn response_headers<'a>(&'a mut self, response: &'a mut response::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, ()> {
         let status = match &self.plan {
             Plan::Unseen | Plan::Pass => CacheStatus::Bypass,
             Plan::Invalidate { host, resource } => {
@@ -240,7 +298,8 @@ impl Filter for ProxyCache {
             Plan::Upstream(upstream) if self.foreign_local => upstream.status,
             Plan::Upstream(_) => self.upstream_answer(response),
         };
-        response.headers.insert(self.settings.header.clone(), status.value());
+        response.headers.insert(self.settings.header.clone(), HeaderValue::from_static(status.word()));
+        ctx.cache_status = Some(status.word());
         Phase::Ready(())
     }
 
@@ -259,13 +318,13 @@ impl ProxyCache {
     fn invalidate(&self, host: &str, resource: &str, answer: &HeaderMap) {
         let settings = &*self.settings;
         let with_headers = !settings.key.headers.is_empty();
-        settings.cache.invalidate(resource, with_headers);
+        settings.invalidate(resource, with_headers);
         for name in [header::LOCATION, header::CONTENT_LOCATION] {
             let Some(uri) = answer.get(&name).and_then(|v| http::Uri::try_from(v.as_bytes()).ok()) else { continue };
             let same_host = uri.authority().is_none_or(|a| a.as_str().eq_ignore_ascii_case(host));
             if same_host && uri.path().starts_with('/') {
                 let query = if settings.key.ignore_query { None } else { uri.query() };
-                settings.cache.invalidate(&key::resource(Method::GET.as_str(), host, uri.path(), query), with_headers);
+                settings.invalidate(&key::resource(Method::GET.as_str(), host, uri.path(), query), with_headers);
             }
         }
     }
@@ -328,161 +387,18 @@ fn stale_on_failure(use_stale: &[StaleWhen], reason: Reason) -> bool {
     use_stale.contains(&when)
 }
 
-/// The stored answer as a local response, with its `Age`: the body is shared, not copied.
-fn answer(entry: &Entry, now: Instant) -> LocalResponse {
-    let mut headers = entry.headers.clone();
-    headers.insert(header::AGE, HeaderValue::from(entry.age(now).as_secs()));
-    LocalResponse { status: entry.status, headers, body: entry.body.clone(), reason: None }
-}
-
-/// A `304` for a client whose conditions the fresh `entry` meets: the fields RFC 9110 §15.4.5
-/// asks for, no body.
-fn not_modified(entry: &Entry, now: Instant) -> LocalResponse {
-    let mut headers = HeaderMap::new();
-    for name in [
-        header::CACHE_CONTROL,
-        header::CONTENT_LOCATION,
-        header::ETAG,
-        header::EXPIRES,
-        header::VARY,
-        header::LAST_MODIFIED,
-    ] {
-        for value in entry.headers.get_all(&name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers.insert(header::AGE, HeaderValue::from(entry.age(now).as_secs()));
-    LocalResponse { status: StatusCode::NOT_MODIFIED, headers, body: Bytes::new(), reason: None }
-}
-
-/// Turns the upstream's response head into `entry`'s; returns the body to send instead.
-fn serve_instead(response: &mut response::Parts, entry: &Entry, now: Instant) -> Bytes {
-    response.status = entry.status;
-    response.headers = entry.headers.clone();
-    response.headers.insert(header::AGE, HeaderValue::from(entry.age(now).as_secs()));
-    response.extensions.insert(ResponseLength(entry.body.len() as u64));
-    entry.body.clone()
-}
-
-/// `stale` updated by a `304`'s headers (RFC 9111 §4.3.4), fresh again from now.
-fn refresh(settings: &Settings, stale: &Entry, not_modified: &HeaderMap, now: Instant) -> Entry {
-    let mut headers = stale.headers.clone();
-    for name in not_modified.keys() {
-        if is_unstored(name) || *name == settings.header {
-            continue;
-        }
-        headers.remove(name);
-        for value in not_modified.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    let directives = Directives::parse(&headers);
-    let fresh_for = freshness::explicit_lifetime(&directives, &headers, SystemTime::now())
-        .unwrap_or_else(|| settings.default_lifetime(stale.status));
-    Entry {
-        status: stale.status,
-        headers,
-        body: stale.body.clone(),
-        vary: stale.vary.clone(),
-        stored_at: now,
-        initial_age: freshness::initial_age(not_modified),
-        fresh_for,
-        revalidate: directives.no_cache,
+/// The request-header phase's decision for `answer`.
+fn flow(answer: Option<LocalResponse>) -> Flow {
+    match answer {
+        Some(answer) => Flow::Respond(answer),
+        None => Flow::Continue,
     }
 }
 
-/// The entry an upstream answer would make, when it may be stored.
-fn storable(settings: &Settings, response: &response::Parts, request_headers: Option<HeaderMap>) -> Option<Entry> {
-    if !settings.statuses.contains(&response.status) {
-        return None;
-    }
-    let headers = &response.headers;
-    let directives = Directives::parse(headers);
-    if directives.no_store || directives.private {
-        return None;
-    }
-    if headers.contains_key(header::SET_COOKIE) && !settings.cache_cookies {
-        return None;
-    }
-    if response.extensions.get::<ResponseLength>().is_some_and(|l| l.0 > settings.max_body as u64) {
-        return None;
-    }
-    let vary = VaryKey::capture(headers, &request_headers?)?;
-    let fresh_for = freshness::explicit_lifetime(&directives, headers, SystemTime::now())
-        .unwrap_or_else(|| settings.default_lifetime(response.status));
-    let validators = headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED);
-    if fresh_for.is_zero() && !validators {
-        return None;
-    }
-    let mut kept = headers.clone();
-    for name in headers.keys() {
-        if is_unstored(name) || *name == settings.header {
-            kept.remove(name);
-        }
-    }
-    Some(Entry {
-        status: response.status,
-        headers: kept,
-        body: Bytes::new(),
-        vary,
-        stored_at: Instant::now(),
-        initial_age: freshness::initial_age(headers),
-        fresh_for,
-        revalidate: directives.no_cache,
-    })
-}
-
-/// Fields never stored with an entry: framing, hop-by-hop, and `Age` (recomputed).
-fn is_unstored(name: &http::HeaderName) -> bool {
-    matches!(
-        *name,
-        header::CONTENT_LENGTH
-            | header::TRANSFER_ENCODING
-            | header::CONNECTION
-            | header::TE
-            | header::TRAILER
-            | header::UPGRADE
-            | header::AGE
-    ) || name.as_str() == "keep-alive"
-}
-
-/// Copies a response body on its way to the client, and stores the answer when it ends
-/// within `max_body`.
-struct CaptureBody {
-    settings: Arc<Settings>,
-    body: BytesMut,
-    /// `None` once the body grew too large.
-    pending: Option<Pending>,
-}
-
-impl BodyFilter for CaptureBody {
-    fn chunk(mut self: Box<Self>, chunk: Bytes, end: bool) -> BodyStep {
-        if let Some(pending) = &self.pending {
-            if self.body.len() + chunk.len() > pending.max_body {
-                self.pending = None;
-                self.body = BytesMut::new();
-            } else {
-                self.body.extend_from_slice(&chunk);
-            }
-        }
-        if end {
-            if let Some(mut pending) = self.pending.take() {
-                pending.entry.body = std::mem::take(&mut self.body).freeze();
-                self.settings.cache.store(&pending.key, Arc::new(pending.entry));
-            }
-        }
-        Phase::Ready((self as Box<dyn BodyFilter>, Ok(chunk)))
-    }
-}
-
-/// Sends a stored body in place of the upstream's (which is dropped).
-struct ReplaceBody {
-    body: Option<Bytes>,
-}
-
-impl BodyFilter for ReplaceBody {
-    fn chunk(mut self: Box<Self>, _chunk: Bytes, _end: bool) -> BodyStep {
-        let out = self.body.take().unwrap_or_default();
-        Phase::Ready((self as Box<dyn BodyFilter>, Ok(out)))
+/// Reads file `id` of `key` on the runtime's blocking pool (here, when there is no runtime).
+async fn read_from_disk(disk: Arc<DiskStore>, key: String, id: FileId) -> Option<Arc<Entry>> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.spawn_blocking(move || disk.read(&key, id)).await.ok().flatten().map(Arc::new),
+        Err(_) => disk.read(&key, id).map(Arc::new),
     }
 }
