@@ -8,10 +8,15 @@ use crate::support::{run_to_end, strip_ansi, Strait, Workdir};
 #[test]
 fn the_squid_example_validates_without_warnings() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let (code, stdout, stderr) = run_to_end(&root, &["validate", "-c", "examples/squid.yaml"], &[]);
+    // Validation opens the cache directory: a temporary one, not the example's /var/spool.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let (code, stdout, stderr) =
+        run_to_end(&root, &["validate", "-c", "examples/squid.yaml"], &[("STRAIT_CACHE_DIR", cache_dir)]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout, "examples/squid.yaml: ok (1 listeners, 1 routes, 0 clusters)\n");
-    assert!(stderr.is_empty(), "{stderr}");
+    assert!(stderr.contains(&format!("disk store opened path={cache_dir}")), "{stderr}");
+    assert!(!stderr.contains("warning") && !stderr.contains("WARN"), "{stderr}");
 }
 
 #[test]
