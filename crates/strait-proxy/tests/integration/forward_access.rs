@@ -4,9 +4,9 @@
 //! fields), with curl `-x` and raw requests as the clients.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 
-use crate::support::{curl, raw_request, Backend, Proxy, RawResponse, Reply, WAIT};
+use crate::support::{curl, echo_server, open_tunnel, raw_request, Backend, Proxy, RawResponse, Reply};
 
 /// A forward proxy on listener `proxy` with these listener filters (YAML list items, indented
 /// for `filters:`), whose SSRF guard lets `origin` through.
@@ -72,40 +72,10 @@ fn what_no_rule_allows_is_denied_and_says_so() {
     assert_eq!(origin.count(), 0);
 }
 
-/// A TCP server that echoes what it reads, for tunnels.
-fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(WAIT));
-                let mut buf = [0u8; 1024];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 /// Sends `CONNECT target` and returns the status of the answer; on a 200, checks that the
 /// tunnel carries bytes both ways.
 fn connect(proxy: &Proxy, target: SocketAddr) -> (u16, String) {
-    let mut stream = TcpStream::connect(proxy.addr("proxy")).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head arrives");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
+    let (mut stream, head) = open_tunnel(proxy.addr("proxy"), target, b"");
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     if status == 200 {
         stream.write_all(b"ping").unwrap();

@@ -3,11 +3,11 @@
 //! `HTTP_PROXY` and raw requests as the clients.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::time::Duration;
 
 use crate::support::pki::Pki;
-use crate::support::{curl, raw_request, Backend, Proxy, RawConn, Reply, WAIT};
+use crate::support::{curl, echo_server, open_tunnel, raw_request, read_head, Backend, Proxy, RawConn, Reply, WAIT};
 
 /// Listener filters letting every client tunnel to any port (the tests' origins listen on
 /// ports the kernel picks; without `http_access`, tunnels go to port 443 only).
@@ -130,44 +130,12 @@ fn a_name_mapped_to_loopback_is_refused_after_resolution() {
     assert_eq!(unknown.header("x-strait-reason"), Some("dns_failed"));
 }
 
-/// A TCP server that echoes every byte back, closing after the client's end.
-fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut stream = stream;
-                let _ = stream.set_read_timeout(Some(WAIT));
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-                let _ = stream.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn connect_opens_a_tunnel_that_carries_bytes_both_ways_and_half_closes() {
     let echo = echo_server();
     let proxy = forward_proxy(&[echo.to_string()], "");
-    let mut stream = TcpStream::connect(proxy.addr("proxy")).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
     // The first tunnel bytes go in the same packet as the CONNECT head.
-    let head = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\nearly ");
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let mut byte = [0u8; 1];
-    while !answer.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1, "the head arrives");
-        answer.push(byte[0]);
-    }
-    let answer = String::from_utf8(answer).unwrap();
+    let (mut stream, answer) = open_tunnel(proxy.addr("proxy"), echo, b"early ");
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     let lower = answer.to_ascii_lowercase();
     assert!(!lower.contains("content-length") && !lower.contains("transfer-encoding"), "{answer}");
@@ -259,13 +227,9 @@ fn a_parent_proxy_gets_absolute_form_requests_and_its_credentials() {
     let seen = std::thread::spawn(move || {
         let (mut stream, _) = recorder.accept().unwrap();
         stream.set_read_timeout(Some(WAIT)).unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0u8; 1];
-        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-            head.push(byte[0]);
-        }
+        let head = read_head(&mut stream);
         stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-        String::from_utf8(head).unwrap()
+        head
     });
     let got = curl(&["-x", &proxy_url(&child), "http://origin.test:8080/p?q"]);
     assert_eq!(got.status, 204);
@@ -281,16 +245,8 @@ fn connect_through_a_parent_proxy() {
     let parent = forward_proxy(&[echo.to_string()], "");
     let child =
         forward_proxy(&[echo.to_string()], &format!("          parent: {{ address: \"{}\" }}", parent.addr("proxy")));
-    let mut stream = TcpStream::connect(child.addr("proxy")).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut byte = [0u8; 1];
-    while !got.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1);
-        got.push(byte[0]);
-    }
-    assert!(got.starts_with(b"HTTP/1.1 200 "), "{}", String::from_utf8_lossy(&got));
+    let (mut stream, got) = open_tunnel(child.addr("proxy"), echo, b"");
+    assert!(got.starts_with("HTTP/1.1 200 "), "{got}");
     stream.write_all(b"ping").unwrap();
     let mut pong = [0u8; 4];
     stream.read_exact(&mut pong).unwrap();
@@ -338,15 +294,8 @@ fn a_clients_bandwidth_is_limited_on_responses_and_tunnels() {
     // Through a tunnel both directions count: 100 KiB up and back is 200 KiB. A fresh proxy
     // has a full bucket: 100 KiB at once, the rest (less one chunk) at 100 KiB/s.
     let proxy = forward_proxy(&[echo.to_string()], "          client_bandwidth: 100KiB");
-    let mut stream = TcpStream::connect(proxy.addr("proxy")).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.write_all(format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n").as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).unwrap(), 1);
-        head.push(byte[0]);
-    }
+    let (mut stream, head) = open_tunnel(proxy.addr("proxy"), echo, b"");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let started = std::time::Instant::now();
     let payload = vec![7u8; 100 * 1024];
     let writer = {

@@ -756,3 +756,50 @@ impl RawUpstream {
         self.conns.lock().unwrap().iter().map(|c| c.lock().unwrap().clone()).collect()
     }
 }
+
+// === forward-proxy tunnels ===
+
+/// A TCP server that echoes every byte back and passes the client's end on as its own.
+pub fn echo_server() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(WAIT));
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+/// Reads a message head byte by byte, up to and with its blank line (or until the peer stops),
+/// so nothing after it is consumed.
+pub fn read_head(stream: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).expect("an ASCII head")
+}
+
+/// Connects to the proxy at `proxy`, sends `CONNECT target` followed by `early` bytes, and
+/// returns the connection and the answer's head.
+pub fn open_tunnel(proxy: SocketAddr, target: impl std::fmt::Display, early: &[u8]) -> (TcpStream, String) {
+    let mut stream = TcpStream::connect(proxy).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").into_bytes();
+    request.extend_from_slice(early);
+    stream.write_all(&request).unwrap();
+    let head = read_head(&mut stream);
+    (stream, head)
+}
