@@ -40,6 +40,15 @@ impl SourceMap {
         &self.file
     }
 
+    /// The directory files named in the configuration are read from when their paths are
+    /// relative: the file's own, or the current one when it names none.
+    pub fn dir(&self) -> std::path::PathBuf {
+        match std::path::Path::new(self.file()).parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => std::path::PathBuf::from("."),
+        }
+    }
+
     /// An error about the field at `path` (`listeners[0].filters[1].config.set`), located at
     /// its value, or at the closest enclosing node the file has.
     pub fn error(&self, path: &str, message: impl Into<String>) -> ConfigError {

@@ -124,10 +124,7 @@ fn host_of(address: &str) -> &str {
 pub fn build_all(
     config: &strait_config::Config,
 ) -> Result<std::collections::HashMap<String, Arc<Connector>>, Vec<strait_config::ConfigError>> {
-    let base_dir = match Path::new(config.source.file()).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let base_dir = config.source.dir();
     let mut connectors = std::collections::HashMap::new();
     let mut errors = Vec::new();
     for (index, cluster) in config.clusters.iter().enumerate() {

@@ -138,10 +138,7 @@ fn same_authority(asked: &str, tunnel: &str) -> bool {
 pub(crate) fn load_all(
     config: &strait_config::Config,
 ) -> Result<std::collections::HashMap<(usize, usize), ForwardPlan>, Vec<strait_config::ConfigError>> {
-    let base_dir = match std::path::Path::new(config.source.file()).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let base_dir = config.source.dir();
     let mut plans = std::collections::HashMap::new();
     let mut errors = Vec::new();
     for (l, listener) in config.listeners.iter().enumerate() {

@@ -64,10 +64,7 @@ pub struct TranscodePlan {
 /// unreadable descriptor set, an unknown service, a bad `google.api.http` rule, a cluster
 /// that does not speak HTTP/2) are reported at their fields.
 pub fn load_all(config: &Config) -> Result<HashMap<(usize, usize), TranscodePlan>, Vec<ConfigError>> {
-    let base_dir = match Path::new(config.source.file()).parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
+    let base_dir = config.source.dir();
     let mut plans = HashMap::new();
     let mut errors = Vec::new();
     for (listener_index, listener) in config.listeners.iter().enumerate() {
