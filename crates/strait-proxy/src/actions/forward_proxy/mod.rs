@@ -115,7 +115,7 @@ fn refusal(
         }
     }
     if plan.default_access {
-        if !ctx.client_ip.is_loopback() && !ctx.client_ip.to_canonical().is_loopback() {
+        if !ctx.client_ip.to_canonical().is_loopback() {
             return Some(Reason::ProxyAccessDenied);
         }
         if parts.method == Method::CONNECT && destination::of_request(parts, 443).is_ok_and(|(_, port)| port != 443) {

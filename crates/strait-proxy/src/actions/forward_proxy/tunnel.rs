@@ -43,9 +43,7 @@ pub(super) async fn open<S: ResponseSink>(
                     return respond::send_local(sink, chain, ctx, snapshot, LocalResponse::for_reason(reason)).await
                 }
             };
-            let mut response = Response::new(Full::default());
-            response.extensions_mut().insert(TunnelOpen);
-            return respond::send(sink, chain, ctx, response).await && sink.bump(answer);
+            return respond::send(sink, chain, ctx, established()).await && sink.bump(answer);
         }
     }
     let (stream, early) = match connect(plan, parts, ctx).await {
@@ -54,16 +52,21 @@ pub(super) async fn open<S: ResponseSink>(
             return respond::send_local(sink, chain, ctx, snapshot, LocalResponse::for_reason(reason)).await;
         }
     };
-    let mut response = Response::new(Full::default());
-    *response.status_mut() = StatusCode::OK;
-    response.extensions_mut().insert(TunnelOpen);
-    if !respond::send(sink, chain, ctx, response).await {
+    if !respond::send(sink, chain, ctx, established()).await {
         return false;
     }
     let pace = plan.bandwidth.clone().map(|limit| super::Pace { limit, client: ctx.client_ip });
     let upgraded =
         Upgraded { stream: crate::upstream::UpstreamStream::Tcp(stream), buf: early, idle: plan.tunnel_idle, pace };
     sink.upgrade(upgraded)
+}
+
+/// The `200` that opens a tunnel.
+fn established() -> Response<Full> {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = StatusCode::OK;
+    response.extensions_mut().insert(TunnelOpen);
+    response
 }
 
 /// The connection the tunnel runs over, and any bytes that came after the parent's answer.
