@@ -230,6 +230,7 @@ mod tests {
             tls: None,
             protocol: Default::default(),
             filters: Vec::new(),
+            proxy_protocol: None,
         };
         let state = ClusterState::start(config, &resolved(&[1, 2]), Handle::current(), Arc::default());
         let before = state.endpoints();

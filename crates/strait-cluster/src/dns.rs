@@ -176,6 +176,7 @@ mod tests {
             tls: None,
             protocol: Default::default(),
             filters: Vec::new(),
+            proxy_protocol: None,
         };
         let cache = DnsCache::default();
         assert!(resolve(&cluster, &cache, true).await.is_err());

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use crate::units::{ByteSize, Dur};
 
 mod forward_proxy;
+mod l4;
 mod transcode;
 pub use forward_proxy::{ForwardProxy, ForwardTimeouts, PacFile, ParentProxy, SsrfGuard, TlsInspection};
+pub use l4::{AcceptProxyProtocol, Fallback, ProxyProtocolVersion, SniRoute, TcpForward, UdpForward};
 pub use transcode::{GrpcTranscode, PrintOptions};
 
 /// A whole configuration file.
@@ -267,6 +269,16 @@ pub struct Listener {
     /// path too. On by default.
     #[serde(default)]
     pub path_normalization: PathNormalization,
+    /// Forward connections to a cluster as byte streams (L4) instead of serving HTTP; with
+    /// `tcp.sni`, chosen by TLS server name, beside termination when `tls` is set too.
+    #[serde(default)]
+    pub tcp: Option<TcpForward>,
+    /// Bind a UDP socket and forward its datagrams to a cluster instead of serving HTTP.
+    #[serde(default)]
+    pub udp: Option<UdpForward>,
+    /// Accept the PROXY protocol (v1 and v2) from the listed load balancers.
+    #[serde(default)]
+    pub proxy_protocol: Option<AcceptProxyProtocol>,
 }
 
 /// Path normalization of a listener (Envoy `normalize_path`, `merge_slashes` and
@@ -750,6 +762,10 @@ pub struct Cluster {
     /// route's filter of the same name takes their place.
     #[serde(default)]
     pub filters: Vec<FilterSpec>,
+    /// Open every connection to the endpoints with a PROXY protocol header naming the client
+    /// (HAProxy `send-proxy`, `send-proxy-v2`); only for TCP listeners' connections.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocolVersion>,
 }
 
 fn default_dns_refresh() -> Dur {

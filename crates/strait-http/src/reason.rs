@@ -98,6 +98,24 @@ pub enum Reason {
     DestinationForbidden,
     /// The destination's name could not be resolved (502).
     DnsFailed,
+    /// A layer 4 session carried no byte either way for its idle timeout and was closed.
+    StreamIdleTimeout,
+    /// A passthrough client's first bytes are not a TLS ClientHello, or the hello is malformed
+    /// (400).
+    TlsHelloInvalid,
+    /// A passthrough client did not finish its ClientHello within `tcp.hello_timeout` (408).
+    TlsHelloTimeout,
+    /// No passthrough route takes the ClientHello's server name (or its lack of one), and the
+    /// listener refuses such connections (403).
+    NoSniRoute,
+    /// A PROXY protocol header is malformed, incomplete or late (400).
+    ProxyProtocolInvalid,
+    /// A PROXY protocol header came from a peer not in `proxy_protocol.trusted`, or a trusted
+    /// peer sent none (403).
+    ProxyProtocolUntrusted,
+    /// A UDP listener has `udp.max_sessions` sessions open: a new client's datagram is dropped
+    /// (503).
+    UdpSessionLimit,
 }
 
 impl Reason {
@@ -146,6 +164,13 @@ impl Reason {
             Reason::ProxyAuthRequired => "proxy_auth_required",
             Reason::DestinationForbidden => "destination_forbidden",
             Reason::DnsFailed => "dns_failed",
+            Reason::StreamIdleTimeout => "stream_idle_timeout",
+            Reason::TlsHelloInvalid => "tls_hello_invalid",
+            Reason::TlsHelloTimeout => "tls_hello_timeout",
+            Reason::NoSniRoute => "no_sni_route",
+            Reason::ProxyProtocolInvalid => "proxy_protocol_invalid",
+            Reason::ProxyProtocolUntrusted => "proxy_protocol_untrusted",
+            Reason::UdpSessionLimit => "udp_session_limit",
         }
     }
 
@@ -183,6 +208,10 @@ impl Reason {
             Reason::ProxyAccessDenied | Reason::DestinationForbidden => StatusCode::FORBIDDEN,
             Reason::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
             Reason::DnsFailed => StatusCode::BAD_GATEWAY,
+            Reason::StreamIdleTimeout | Reason::TlsHelloTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reason::TlsHelloInvalid | Reason::ProxyProtocolInvalid => StatusCode::BAD_REQUEST,
+            Reason::NoSniRoute | Reason::ProxyProtocolUntrusted => StatusCode::FORBIDDEN,
+            Reason::UdpSessionLimit => StatusCode::SERVICE_UNAVAILABLE,
             Reason::LengthRequired => StatusCode::LENGTH_REQUIRED,
             Reason::ExpectationFailed => StatusCode::EXPECTATION_FAILED,
         }
@@ -232,6 +261,13 @@ impl Reason {
         Reason::ProxyAuthRequired,
         Reason::DestinationForbidden,
         Reason::DnsFailed,
+        Reason::StreamIdleTimeout,
+        Reason::TlsHelloInvalid,
+        Reason::TlsHelloTimeout,
+        Reason::NoSniRoute,
+        Reason::ProxyProtocolInvalid,
+        Reason::ProxyProtocolUntrusted,
+        Reason::UdpSessionLimit,
     ];
 }
 

@@ -1,7 +1,8 @@
 //! Access log line formats: nginx `combined` with Strait's extra fields, JSON lines, and
-//! Squid's native format.
+//! Squid's native format; layer 4 sessions' lines in `stream`.
 
 mod squid;
+mod stream;
 
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
@@ -13,6 +14,7 @@ use crate::record::LogRecord;
 use crate::time;
 
 pub use squid::{result_code, write_squid, DENIAL_REASONS};
+pub use stream::write_stream_line;
 
 /// Appends one log line for `record` in `format`, including the trailing newline.
 pub fn write_line(format: AccessLogFormat, record: &LogRecord<'_>, out: &mut Vec<u8>) {

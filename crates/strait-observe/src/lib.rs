@@ -6,5 +6,5 @@ mod record;
 mod time;
 mod writer;
 
-pub use record::LogRecord;
+pub use record::{LogRecord, StreamRecord};
 pub use writer::AccessLog;

@@ -54,3 +54,36 @@ pub struct LogRecord<'a> {
     /// ([`crate::AccessLog::records_content_type`]).
     pub content_type: Option<&'a str>,
 }
+
+/// Everything the access log records about one layer 4 session (a TCP connection or a UDP
+/// session), written when it ends, in the manner of NGINX `stream` logs.
+#[derive(Debug, Clone, Copy)]
+pub struct StreamRecord<'a> {
+    /// Address of the client (from the PROXY header, when a trusted peer sent one).
+    pub client_addr: SocketAddr,
+    /// When the session started.
+    pub time: SystemTime,
+    /// `TCP` or `UDP` (NGINX `$protocol`).
+    pub protocol: &'a str,
+    /// The listener that accepted it.
+    pub listener: &'a str,
+    /// NGINX `$status`: 200 carried, 400 bad client input (a malformed PROXY header or hello),
+    /// 403 refused by rule, 502 no endpoint could be connected, 503 no healthy endpoint.
+    pub status: u16,
+    /// Bytes sent to the client.
+    pub bytes_sent: u64,
+    /// Bytes received from the client.
+    pub bytes_received: u64,
+    /// How long the session lasted.
+    pub session_time: Duration,
+    /// Cluster the session went to.
+    pub cluster: Option<&'a str>,
+    /// Endpoint it was connected to.
+    pub upstream_addr: Option<SocketAddr>,
+    /// Time to connect to that endpoint (all attempts).
+    pub connect_time: Option<Duration>,
+    /// TLS server name read from the ClientHello (passthrough listeners).
+    pub server_name: Option<&'a str>,
+    /// Reason code when the session did not end normally.
+    pub reason: Option<&'a str>,
+}

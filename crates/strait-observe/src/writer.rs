@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use strait_config::{AccessLogFormat, AccessLogSettings};
 
-use crate::format::write_line;
-use crate::record::LogRecord;
+use crate::format::{write_line, write_stream_line};
+use crate::record::{LogRecord, StreamRecord};
 
 /// How often the writer collects the threads' lines.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
@@ -128,6 +128,18 @@ impl AccessLog {
     /// Formats `record` into this thread's buffer; never blocks (drops the line when the
     /// writer is far behind).
     pub fn log(&self, record: &LogRecord<'_>) {
+        self.append(|format, buffer| write_line(format, record, buffer));
+    }
+
+    /// Formats the line of a layer 4 session into this thread's buffer, as [`AccessLog::log`].
+    pub fn log_stream(&self, record: &StreamRecord<'_>) {
+        self.append(|format, buffer| write_stream_line(format, record, buffer));
+    }
+
+    /// Appends the line `write` formats to this thread's buffer for this log; drops it when
+    /// the writer is far behind.
+    #[inline]
+    fn append(&self, write: impl FnOnce(AccessLogFormat, &mut Vec<u8>)) {
         let Some(shared) = &self.inner else { return };
         LOCAL.with(|local| {
             let Ok(mut local) = local.try_borrow_mut() else { return };
@@ -148,7 +160,7 @@ impl AccessLog {
                 return;
             }
             let before = buffer.len();
-            write_line(shared.format, record, &mut buffer);
+            write(shared.format, &mut buffer);
             if before < WAKE_AT && buffer.len() >= WAKE_AT {
                 let _ = shared.tx.try_send(Msg::Wake);
             }

@@ -4,7 +4,8 @@
 //! The request path, in module order: [`runtime`] (workers, listeners, reload) → `driver`
 //! (one client connection in one protocol over one [`transport`]) → `exchange` (filters
 //! ([`chain`]), route, action, answer through the driver's response sink, log) → `upstream`
-//! (client, pools, forwarding, retries) or [`actions`] (redirect, static files, echo).
+//! (client, pools, forwarding, retries) or [`actions`] (redirect, static files, echo). Layer 4
+//! listeners go from [`runtime`] to `l4` (TCP sessions relayed to a cluster).
 #![forbid(unsafe_code)]
 
 mod actions;
@@ -17,6 +18,7 @@ mod driver;
 mod exchange;
 mod grpc;
 pub mod h1;
+mod l4;
 pub mod listener_tls;
 mod readiness;
 pub mod runtime;

@@ -51,8 +51,8 @@ impl std::error::Error for ServerError {}
 enum WorkerCommand {
     /// Accept connections on this socket for the named listener.
     Listen { name: Arc<str>, socket: std::net::TcpListener },
-    /// Stop accepting for the named listener.
-    Unlisten { name: Arc<str> },
+    /// Stop accepting for the named listener; its TCP sessions close at `deadline`.
+    Unlisten { name: Arc<str>, deadline: Instant },
     /// Stop accepting everything, finish open connections by the deadline, exit.
     Stop { deadline: Instant },
 }
@@ -233,9 +233,10 @@ impl Server {
         let wanted: Vec<&str> = config.listeners.iter().map(|l| l.name.as_str()).collect();
         let removed: Vec<Arc<str>> =
             bound.keys().filter(|name| !wanted.contains(&&***name) || fresh.contains_key(&***name)).cloned().collect();
+        let deadline = Instant::now() + self.shared.snapshot.load().server.drain_timeout;
         for name in removed {
             for worker in &self.workers {
-                let _ = worker.commands.send(WorkerCommand::Unlisten { name: name.clone() });
+                let _ = worker.commands.send(WorkerCommand::Unlisten { name: name.clone(), deadline });
             }
             bound.remove(&name);
             tracing::info!(listener = %name, "listener stopped");
@@ -331,16 +332,18 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                     old.abort();
                 }
             }
-            WorkerCommand::Unlisten { name } => {
+            WorkerCommand::Unlisten { name, deadline } => {
                 if let Some(task) = accepting.remove(&name) {
                     task.abort();
                 }
+                crate::l4::drain::start(&name, deadline.into());
             }
             WorkerCommand::Stop { deadline } => {
                 for (_, task) in accepting.drain() {
                     task.abort();
                 }
                 crate::driver::drain::start();
+                crate::l4::drain::start_all(deadline.into());
                 while shared.open_connections() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -358,14 +361,26 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
             Ok((stream, peer)) => {
                 let shared = shared.clone();
                 let name = name.clone();
-                let (tls, http2, max, max_per_ip) = {
+                let (tls, http2, tcp, max, max_per_ip) = {
                     let snapshot = shared.snapshot.load();
                     let (max, max_per_ip) = (snapshot.server.max_connections, snapshot.server.max_connections_per_ip);
                     match snapshot.listener(&name) {
-                        Some(plan) => (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2, max, max_per_ip),
-                        None => (None, false, max, max_per_ip),
+                        Some(plan) => {
+                            (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2, plan.tcp.clone(), max, max_per_ip)
+                        }
+                        None => (None, false, None, max, max_per_ip),
                     }
                 };
+                if let Some(tcp) = tcp {
+                    tokio::task::spawn_local(async move {
+                        let Some(_open) = shared.admit(peer.ip(), max, max_per_ip) else {
+                            tracing::debug!(%peer, "connection refused: limit reached");
+                            return;
+                        };
+                        crate::l4::tcp::serve_accepted(stream, peer, name, &shared, tcp).await;
+                    });
+                    continue;
+                }
                 // Plain and TLS connections are tasks of their own types, so a plain
                 // connection's task is not sized for a TLS handshake and session.
                 match tls {

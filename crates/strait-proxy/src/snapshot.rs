@@ -106,6 +106,11 @@ impl Snapshot {
                 tls,
                 http2: listener.http2,
                 path_normalization: strait_router::normalize::Options::from_config(&listener.path_normalization),
+                tcp: listener
+                    .tcp
+                    .as_ref()
+                    .map(|tcp| crate::l4::TcpPlan::compile(&listener.name, tcp, &clusters).map(Arc::new))
+                    .transpose()?,
             });
         }
         Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log, consumer_filters })
@@ -226,6 +231,8 @@ pub struct ListenerPlan {
     pub http2: bool,
     /// How request paths are normalized before routing; `None` when normalization is off.
     pub path_normalization: Option<strait_router::normalize::Options>,
+    /// TCP forwarding (layer 4), instead of or (with passthrough routes) beside HTTP.
+    pub(crate) tcp: Option<Arc<crate::l4::TcpPlan>>,
 }
 
 /// A compiled route: its action and everything around it.

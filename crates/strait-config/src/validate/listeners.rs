@@ -1,4 +1,4 @@
-//! Checks of listeners: unique names, bind addresses, TLS settings.
+//! Checks of listeners: unique names, bind addresses, TLS settings (layer 4 parts in `l4`).
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -11,7 +11,8 @@ impl Checker<'_> {
     /// Checks every listener and its routes.
     pub(super) fn listeners(&mut self, listeners: &[Listener], cluster_names: &HashSet<&str>) {
         let mut names: HashMap<&str, usize> = HashMap::new();
-        let mut binds: HashMap<SocketAddr, &str> = HashMap::new();
+        // TCP and UDP listeners may share an address (DNS on port 53 takes both).
+        let mut binds: HashMap<(SocketAddr, bool), &str> = HashMap::new();
         for (position, listener) in listeners.iter().enumerate() {
             let path = item_path("listeners", position);
             let name_path = child_path(&path, "name");
@@ -27,8 +28,9 @@ impl Checker<'_> {
             let bind_path = child_path(&path, "bind");
             match listener.bind.parse::<SocketAddr>() {
                 Ok(address) if address.port() != 0 => {
-                    if let Some(other) = binds.insert(address, &listener.name) {
-                        binds.insert(address, other);
+                    let key = (address, listener.udp.is_some());
+                    if let Some(other) = binds.insert(key, &listener.name) {
+                        binds.insert(key, other);
                         self.error(&bind_path, format!("`{address}` is already bound by listener `{other}`"));
                     }
                 }
@@ -41,6 +43,7 @@ impl Checker<'_> {
             if let Some(tls) = &listener.tls {
                 self.listener_tls(&child_path(&path, "tls"), tls);
             }
+            self.listener_l4(&path, listener, cluster_names);
             for (route_position, route) in listener.routes.iter().enumerate() {
                 self.route(&item_path(&child_path(&path, "routes"), route_position), route, cluster_names);
             }

@@ -2,6 +2,7 @@
 
 mod clusters;
 mod consumers;
+mod l4;
 mod listeners;
 mod routes;
 pub use routes::{aggregate_placeholders, header_edit_problems};

@@ -29,6 +29,7 @@ pub fn cluster(name: &str, balancer: Balancer, endpoints: &[(&str, u32, bool)]) 
         tls: None,
         protocol: Default::default(),
         filters: Vec::new(),
+        proxy_protocol: None,
     }
 }
 

@@ -1,0 +1,81 @@
+//! The stream log line of a TCP session, written when it ends.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use strait_http::Reason;
+use strait_observe::{AccessLog, StreamRecord};
+
+/// What is known about a TCP session as it goes, for its log line.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The client: the peer, or the source a trusted PROXY header named.
+    pub client: SocketAddr,
+    /// The address the client connected to (the destination a PROXY header sent upstream names).
+    #[allow(dead_code)] // until the PROXY header sent upstream reads it
+    pub local: SocketAddr,
+    /// The listener that accepted it.
+    pub listener: Arc<str>,
+    /// When it was accepted, on the wall clock (for the log) and the process clock.
+    pub started: (SystemTime, Instant),
+    /// The TLS server name the ClientHello carried (passthrough).
+    pub server_name: Option<String>,
+}
+
+/// How a session ended, for its log line.
+#[derive(Debug, Default)]
+pub(super) struct Outcome<'a> {
+    /// Cluster it went to.
+    pub cluster: Option<&'a str>,
+    /// Endpoint it was connected to (or the last one tried).
+    pub upstream: Option<SocketAddr>,
+    /// Time spent connecting.
+    pub connect_time: Option<Duration>,
+    /// Bytes from the client.
+    pub received: u64,
+    /// Bytes to the client.
+    pub sent: u64,
+    /// Why it was refused or ended early.
+    pub reason: Option<Reason>,
+    /// Whether it was carried (status 200) rather than refused (the reason's status).
+    pub carried: bool,
+}
+
+impl Session {
+    /// A session of `client` on `listener`, starting now.
+    pub(crate) fn start(client: SocketAddr, local: SocketAddr, listener: Arc<str>) -> Session {
+        Session { client, local, listener, started: (SystemTime::now(), Instant::now()), server_name: None }
+    }
+
+    /// Writes the session's line to `log`.
+    pub(super) fn log(&self, log: &AccessLog, outcome: &Outcome<'_>) {
+        if !log.is_enabled() {
+            return;
+        }
+        let status = match (outcome.carried, outcome.reason) {
+            (true, _) | (false, None) => 200,
+            (false, Some(reason)) => reason.status().as_u16(),
+        };
+        log.log_stream(&StreamRecord {
+            client_addr: self.client,
+            time: self.started.0,
+            protocol: "TCP",
+            listener: &self.listener,
+            status,
+            bytes_sent: outcome.sent,
+            bytes_received: outcome.received,
+            session_time: self.started.1.elapsed(),
+            cluster: outcome.cluster,
+            upstream_addr: outcome.upstream,
+            connect_time: outcome.connect_time,
+            server_name: self.server_name.as_deref(),
+            reason: outcome.reason.map(Reason::code),
+        });
+    }
+
+    /// Logs a session refused before any upstream was chosen (bad hello, no route).
+    pub(crate) fn refused(&self, log: &AccessLog, reason: Reason) {
+        self.log(log, &Outcome { reason: Some(reason), ..Outcome::default() });
+    }
+}

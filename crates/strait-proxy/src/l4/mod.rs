@@ -1,0 +1,18 @@
+//! Layer 4: TCP connections forwarded to a cluster as byte streams (HAProxy `mode tcp`, NGINX
+//! `stream`), chosen by TLS server name for passthrough, with the clusters, balancers and
+//! health of the HTTP side.
+//!
+//! `plan` is the compiled form of a listener's `tcp` block, `tcp` serves one connection,
+//! `connect` opens the upstream connection (balancing, retries, passive health), `relay` moves
+//! the bytes, `drain` ends the connections of a removed listener, and `log` writes the stream
+//! log line.
+
+mod connect;
+pub(crate) mod drain;
+mod log;
+pub(crate) mod plan;
+mod relay;
+pub(crate) mod sni;
+pub(crate) mod tcp;
+
+pub(crate) use plan::TcpPlan;

@@ -1,0 +1,81 @@
+//! One TCP session: an upstream connection to the chosen cluster, the bytes relayed both ways,
+//! and the stream log line when it ends.
+
+use std::sync::Arc;
+
+use strait_cluster::ClusterState;
+use strait_http::Reason;
+use strait_observe::AccessLog;
+use tokio::net::TcpStream;
+
+use super::connect::{connect, Failed};
+use super::drain::ListenerDrain;
+use super::log::{Outcome, Session};
+use super::relay::{relay, Ended};
+use super::TcpPlan;
+
+/// Forwards the client connection `client` of `session` to `cluster` until it ends, then logs it.
+pub(crate) async fn forward(
+    client: TcpStream,
+    session: Session,
+    cluster: &ClusterState,
+    plan: &TcpPlan,
+    access_log: &AccessLog,
+) {
+    let drain = ListenerDrain::of(&session.listener);
+    let upstream = match connect(cluster, session.client, plan.connect_attempts).await {
+        Ok(connected) => connected,
+        Err(Failed { reason, addr, connect_time }) => {
+            tracing::debug!(client = %session.client, cluster = %cluster.name, reason = reason.code(), "TCP session refused");
+            let outcome = Outcome {
+                cluster: Some(&cluster.name),
+                upstream: addr,
+                connect_time: Some(connect_time),
+                reason: Some(reason),
+                ..Outcome::default()
+            };
+            session.log(access_log, &outcome);
+            return;
+        }
+    };
+    let relayed = relay(client, upstream.stream, plan.idle_timeout, &drain).await;
+    let reason = relayed.ended_by.map(|ended| match ended {
+        Ended::Idle => Reason::StreamIdleTimeout,
+        Ended::Client => Reason::ClientAborted,
+        Ended::Upstream => Reason::UpstreamReset,
+        Ended::Drained => Reason::ShuttingDown,
+    });
+    let outcome = Outcome {
+        cluster: Some(&cluster.name),
+        upstream: Some(upstream.addr),
+        connect_time: Some(upstream.connect_time),
+        received: relayed.up,
+        sent: relayed.down,
+        reason,
+        carried: true,
+    };
+    session.log(access_log, &outcome);
+}
+
+/// Serves one connection of a TCP listener: to its cluster (passthrough listeners choose the
+/// cluster by server name first, in `passthrough`).
+pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan>, access_log: AccessLog) {
+    match plan.default_cluster.clone() {
+        Some(cluster) => forward(client, session, &cluster, &plan, &access_log).await,
+        None => session.refused(&access_log, Reason::NoSniRoute),
+    }
+}
+
+/// Serves a connection just accepted on a TCP listener, with the snapshot's access log.
+pub(crate) async fn serve_accepted(
+    client: TcpStream,
+    peer: std::net::SocketAddr,
+    listener: Arc<str>,
+    shared: &crate::shared::Shared,
+    plan: Arc<TcpPlan>,
+) {
+    let _ = client.set_nodelay(true);
+    let local = client.local_addr().unwrap_or(peer);
+    let access_log = shared.snapshot.load().access_log.clone();
+    serve(client, Session::start(peer, local, listener), plan, access_log).await;
+}
