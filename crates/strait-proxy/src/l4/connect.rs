@@ -16,7 +16,7 @@ pub(super) struct Connected {
     /// The endpoint's address.
     pub addr: SocketAddr,
     /// Counts the session on the endpoint (least-connection balancing) while it lasts.
-    pub _in_flight: InFlight,
+    pub in_flight: InFlight,
     /// Time spent connecting, all attempts.
     pub connect_time: Duration,
 }
@@ -53,7 +53,7 @@ pub(super) async fn connect(cluster: &ClusterState, client: SocketAddr, attempts
                 return Ok(Connected {
                     stream,
                     addr: endpoint.addr,
-                    _in_flight: in_flight,
+                    in_flight,
                     connect_time: started.elapsed(),
                 });
             }

@@ -38,7 +38,10 @@ pub(crate) async fn forward(
             return;
         }
     };
-    let relayed = relay(client, upstream.stream, plan.idle_timeout, &drain).await;
+    let super::connect::Connected { stream, addr, in_flight, connect_time } = upstream;
+    let relayed = relay(client, stream, plan.idle_timeout, &drain).await;
+    // The endpoint stops counting the session before its line is written.
+    drop(in_flight);
     let reason = relayed.ended_by.map(|ended| match ended {
         Ended::Idle => Reason::StreamIdleTimeout,
         Ended::Client => Reason::ClientAborted,
@@ -47,8 +50,8 @@ pub(crate) async fn forward(
     });
     let outcome = Outcome {
         cluster: Some(&cluster.name),
-        upstream: Some(upstream.addr),
-        connect_time: Some(upstream.connect_time),
+        upstream: Some(addr),
+        connect_time: Some(connect_time),
         received: relayed.up,
         sent: relayed.down,
         reason,

@@ -114,3 +114,168 @@ fn an_idle_session_is_closed_after_the_idle_timeout() {
     assert_eq!(lines[0]["reason"], "stream_idle_timeout");
     assert_eq!(lines[0]["status"], 200);
 }
+
+/// A TCP server that answers every connection with `name` and closes.
+fn named_server(name: &'static str) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(name.as_bytes());
+        }
+    });
+    addr
+}
+
+/// What a fresh connection to `addr` reads before the close.
+fn read_all(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn round_robin_spreads_sessions_and_source_hashing_keeps_a_client_on_one_endpoint() {
+    let (a, b) = (named_server("a"), named_server("b"));
+    let proxy = Proxy::start(&tcp_config(&[a, b], "", "", "off"));
+    let answers: Vec<String> = (0..6).map(|_| read_all(proxy.addr("db"))).collect();
+    assert_eq!(answers.iter().filter(|a| *a == "a").count(), 3, "{answers:?}");
+    assert_eq!(answers.iter().filter(|a| *a == "b").count(), 3, "{answers:?}");
+
+    for balancer in ["ring_hash", "maglev"] {
+        let hashed = Proxy::start(&tcp_config(
+            &[a, b],
+            &format!("    balancer: {balancer}\n    hash_on: source_ip\n"),
+            "",
+            "off",
+        ));
+        let first = read_all(hashed.addr("db"));
+        for _ in 0..8 {
+            assert_eq!(read_all(hashed.addr("db")), first, "{balancer}: one client, one endpoint");
+        }
+    }
+}
+
+#[test]
+fn least_connections_sends_new_sessions_away_from_a_busy_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let busy = echo_server();
+    let idle = named_server("idle");
+    let proxy = Proxy::start(&tcp_config(&[busy, idle], "    balancer: least_request
+", "", log.to_str().unwrap()));
+    // Sessions until one is held open on the echo endpoint; those that reach `idle` end at once
+    // (and are logged once the endpoint stopped counting them).
+    let mut held = None;
+    let mut ended = 0;
+    for _ in 0..20 {
+        let mut stream = TcpStream::connect(proxy.addr("db")).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream.write_all(b"?").unwrap();
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).unwrap();
+        if &byte == b"?" {
+            held = Some(stream);
+            break;
+        }
+        drop(stream);
+        ended += 1;
+        log_lines(&log, ended);
+    }
+    assert!(held.is_some(), "a session held on the echo endpoint");
+    // The busy endpoint has one session and the idle one none: every new one goes there.
+    for _ in 0..4 {
+        assert_eq!(read_all(proxy.addr("db")), "idle");
+        ended += 1;
+        log_lines(&log, ended);
+    }
+}
+
+#[test]
+fn active_tcp_checks_take_a_dead_endpoint_out_and_bring_it_back() {
+    let spare = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let revived_addr = spare.local_addr().unwrap();
+    drop(spare);
+    let alive = named_server("alive");
+    let health = "    health:\n      active: { kind: tcp, interval: 50ms, timeout: 200ms, unhealthy_threshold: 1, healthy_threshold: 1 }\n";
+    let proxy = Proxy::start(&tcp_config(&[revived_addr, alive], health, "      connect_attempts: 1\n", "off"));
+    // With one connect attempt, a session sent to the dead endpoint would come back empty.
+    wait_until("the dead endpoint is marked down", || (0..4).all(|_| read_all(proxy.addr("db")) == "alive"));
+    let listener = std::net::TcpListener::bind(revived_addr).unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(b"revived");
+        }
+    });
+    wait_until("the revived endpoint takes sessions again", || (0..4).any(|_| read_all(proxy.addr("db")) == "revived"));
+}
+
+#[test]
+fn passive_health_ejects_an_endpoint_after_a_refused_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let alive = named_server("alive");
+    let passive = "    health:\n      passive: { max_fails: 1, fail_timeout: 30s }\n";
+    let proxy = Proxy::start(&tcp_config(&[closed, alive], passive, "", log.to_str().unwrap()));
+    for _ in 0..6 {
+        assert_eq!(read_all(proxy.addr("db")), "alive");
+    }
+    let lines = log_lines(&log, 6);
+    // The first session that picked the closed endpoint ejected it; every session was carried.
+    assert!(lines.iter().all(|l| l["status"] == 200 && l["upstream"] == alive.to_string()), "{lines:?}");
+}
+
+#[test]
+fn a_reload_changes_and_removes_tcp_listeners_and_a_removed_ones_sessions_end_at_the_drain_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let log_text = log.to_str().unwrap();
+    let (echo, other) = (echo_server(), named_server("other"));
+    let two = |first: SocketAddr, drain: &str| {
+        format!(
+            "server: {{ drain_timeout: {drain} }}\naccess_log: {{ path: \"{log_text}\", format: json }}\n\
+             listeners:\n  - name: db\n    bind: 127.0.0.1:0\n    tcp: {{ cluster: first }}\n\
+             \x20 - name: cache\n    bind: 127.0.0.1:0\n    tcp: {{ cluster: second }}\n\
+             clusters:\n  - name: first\n    endpoints: [{{ address: \"{first}\" }}]\n\
+             \x20 - name: second\n    endpoints: [{{ address: \"{other}\" }}]\n"
+        )
+    };
+    let proxy = Proxy::start(&two(echo, "500ms"));
+    let (db, cache) = (proxy.addr("db"), proxy.addr("cache"));
+    // A session held open on `cache`, which the reload removes.
+    let mut held = TcpStream::connect(db).unwrap();
+    held.set_read_timeout(Some(WAIT)).unwrap();
+    held.write_all(b"still here").unwrap();
+    let mut echoed = [0u8; 10];
+    held.read_exact(&mut echoed).unwrap();
+
+    // `db` now goes to the other cluster's endpoint; `cache` is removed.
+    let changed = format!(
+        "server: {{ drain_timeout: 500ms }}\naccess_log: {{ path: \"{log_text}\", format: json }}\n\
+         listeners:\n  - name: cache\n    bind: \"{cache}\"\n    tcp: {{ cluster: first }}\n\
+         clusters:\n  - name: first\n    endpoints: [{{ address: \"{other}\" }}]\n"
+    );
+    let removed_at = std::time::Instant::now();
+    proxy.reload(&changed).unwrap();
+    assert_eq!(read_all(cache), "other", "new sessions follow the new cluster");
+    assert!(TcpStream::connect(db).is_err(), "the removed listener no longer accepts");
+    // The established session still works until the drain deadline, then closes.
+    held.write_all(b"and again").unwrap();
+    let mut again = [0u8; 9];
+    held.read_exact(&mut again).unwrap();
+    assert_eq!(&again, b"and again");
+    let mut rest = Vec::new();
+    let _ = held.read_to_end(&mut rest);
+    let lasted = removed_at.elapsed();
+    assert!(lasted >= Duration::from_millis(400) && lasted < Duration::from_secs(5), "closed at the deadline: {lasted:?}");
+    let lines = log_lines(&log, 2);
+    let drained = lines.iter().find(|l| l["listener"] == "db").expect("the drained session's line");
+    assert_eq!(drained["reason"], "shutting_down");
+    assert_eq!(drained["bytes_received"], 19);
+}
