@@ -50,12 +50,7 @@ pub(super) async fn connect(cluster: &ClusterState, client: SocketAddr, attempts
             Ok(Ok(stream)) => {
                 endpoint.report_success();
                 let _ = stream.set_nodelay(true);
-                return Ok(Connected {
-                    stream,
-                    addr: endpoint.addr,
-                    in_flight,
-                    connect_time: started.elapsed(),
-                });
+                return Ok(Connected { stream, addr: endpoint.addr, in_flight, connect_time: started.elapsed() });
             }
             Ok(Err(error)) => {
                 tracing::debug!(cluster = %cluster.name, endpoint = %endpoint.addr, %error, "TCP connect failed");

@@ -1,16 +1,29 @@
 //! Moving a TCP session's bytes both ways: each direction's end passed on as a half-close, the
 //! session ended after the idle timeout without a byte either way, or at the drain deadline of
 //! a removed listener.
+//!
+//! A direction starts by copying through a small buffer; once a read fills it (a bulk
+//! transfer), it moves to `splice(2)` through a pipe, so the bytes go from socket to socket
+//! inside the kernel without being copied into the process.
 
+use std::cell::Cell;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::drain::ListenerDrain;
 
-/// Size of each direction's buffer.
-const RELAY_BUFFER: usize = 32 * 1024;
+/// Size of a direction's copy buffer; a read that fills it moves the direction to splice.
+const COPY_BUFFER: usize = 16 * 1024;
+/// Most bytes moved by one splice call (the default pipe holds 64 KiB).
+const SPLICE_CHUNK: usize = 64 * 1024;
 
 /// How a relay ended and what it carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -36,73 +49,173 @@ pub(super) enum Ended {
     Drained,
 }
 
+/// What the two directions of one relay share: the time of the last progress either way.
+struct Activity {
+    last: Cell<Instant>,
+}
+
+impl Activity {
+    fn touch(&self) {
+        self.last.set(Instant::now());
+    }
+}
+
 /// Relays between `client` and `upstream` until both directions ended, `idle` passed without
 /// traffic, or `drain` (when the listener goes away) reaches its deadline.
-pub(super) async fn relay<C, U>(mut client: C, mut upstream: U, idle: Duration, drain: &ListenerDrain) -> Relayed
-where
-    C: AsyncRead + AsyncWrite + Unpin,
-    U: AsyncRead + AsyncWrite + Unpin,
-{
-    let mut relayed = Relayed::default();
-    // Uninitialized room (`read_buf`): a session that carries a few bytes costs no zeroing.
-    let mut up = bytes::BytesMut::with_capacity(RELAY_BUFFER);
-    let mut down = bytes::BytesMut::with_capacity(RELAY_BUFFER);
-    let (mut client_open, mut upstream_open) = (true, true);
-    let mut deadline = Instant::now() + idle;
-    let drained = drain.deadline();
-    tokio::pin!(drained);
-    while client_open || upstream_open {
-        tokio::select! {
-            read = client.read_buf(&mut up), if client_open => match read {
-                Ok(0) => {
-                    client_open = false;
-                    let _ = upstream.shutdown().await;
-                }
-                Err(_) => {
-                    relayed.ended_by = Some(Ended::Client);
-                    return relayed;
-                }
-                Ok(n) => {
-                    // A peer that stops reading must not hold the session past its idle time.
-                    let written = tokio::time::timeout_at(deadline, upstream.write_all(&up)).await;
-                    up.clear();
-                    if !matches!(written, Ok(Ok(()))) {
-                        relayed.ended_by = Some(if written.is_err() { Ended::Idle } else { Ended::Upstream });
-                        return relayed;
-                    }
-                    relayed.up += n as u64;
-                    deadline = Instant::now() + idle;
-                }
-            },
-            read = upstream.read_buf(&mut down), if upstream_open => match read {
-                Ok(0) => {
-                    upstream_open = false;
-                    let _ = client.shutdown().await;
-                }
-                Err(_) => {
-                    relayed.ended_by = Some(Ended::Upstream);
-                    return relayed;
-                }
-                Ok(n) => {
-                    let written = tokio::time::timeout_at(deadline, client.write_all(&down)).await;
-                    down.clear();
-                    if !matches!(written, Ok(Ok(()))) {
-                        relayed.ended_by = Some(if written.is_err() { Ended::Idle } else { Ended::Client });
-                        return relayed;
-                    }
-                    relayed.down += n as u64;
-                    deadline = Instant::now() + idle;
-                }
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                relayed.ended_by = Some(Ended::Idle);
-                return relayed;
+pub(super) async fn relay(client: TcpStream, upstream: TcpStream, idle: Duration, drain: &ListenerDrain) -> Relayed {
+    let activity = Activity { last: Cell::new(Instant::now()) };
+    let (up, down) = (Cell::new(0u64), Cell::new(0u64));
+    let both = async {
+        tokio::try_join!(
+            direction(&client, &upstream, &activity, &up, (Ended::Client, Ended::Upstream)),
+            direction(&upstream, &client, &activity, &down, (Ended::Upstream, Ended::Client)),
+        )
+    };
+    let idle_out = async {
+        loop {
+            let due = activity.last.get() + idle;
+            if Instant::now() >= due {
+                return;
             }
-            _ = &mut drained => {
-                relayed.ended_by = Some(Ended::Drained);
-                return relayed;
+            tokio::time::sleep_until(due).await;
+        }
+    };
+    let ended_by = tokio::select! {
+        result = both => result.err(),
+        () = idle_out => Some(Ended::Idle),
+        () = drain.deadline() => Some(Ended::Drained),
+    };
+    Relayed { up: up.get(), down: down.get(), ended_by }
+}
+
+/// Which side of a direction failed.
+enum Failed {
+    /// Reading from the source.
+    Read,
+    /// Writing to the destination.
+    Write,
+}
+
+/// One direction, its failure told as the side of the session it happened on: `sides` is
+/// (the source's side, the destination's side).
+async fn direction(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+    carried: &Cell<u64>,
+    sides: (Ended, Ended),
+) -> Result<(), Ended> {
+    pump(from, to, activity, carried).await.map_err(|failed| match failed {
+        Failed::Read => sides.0,
+        Failed::Write => sides.1,
+    })
+}
+
+/// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`.
+async fn pump(from: &TcpStream, to: &TcpStream, activity: &Activity, carried: &Cell<u64>) -> Result<(), Failed> {
+    let mut buf = BytesMut::with_capacity(COPY_BUFFER);
+    loop {
+        from.readable().await.map_err(|_| Failed::Read)?;
+        let n = match from.try_read_buf(&mut buf) {
+            Ok(0) => return finish(to),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(Failed::Read),
+        };
+        write_all(to, &buf, activity).await?;
+        carried.set(carried.get() + n as u64);
+        let full = buf.len() == COPY_BUFFER;
+        buf.clear();
+        if full {
+            break;
+        }
+    }
+    drop(buf);
+    // A bulk transfer: on through a pipe. Without one (out of descriptors), keep copying.
+    let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) else {
+        return copy_rest(from, to, activity, carried).await;
+    };
+    splice_rest(from, to, (&pipe_out, &pipe_in), activity, carried).await
+}
+
+/// Copies the rest of the direction through a buffer (when no pipe could be made).
+async fn copy_rest(from: &TcpStream, to: &TcpStream, activity: &Activity, carried: &Cell<u64>) -> Result<(), Failed> {
+    let mut buf = BytesMut::with_capacity(COPY_BUFFER);
+    loop {
+        from.readable().await.map_err(|_| Failed::Read)?;
+        match from.try_read_buf(&mut buf) {
+            Ok(0) => return finish(to),
+            Ok(n) => {
+                write_all(to, &buf, activity).await?;
+                carried.set(carried.get() + n as u64);
+                buf.clear();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return Err(Failed::Read),
+        }
+    }
+}
+
+/// Splices the rest of the direction: socket → pipe, then pipe → socket until it is empty.
+async fn splice_rest(
+    from: &TcpStream,
+    to: &TcpStream,
+    (pipe_out, pipe_in): (&OwnedFd, &OwnedFd),
+    activity: &Activity,
+    carried: &Cell<u64>,
+) -> Result<(), Failed> {
+    let flags = SpliceFlags::NONBLOCK | SpliceFlags::MOVE;
+    loop {
+        from.readable().await.map_err(|_| Failed::Read)?;
+        let filled = from.try_io(Interest::READABLE, || {
+            splice(from, None, pipe_in, None, SPLICE_CHUNK, flags).map_err(io::Error::from)
+        });
+        let mut pending = match filled {
+            Ok(0) => return finish(to),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(Failed::Read),
+        };
+        activity.touch();
+        while pending > 0 {
+            to.writable().await.map_err(|_| Failed::Write)?;
+            let drained = to.try_io(Interest::WRITABLE, || {
+                splice(pipe_out, None, to, None, pending, flags).map_err(io::Error::from)
+            });
+            match drained {
+                Ok(n) => {
+                    pending -= n;
+                    carried.set(carried.get() + n as u64);
+                    activity.touch();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Err(Failed::Write),
             }
         }
     }
-    relayed
+}
+
+/// Writes all of `bytes` to `to`, marking progress as it goes.
+async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Result<(), Failed> {
+    activity.touch();
+    while !bytes.is_empty() {
+        match to.try_write(bytes) {
+            Ok(n) => {
+                bytes = &bytes[n..];
+                activity.touch();
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                to.writable().await.map_err(|_| Failed::Write)?;
+            }
+            Err(_) => return Err(Failed::Write),
+        }
+    }
+    Ok(())
+}
+
+/// Passes the end of a direction on: the destination's write side is shut down.
+fn finish(to: &TcpStream) -> Result<(), Failed> {
+    // The peer may already be gone; the other direction then reports it.
+    let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
+    Ok(())
 }

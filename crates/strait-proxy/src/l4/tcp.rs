@@ -77,7 +77,7 @@ pub(crate) async fn serve_accepted(
     shared: &crate::shared::Shared,
     plan: Arc<TcpPlan>,
 ) {
-    let _ = client.set_nodelay(true);
+    // No TCP_NODELAY call: accepted sockets inherit it from the listening socket.
     let local = client.local_addr().unwrap_or(peer);
     let access_log = shared.snapshot.load().access_log.clone();
     serve(client, Session::start(peer, local, listener), plan, access_log).await;

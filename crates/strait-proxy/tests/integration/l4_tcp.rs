@@ -164,8 +164,13 @@ fn least_connections_sends_new_sessions_away_from_a_busy_endpoint() {
     let log = dir.path().join("stream.log");
     let busy = echo_server();
     let idle = named_server("idle");
-    let proxy = Proxy::start(&tcp_config(&[busy, idle], "    balancer: least_request
-", "", log.to_str().unwrap()));
+    let proxy = Proxy::start(&tcp_config(
+        &[busy, idle],
+        "    balancer: least_request
+",
+        "",
+        log.to_str().unwrap(),
+    ));
     // Sessions until one is held open on the echo endpoint; those that reach `idle` end at once
     // (and are logged once the endpoint stopped counting them).
     let mut held = None;
@@ -248,17 +253,17 @@ fn a_reload_changes_and_removes_tcp_listeners_and_a_removed_ones_sessions_end_at
     };
     let proxy = Proxy::start(&two(echo, "500ms"));
     let (db, cache) = (proxy.addr("db"), proxy.addr("cache"));
-    // A session held open on `cache`, which the reload removes.
+    // A session held open on `db`, which the reload removes.
     let mut held = TcpStream::connect(db).unwrap();
     held.set_read_timeout(Some(WAIT)).unwrap();
     held.write_all(b"still here").unwrap();
     let mut echoed = [0u8; 10];
     held.read_exact(&mut echoed).unwrap();
 
-    // `db` now goes to the other cluster's endpoint; `cache` is removed.
+    // `db` is removed; `cache` (same bind, so the same socket) now goes to another endpoint.
     let changed = format!(
         "server: {{ drain_timeout: 500ms }}\naccess_log: {{ path: \"{log_text}\", format: json }}\n\
-         listeners:\n  - name: cache\n    bind: \"{cache}\"\n    tcp: {{ cluster: first }}\n\
+         listeners:\n  - name: cache\n    bind: 127.0.0.1:0\n    tcp: {{ cluster: first }}\n\
          clusters:\n  - name: first\n    endpoints: [{{ address: \"{other}\" }}]\n"
     );
     let removed_at = std::time::Instant::now();
@@ -273,7 +278,10 @@ fn a_reload_changes_and_removes_tcp_listeners_and_a_removed_ones_sessions_end_at
     let mut rest = Vec::new();
     let _ = held.read_to_end(&mut rest);
     let lasted = removed_at.elapsed();
-    assert!(lasted >= Duration::from_millis(400) && lasted < Duration::from_secs(5), "closed at the deadline: {lasted:?}");
+    assert!(
+        lasted >= Duration::from_millis(400) && lasted < Duration::from_secs(5),
+        "closed at the deadline: {lasted:?}"
+    );
     let lines = log_lines(&log, 2);
     let drained = lines.iter().find(|l| l["listener"] == "db").expect("the drained session's line");
     assert_eq!(drained["reason"], "shutting_down");

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Layer 4 proxying against HAProxy (`mode tcp`) and NGINX (`stream`), one worker each, in one
+# run, interleaved rounds:
+#   conns   - short TCP sessions per second: wrk sends each request with `Connection: close`
+#             through the proxy to an NGINX backend, so each request is a client connection,
+#             an upstream connection and both closes;
+#   bulk    - one 512 MiB download (curl) through one TCP session, MiB/s;
+#   sni     - TLS passthrough sessions per second: the same through a listener that reads the
+#             server name from the ClientHello and relays to a TLS origin by name (HAProxy
+#             `req.ssl_sni`, NGINX `ssl_preread`), each request a full TLS handshake with the
+#             origin.
+# Strait runs bench/l4.yaml. Every proxy runs on CPU 1 and the origin and clients on CPU 0
+# (taskset), so each gets the same one core; PIN=0 lets them float.
+# Usage: bench/l4.sh [ROUNDS] [DURATION_S] [CONNECTIONS]   (needs nginx with the stream module,
+# haproxy, wrk, curl, openssl: scripts/bench-deps.sh installs them)
+set -u
+ROUNDS=${1:-3}; D=${2:-5}; C=${3:-32}
+source "$(dirname "$0")/common.sh"
+if [ "${PIN:-1}" = 1 ]; then PROXY_CPU="taskset -c 1"; LOAD_CPU="taskset -c 0"; else PROXY_CPU=""; LOAD_CPU=""; fi
+head -c $((512 << 20)) /dev/zero > "$W/big.bin"
+chmod 755 "$W"; chmod 644 "$W/big.bin"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost -keyout "$W/origin.key" -out "$W/origin.crt" 2>/dev/null
+chmod 644 "$W/origin.key"
+cat > "$W/origin.conf" <<CONF
+worker_processes 1; daemon off; pid $W/origin.pid; error_log $W/origin.err;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$BACK;
+    location = /big.bin { root $W; }
+    location / { return 200 "hello, world\n"; } }
+  server { listen 127.0.0.1:18443 ssl; ssl_certificate $W/origin.crt; ssl_certificate_key $W/origin.key;
+    location / { return 200 "hello, world\n"; } } }
+CONF
+cat > "$W/stream.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
+worker_processes 1; daemon off; pid $W/stream.pid; error_log $W/stream.err;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+stream {
+  server { listen 127.0.0.1:14002; proxy_pass 127.0.0.1:$BACK; }
+  map \$ssl_preread_server_name \$by_name { localhost 127.0.0.1:18443; default 127.0.0.1:9; }
+  server { listen 127.0.0.1:14012; ssl_preread on; proxy_pass \$by_name; } }
+CONF
+cat > "$W/haproxy.cfg" <<CONF
+global
+  nbthread 1
+  maxconn 9500
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend tcp
+  bind 127.0.0.1:14001
+  default_backend backend
+backend backend
+  server s1 127.0.0.1:$BACK
+frontend passthrough
+  bind 127.0.0.1:14011
+  tcp-request inspect-delay 5s
+  tcp-request content accept if { req.ssl_hello_type 1 }
+  use_backend tls-origin if { req.ssl_sni -i localhost }
+backend tls-origin
+  server t1 127.0.0.1:18443
+CONF
+$LOAD_CPU nginx -c "$W/origin.conf" &
+$PROXY_CPU nginx -c "$W/stream.conf" &
+$PROXY_CPU haproxy -f "$W/haproxy.cfg" >/dev/null 2>&1 &
+$PROXY_CPU "$STRAIT" run -c "$ROOT/bench/l4.yaml" --no-watch --log-level warn &
+wait_ready $BACK 14001 14002 14003
+for port in 18443 14011 14012 14013; do
+  for _ in $(seq 100); do curl -sk -o /dev/null "https://localhost:$port/" && break; sleep 0.1; done
+done
+
+declare -A R
+record() { R[$1]="${R[$1]:-} $2"; }
+load() { # name url
+  local out rps bad
+  out=$($LOAD_CPU wrk -t1 -c"$C" -d"${D}s" -H "Connection: close" "$2" 2>&1)
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  bad=$(echo "$out" | grep -E "Non-2xx|Socket errors" | tr '\n' ' ')
+  printf "round %d %-16s rps=%-10s %s\n" "$r" "$1" "${rps:-0}" "$bad"
+  record "$1" "${rps:-0}"
+}
+bulk() { # name port
+  local out speed
+  out=$($LOAD_CPU curl -s --max-time 60 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "http://127.0.0.1:$2/big.bin")
+  speed=$(echo "$out" | awk -v want=$((512 << 20)) '$1 == 200 && $2 == want { printf "%.0f", $3 / 1048576; next } { print 0 }')
+  printf "round %d %-16s MiB/s=%s (curl: %s)\n" "$r" "$1" "$speed" "$out"
+  record "$1" "$speed"
+}
+for r in $(seq "$ROUNDS"); do
+  load conns-haproxy http://127.0.0.1:14001/; load conns-nginx http://127.0.0.1:14002/; load conns-strait http://127.0.0.1:14003/
+  bulk bulk-haproxy 14001; bulk bulk-nginx 14002; bulk bulk-strait 14003
+  load sni-haproxy https://localhost:14011/; load sni-nginx https://localhost:14012/; load sni-strait https://localhost:14013/
+done
+m() { echo "${R[$1]}" | median; }
+for k in conns-haproxy conns-nginx conns-strait bulk-haproxy bulk-nginx bulk-strait sni-haproxy sni-nginx sni-strait; do
+  printf "median %-16s %s\n" "$k" "$(m "$k")"
+done
+awk -v ch="$(m conns-haproxy)" -v cn="$(m conns-nginx)" -v c="$(m conns-strait)" \
+    -v bh="$(m bulk-haproxy)" -v bn="$(m bulk-nginx)" -v b="$(m bulk-strait)" \
+    -v sh="$(m sni-haproxy)" -v sn="$(m sni-nginx)" -v s="$(m sni-strait)" '
+function max(a, b) { return a > b ? a : b }
+BEGIN {
+  printf "ratio conns strait/best=%.2f (haproxy %.2f, nginx %.2f)\n", c / max(ch, cn), c / ch, c / cn
+  printf "ratio bulk strait/best=%.2f (haproxy %.2f, nginx %.2f)\n", b / max(bh, bn), b / bh, b / bn
+  printf "ratio sni strait/haproxy=%.2f (nginx %.2f)\n", s / sh, s / sn
+}'
