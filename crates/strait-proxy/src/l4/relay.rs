@@ -2,7 +2,7 @@
 //! session ended after the idle timeout without a byte either way, or at the drain deadline of
 //! a removed listener.
 //!
-//! A direction starts by copying through a small buffer; once a read fills it (a bulk
+//! A direction starts by copying through a small recycled buffer; once a read fills it (a bulk
 //! transfer), it moves to `splice(2)` through a pipe, so the bytes go from socket to socket
 //! inside the kernel without being copied into the process.
 
@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
-use tokio::io::Interest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::drain::ListenerDrain;
 
-/// Size of a direction's copy buffer; a read that fills it moves the direction to splice.
+/// Size of the copy buffer of a direction that could not get a pipe.
 const COPY_BUFFER: usize = 16 * 1024;
 /// Most bytes moved by one splice call (the default pipe holds 64 KiB).
 const SPLICE_CHUNK: usize = 64 * 1024;
@@ -62,13 +63,20 @@ impl Activity {
 
 /// Relays between `client` and `upstream` until both directions ended, `idle` passed without
 /// traffic, or `drain` (when the listener goes away) reaches its deadline.
-pub(super) async fn relay(client: TcpStream, upstream: TcpStream, idle: Duration, drain: &ListenerDrain) -> Relayed {
+pub(super) async fn relay(
+    mut client: TcpStream,
+    mut upstream: TcpStream,
+    idle: Duration,
+    drain: &ListenerDrain,
+) -> Relayed {
     let activity = Activity { last: Cell::new(Instant::now()) };
     let (up, down) = (Cell::new(0u64), Cell::new(0u64));
+    let (client_read, client_write) = client.split();
+    let (upstream_read, upstream_write) = upstream.split();
     let both = async {
         tokio::try_join!(
-            direction(&client, &upstream, &activity, &up, (Ended::Client, Ended::Upstream)),
-            direction(&upstream, &client, &activity, &down, (Ended::Upstream, Ended::Client)),
+            direction(client_read, upstream_write, &activity, &up, (Ended::Client, Ended::Upstream)),
+            direction(upstream_read, client_write, &activity, &down, (Ended::Upstream, Ended::Client)),
         )
     };
     let idle_out = async {
@@ -99,8 +107,8 @@ enum Failed {
 /// One direction, its failure told as the side of the session it happened on: `sides` is
 /// (the source's side, the destination's side).
 async fn direction(
-    from: &TcpStream,
-    to: &TcpStream,
+    from: ReadHalf<'_>,
+    to: WriteHalf<'_>,
     activity: &Activity,
     carried: &Cell<u64>,
     sides: (Ended, Ended),
@@ -112,25 +120,35 @@ async fn direction(
 }
 
 /// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`.
-async fn pump(from: &TcpStream, to: &TcpStream, activity: &Activity, carried: &Cell<u64>) -> Result<(), Failed> {
-    let mut buf = BytesMut::with_capacity(COPY_BUFFER);
+///
+/// The copy phase reads through the stream's `AsyncRead`, which takes a short read as the end
+/// of what the socket holds (no extra `recv` that would only say so).
+async fn pump(
+    mut from: ReadHalf<'_>,
+    mut to: WriteHalf<'_>,
+    activity: &Activity,
+    carried: &Cell<u64>,
+) -> Result<(), Failed> {
+    let mut buf = crate::buffers::read();
+    let capacity = buf.capacity();
     loop {
-        from.readable().await.map_err(|_| Failed::Read)?;
-        let n = match from.try_read_buf(&mut buf) {
-            Ok(0) => return finish(to),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(_) => return Err(Failed::Read),
-        };
-        write_all(to, &buf, activity).await?;
+        let n = from.read_buf(&mut buf).await.map_err(|_| Failed::Read)?;
+        if n == 0 {
+            crate::buffers::recycle_read(buf);
+            return finish(to.as_ref());
+        }
+        activity.touch();
+        to.write_all(&buf).await.map_err(|_| Failed::Write)?;
+        activity.touch();
         carried.set(carried.get() + n as u64);
-        let full = buf.len() == COPY_BUFFER;
+        let full = buf.len() == capacity;
         buf.clear();
         if full {
             break;
         }
     }
-    drop(buf);
+    crate::buffers::recycle_read(buf);
+    let (from, to) = (from.as_ref(), to.as_ref());
     // A bulk transfer: on through a pipe. Without one (out of descriptors), keep copying.
     let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) else {
         return copy_rest(from, to, activity, carried).await;
