@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{syntax, Checker};
-use crate::model::{Listener, TcpForward, UdpForward};
+use crate::model::{Config, Listener, TcpForward, UdpForward};
 use crate::path_index::{child_path, item_path};
 
 impl Checker<'_> {
@@ -36,6 +36,41 @@ impl Checker<'_> {
             (Some(tcp), None) => self.tcp_forward(path, listener, tcp, cluster_names),
             (None, Some(udp)) => self.udp_forward(path, listener, udp, cluster_names),
             (None, None) => {}
+        }
+    }
+
+    /// Reports clusters that layer 4 listeners name but whose settings they cannot honour:
+    /// TLS towards the endpoints (a TCP listener relays bytes as they are).
+    pub(super) fn l4_clusters(&mut self, config: &Config) {
+        for (position, listener) in config.listeners.iter().enumerate() {
+            let path = item_path("listeners", position);
+            let mut named: Vec<(String, &str)> = Vec::new();
+            if let Some(tcp) = &listener.tcp {
+                let tcp_path = child_path(&path, "tcp");
+                if let Some(cluster) = &tcp.cluster {
+                    named.push((child_path(&tcp_path, "cluster"), cluster));
+                }
+                for (index, route) in tcp.sni.iter().enumerate() {
+                    named.push((
+                        child_path(&item_path(&child_path(&tcp_path, "sni"), index), "cluster"),
+                        &route.cluster,
+                    ));
+                }
+            }
+            if let Some(udp) = &listener.udp {
+                named.push((child_path(&child_path(&path, "udp"), "cluster"), &udp.cluster));
+            }
+            for (field, name) in named {
+                if config.clusters.iter().any(|cluster| cluster.name == name && cluster.tls.is_some()) {
+                    self.error(
+                        &field,
+                        format!(
+                            "cluster `{name}` has `tls`, but layer 4 listeners relay bytes as they are: \
+                             remove its `tls` (a TLS client's bytes stay TLS end to end) or use another cluster"
+                        ),
+                    );
+                }
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 mod deadlines;
 mod durations;
 mod examples;
+mod l4;
 mod load;
 mod path_normalization;
 mod reference_doc;
