@@ -85,9 +85,10 @@ pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan
     }
 }
 
-/// Serves a connection just accepted on a TCP listener, with the snapshot's access log.
+/// Serves a connection just accepted on a TCP listener, with the snapshot's access log; with
+/// `accept` (the listener's `proxy_protocol`), the PROXY header is read first.
 pub(crate) async fn serve_accepted(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: std::net::SocketAddr,
     listener: Arc<str>,
     shared: &crate::shared::Shared,
@@ -95,7 +96,6 @@ pub(crate) async fn serve_accepted(
     accept: Option<&crate::proxy_protocol::AcceptPlan>,
 ) {
     // No TCP_NODELAY call: accepted sockets inherit it from the listening socket.
-    let mut client = client;
     let local = client.local_addr().unwrap_or(peer);
     let access_log = shared.snapshot.load().access_log.clone();
     let mut session = Session::start(peer, local, listener);

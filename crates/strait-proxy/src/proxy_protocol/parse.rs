@@ -122,17 +122,19 @@ const UNIX_LEN: usize = 216;
 /// Signature, version and command, family and transport, length, then the address block and
 /// TLVs.
 fn parse_v2(bytes: &[u8]) -> Result<Parsed, Malformed> {
-    if let Some(&version_command) = bytes.get(12) {
-        if version_command >> 4 != 2 {
-            return Err(Malformed("a version 2 signature with another version"));
-        }
-        if version_command != COMMAND_LOCAL && version_command != COMMAND_PROXY {
-            return Err(Malformed("the command is neither LOCAL nor PROXY"));
-        }
+    let Some(&version_command) = bytes.get(12) else { return Ok(Parsed::Partial { len: None }) };
+    if version_command >> 4 != 2 {
+        return Err(Malformed("a version 2 signature with another version"));
     }
-    // The seven combinations the specification defines; receivers drop any other.
+    if version_command != COMMAND_LOCAL && version_command != COMMAND_PROXY {
+        return Err(Malformed("the command is neither LOCAL nor PROXY"));
+    }
+    let local = version_command == COMMAND_LOCAL;
+    // The seven combinations the specification defines; receivers drop any other. LOCAL
+    // ignores the family along with the addresses.
     let address_len = match bytes.get(13) {
         None => return Ok(Parsed::Partial { len: None }),
+        Some(_) if local => 0,
         Some(0x00) => 0,
         Some(0x11 | 0x12) => INET_LEN,
         Some(0x21 | 0x22) => INET6_LEN,
@@ -146,7 +148,7 @@ fn parse_v2(bytes: &[u8]) -> Result<Parsed, Malformed> {
     if bytes.len() < len {
         return Ok(Parsed::Partial { len: Some(len) });
     }
-    if bytes[12] == COMMAND_LOCAL {
+    if local {
         // The load balancer's own connection: the real endpoints stay, the block is discarded.
         return Ok(Parsed::Complete { len, endpoints: None });
     }
@@ -333,6 +335,7 @@ mod tests {
         assert_eq!(parse(&v2(COMMAND_LOCAL, 0x00, &[])), Ok(Parsed::Complete { len: 16, endpoints: None }));
         // LOCAL discards its block, whatever it holds.
         assert_eq!(parse(&v2(COMMAND_LOCAL, 0x11, &INET_BLOCK)), Ok(Parsed::Complete { len: 28, endpoints: None }));
+        assert_eq!(parse(&v2(COMMAND_LOCAL, 0x41, &[7])), Ok(Parsed::Complete { len: 17, endpoints: None }));
         assert_eq!(parse(&v2(COMMAND_PROXY, 0x00, &[4, 0, 0])), Ok(Parsed::Complete { len: 19, endpoints: None }));
         assert_eq!(
             parse(&v2(COMMAND_PROXY, 0x31, &[0; UNIX_LEN])),
