@@ -229,6 +229,28 @@ fn ip_restriction_decides_on_the_header_address() {
     assert_eq!(backend.count(), 1);
 }
 
+#[test]
+fn a_reload_adding_proxy_protocol_applies_to_new_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let backend = Backend::start(|_| Reply::text("ok"));
+    let without = format!(
+        "listeners:\n  - name: web\n    bind: 127.0.0.1:0\n    routes:\n      - forward: {{ cluster: app }}\n\
+         clusters:\n  - name: app\n    endpoints: [{{ address: \"{}\" }}]\n",
+        backend.addr
+    );
+    let proxy = Proxy::start(&without);
+    let addr = proxy.addr("web");
+    assert_eq!(get_after(addr, b"").unwrap().status, 200);
+    let header = b"PROXY TCP4 192.0.2.7 198.51.100.1 50000 443\r\n";
+    assert!(get_after(addr, header).is_none_or(|r| r.status == 400), "a header is not HTTP");
+    proxy.reload(&http_config(&backend, "127.0.0.1", "", &log)).unwrap();
+    assert_eq!(proxy.addr("web"), addr, "the same socket");
+    assert_eq!(get_after(addr, header).unwrap().status, 200);
+    assert_eq!(forwarded_for(&backend), "192.0.2.7");
+    assert!(closed_without_answer(addr, b"GET / HTTP/1.1\r\nHost: pp.test\r\n\r\n"));
+}
+
 // === TLS listeners ===
 
 #[test]
@@ -327,6 +349,12 @@ fn tcp_sessions_with_bad_or_untrusted_headers_are_refused_and_logged() {
     assert_eq!(lines[0]["reason"], "proxy_protocol_untrusted");
     assert!(lines[0]["client"].as_str().unwrap().starts_with("127.0.0.1:"), "the peer, not the header's source");
     assert!(upstream.connections().is_empty(), "no upstream connection was opened");
+    // The same untrusted peer without a header is relayed as usual.
+    let mut plain = TcpStream::connect(untrusted.addr("db")).unwrap();
+    plain.write_all(b"ping").unwrap();
+    wait_until("the untrusted peer's bytes reached the upstream", || {
+        upstream.connections().first().is_some_and(|c| c.bytes == b"ping")
+    });
 }
 
 // === sending ===
