@@ -95,10 +95,12 @@ fn invalid(detail: &'static str) -> Refused {
 /// Waits until the first bytes tell whether a header is there, then reads exactly it.
 async fn read_header(stream: &mut TcpStream, trusted: bool) -> Result<Option<Endpoints>, Refused> {
     let mut seen = [0u8; V1_MAX_LEN];
+    // Whether the peer ended its side: what the socket holds now is all there will be.
+    let mut ended = false;
     loop {
         let n = stream.peek(&mut seen).await.map_err(|_| invalid("the connection failed"))?;
         if n == 0 {
-            return if trusted { Err(invalid("closed before a whole header")) } else { Ok(None) };
+            return closed_early(trusted);
         }
         let bytes = &seen[..n];
         if !trusted {
@@ -128,7 +130,20 @@ async fn read_header(stream: &mut TcpStream, trusted: bool) -> Result<Option<End
                 Parsed::Partial { .. } => {}
             }
         }
-        wait_for_more(stream).await.map_err(|_| invalid("the connection failed"))?;
+        if ended {
+            return closed_early(trusted);
+        }
+        ended = !wait_for_more(stream).await.map_err(|_| invalid("the connection failed"))?;
+    }
+}
+
+/// A peer that ended its side before its first bytes told anything: a trusted one sent no
+/// whole header; an untrusted one is served (and its protocol's driver sees the end).
+fn closed_early(trusted: bool) -> Result<Option<Endpoints>, Refused> {
+    if trusted {
+        Err(invalid("closed before a whole header"))
+    } else {
+        Ok(None)
     }
 }
 
@@ -155,9 +170,12 @@ async fn read_long_v2(stream: &mut TcpStream, len: usize) -> Result<Option<Endpo
 
 /// Waits until bytes beyond those just peeked arrive: the readiness the peek left is
 /// forgotten first, so the wait is for the next arrival rather than a loop over the same bytes.
-async fn wait_for_more(stream: &TcpStream) -> io::Result<()> {
+/// `false` when the peer ended its side instead (that stays visible, so waiting again would
+/// not wait): one more peek sees everything it sent.
+async fn wait_for_more(stream: &TcpStream) -> io::Result<bool> {
     let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
-    stream.readable().await
+    let ready = stream.ready(Interest::READABLE).await?;
+    Ok(!ready.is_read_closed())
 }
 
 #[cfg(test)]
@@ -250,6 +268,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_peer_that_ends_its_side_is_answered_at_once_not_at_the_timeout() {
+        let plan = plan(&["127.0.0.2"], Duration::from_secs(30));
+        let (mut client, mut server, peer) = pair().await;
+        client.write_all(b"PRO").await.unwrap();
+        client.shutdown().await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(10), accept(&mut server, peer, &plan)).await;
+        assert_eq!(answered, Ok(Ok(None)), "an untrusted peer's end is served");
+        let plan = self::plan(&["127.0.0.1"], Duration::from_secs(30));
+        let (mut client, mut server, peer) = pair().await;
+        client.write_all(b"PROXY TCP4 192.0.2.7 198.51.100.1 1").await.unwrap();
+        client.shutdown().await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(10), accept(&mut server, peer, &plan)).await;
+        assert_eq!(answered, Ok(Err(invalid("closed before a whole header"))));
+        // The rest of a header and the end arriving together still make a whole header.
+        let (mut client, mut server, peer) = pair().await;
+        client.write_all(b"PROXY TCP4 192.0.2.7 ").await.unwrap();
+        let finish = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            client.write_all(b"198.51.100.1 1 2\r\n").await.unwrap();
+            client.shutdown().await.unwrap();
+            client
+        });
+        let answered = tokio::time::timeout(Duration::from_secs(10), accept(&mut server, peer, &plan)).await;
+        assert!(matches!(answered, Ok(Ok(Some(_)))), "{answered:?}");
+        drop(finish.await.unwrap());
+    }
+
+    #[tokio::test]
     async fn trusted_peers_without_a_whole_header_are_refused() {
         let plan = plan(&["127.0.0.1"], Duration::from_millis(200));
         let (mut client, mut server, peer) = pair().await;
@@ -261,7 +307,7 @@ mod tests {
         let (mut client, mut server, peer) = pair().await;
         client.write_all(b"PROXY TCP4 192.0.2.7").await.unwrap();
         drop(client);
-        assert_eq!(accept(&mut server, peer, &plan).await.unwrap_err().reason, Reason::ProxyProtocolInvalid, "cut");
+        assert_eq!(accept(&mut server, peer, &plan).await, Err(invalid("closed before a whole header")), "cut");
         let (mut client, mut server, peer) = pair().await;
         client.write_all(b"PROXY TCP4 192.0.2.7 x 1 2\r\n").await.unwrap();
         assert_eq!(accept(&mut server, peer, &plan).await.unwrap_err().reason, Reason::ProxyProtocolInvalid);
