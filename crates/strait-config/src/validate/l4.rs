@@ -146,9 +146,9 @@ impl Checker<'_> {
 }
 
 impl Checker<'_> {
-    /// Reports HTTP routes that forward to a cluster sending PROXY headers: the header is
-    /// written on TCP listeners' upstream connections only (HTTP connections are pooled and
-    /// shared between clients).
+    /// Reports HTTP routes and UDP listeners that forward to a cluster sending PROXY headers:
+    /// the header is written on TCP listeners' upstream connections only (HTTP connections are
+    /// pooled and shared between clients).
     pub(super) fn proxy_protocol_clusters(&mut self, config: &Config) {
         let sending: HashSet<&str> =
             config.clusters.iter().filter(|c| c.proxy_protocol.is_some()).map(|c| c.name.as_str()).collect();
@@ -156,7 +156,18 @@ impl Checker<'_> {
             return;
         }
         for (position, listener) in config.listeners.iter().enumerate() {
-            let routes_path = child_path(&item_path("listeners", position), "routes");
+            let listener_path = item_path("listeners", position);
+            if let Some(udp) = listener.udp.as_ref().filter(|udp| sending.contains(udp.cluster.as_str())) {
+                self.error(
+                    &child_path(&child_path(&listener_path, "udp"), "cluster"),
+                    format!(
+                        "cluster `{}` has `proxy_protocol`, which is sent on TCP listeners' connections only; \
+                         forward datagrams to a cluster without it",
+                        udp.cluster
+                    ),
+                );
+            }
+            let routes_path = child_path(&listener_path, "routes");
             for (index, route) in listener.routes.iter().enumerate() {
                 for (field, cluster) in http_cluster_references(route) {
                     if sending.contains(cluster) {

@@ -50,7 +50,7 @@ clusters:
 }
 
 #[test]
-fn http_routes_cannot_forward_to_a_cluster_sending_headers() {
+fn http_routes_and_udp_listeners_cannot_forward_to_a_cluster_sending_headers() {
     let text = "\
 listeners:
   - name: web
@@ -63,6 +63,9 @@ listeners:
   - name: db
     bind: 127.0.0.1:0
     tcp: { cluster: pool }
+  - name: dns
+    bind: 127.0.0.1:0
+    udp: { cluster: pool }
 clusters:
   - name: app
     endpoints: [{ address: 127.0.0.1:8080 }]
@@ -77,6 +80,8 @@ clusters:
         &[
             &format!("pp.yaml:5:29: listeners[0].routes[0].forward.cluster: {message}"),
             &format!("pp.yaml:8:24: listeners[0].routes[1].split[1].cluster: {message}"),
+            "pp.yaml:14:21: listeners[2].udp.cluster: cluster `pool` has `proxy_protocol`, which is sent on TCP \
+             listeners' connections only; forward datagrams to a cluster without it",
         ],
     );
 }
