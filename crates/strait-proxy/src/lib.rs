@@ -5,7 +5,8 @@
 //! (one client connection in one protocol over one [`transport`]) → `exchange` (filters
 //! ([`chain`]), route, action, answer through the driver's response sink, log) → `upstream`
 //! (client, pools, forwarding, retries) or [`actions`] (redirect, static files, echo). Layer 4
-//! listeners go from [`runtime`] to `l4` (TCP sessions relayed to a cluster).
+//! listeners go from [`runtime`] to `l4` (TCP sessions relayed to a cluster); listeners that accept
+//! the PROXY protocol read its header first (`proxy_protocol`).
 #![forbid(unsafe_code)]
 
 mod actions;
@@ -20,6 +21,7 @@ mod grpc;
 pub mod h1;
 mod l4;
 pub mod listener_tls;
+mod proxy_protocol;
 mod readiness;
 pub mod runtime;
 pub mod scopes;

@@ -358,17 +358,22 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
 async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
-            Ok((stream, peer)) => {
+            Ok((mut stream, peer)) => {
                 let shared = shared.clone();
                 let name = name.clone();
-                let (tls, http2, tcp, max, max_per_ip) = {
+                let (tls, http2, tcp, accept, max, max_per_ip) = {
                     let snapshot = shared.snapshot.load();
                     let (max, max_per_ip) = (snapshot.server.max_connections, snapshot.server.max_connections_per_ip);
                     match snapshot.listener(&name) {
-                        Some(plan) => {
-                            (plan.tls.as_ref().map(|t| t.acceptor()), plan.http2, plan.tcp.clone(), max, max_per_ip)
-                        }
-                        None => (None, false, None, max, max_per_ip),
+                        Some(plan) => (
+                            plan.tls.as_ref().map(|t| t.acceptor()),
+                            plan.http2,
+                            plan.tcp.clone(),
+                            plan.proxy_protocol.clone(),
+                            max,
+                            max_per_ip,
+                        ),
+                        None => (None, false, None, None, max, max_per_ip),
                     }
                 };
                 if let Some(tcp) = tcp {
@@ -377,7 +382,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                             tracing::debug!(%peer, "connection refused: limit reached");
                             return;
                         };
-                        crate::l4::tcp::serve_accepted(stream, peer, name, &shared, tcp).await;
+                        crate::l4::tcp::serve_accepted(stream, peer, name, &shared, tcp, accept.as_deref()).await;
                     });
                     continue;
                 }
@@ -391,6 +396,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                                 tracing::debug!(%peer, "connection refused: limit reached");
                                 return;
                             };
+                            let peer = match &accept {
+                                None => peer,
+                                Some(plan) => match crate::proxy_protocol::http_client(&mut stream, peer, plan).await {
+                                    Some(client) => client,
+                                    None => return,
+                                },
+                            };
                             serve_tcp(stream, peer, name, shared.clone(), http2).await;
                         };
                         tokio::task::spawn_local(task);
@@ -400,6 +412,13 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                             let Some(_open) = shared.admit(peer.ip(), max, max_per_ip) else {
                                 tracing::debug!(%peer, "connection refused: limit reached");
                                 return;
+                            };
+                            let peer = match &accept {
+                                None => peer,
+                                Some(plan) => match crate::proxy_protocol::http_client(&mut stream, peer, plan).await {
+                                    Some(client) => client,
+                                    None => return,
+                                },
                             };
                             serve_tls(stream, peer, name, shared.clone(), acceptor).await;
                         });

@@ -111,6 +111,11 @@ impl Snapshot {
                     .as_ref()
                     .map(|tcp| crate::l4::TcpPlan::compile(&listener.name, tcp, &clusters).map(Arc::new))
                     .transpose()?,
+                proxy_protocol: listener
+                    .proxy_protocol
+                    .as_ref()
+                    .map(|accept| crate::proxy_protocol::AcceptPlan::compile(&listener.name, accept).map(Arc::new))
+                    .transpose()?,
             });
         }
         Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log, consumer_filters })
@@ -233,6 +238,8 @@ pub struct ListenerPlan {
     pub path_normalization: Option<strait_router::normalize::Options>,
     /// TCP forwarding (layer 4), instead of or (with passthrough routes) beside HTTP.
     pub(crate) tcp: Option<Arc<crate::l4::TcpPlan>>,
+    /// PROXY protocol headers taken from trusted peers before the connection is served.
+    pub(crate) proxy_protocol: Option<Arc<crate::proxy_protocol::AcceptPlan>>,
 }
 
 /// A compiled route: its action and everything around it.

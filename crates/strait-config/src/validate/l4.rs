@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{syntax, Checker};
-use crate::model::{Config, Listener, TcpForward, UdpForward};
+use crate::model::{Config, Listener, Route, TcpForward, UdpForward};
 use crate::path_index::{child_path, item_path};
 
 impl Checker<'_> {
@@ -143,6 +143,66 @@ impl Checker<'_> {
             self.error(&child_path(&udp_path, "max_sessions"), "must be at least 1");
         }
     }
+}
+
+impl Checker<'_> {
+    /// Reports HTTP routes and UDP listeners that forward to a cluster sending PROXY headers:
+    /// the header is written on TCP listeners' upstream connections only (HTTP connections are
+    /// pooled and shared between clients).
+    pub(super) fn proxy_protocol_clusters(&mut self, config: &Config) {
+        let sending: HashSet<&str> =
+            config.clusters.iter().filter(|c| c.proxy_protocol.is_some()).map(|c| c.name.as_str()).collect();
+        if sending.is_empty() {
+            return;
+        }
+        for (position, listener) in config.listeners.iter().enumerate() {
+            let listener_path = item_path("listeners", position);
+            if let Some(udp) = listener.udp.as_ref().filter(|udp| sending.contains(udp.cluster.as_str())) {
+                self.error(
+                    &child_path(&child_path(&listener_path, "udp"), "cluster"),
+                    format!(
+                        "cluster `{}` has `proxy_protocol`, which is sent on TCP listeners' connections only; \
+                         forward datagrams to a cluster without it",
+                        udp.cluster
+                    ),
+                );
+            }
+            let routes_path = child_path(&listener_path, "routes");
+            for (index, route) in listener.routes.iter().enumerate() {
+                for (field, cluster) in http_cluster_references(route) {
+                    if sending.contains(cluster) {
+                        self.error(
+                            &child_path(&item_path(&routes_path, index), &field),
+                            format!(
+                                "cluster `{cluster}` has `proxy_protocol`, which is sent on TCP listeners' \
+                                 connections only; forward HTTP to a cluster without it"
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The clusters `route` sends HTTP requests to, with the field (relative to the route) naming each.
+fn http_cluster_references(route: &Route) -> Vec<(String, &str)> {
+    let mut references = Vec::new();
+    if let Some(forward) = &route.forward {
+        references.push(("forward.cluster".to_owned(), forward.cluster.as_str()));
+    }
+    for (position, share) in route.split.iter().flatten().enumerate() {
+        references.push((child_path(&item_path("split", position), "cluster"), share.cluster.as_str()));
+    }
+    if let Some(aggregate) = &route.aggregate {
+        for (position, call) in aggregate.calls.iter().enumerate() {
+            references.push((child_path(&item_path("aggregate.calls", position), "cluster"), call.cluster.as_str()));
+        }
+    }
+    if let Some(transcode) = &route.grpc_transcode {
+        references.push(("grpc_transcode.cluster".to_owned(), transcode.cluster.as_str()));
+    }
+    references
 }
 
 /// Why `name` cannot be a passthrough server name, if it cannot: a DNS name, or `*.` and one.

@@ -30,6 +30,7 @@ pub fn validate(config: &Config, index: &PathIndex, reporter: &mut Reporter) {
     let cluster_names: HashSet<&str> = config.clusters.iter().map(|cluster| cluster.name.as_str()).collect();
     checker.listeners(&config.listeners, &cluster_names);
     checker.l4_clusters(config);
+    checker.proxy_protocol_clusters(config);
     checker.clusters(&config.clusters);
     checker.consumers(&config.consumers);
     checker.filter_consumers(config);

@@ -6,6 +6,7 @@ mod examples;
 mod l4;
 mod load;
 mod path_normalization;
+mod proxy_protocol;
 mod reference_doc;
 mod secrets;
 mod tls;

@@ -13,7 +13,6 @@ pub(crate) struct Session {
     /// The client: the peer, or the source a trusted PROXY header named.
     pub client: SocketAddr,
     /// The address the client connected to (the destination a PROXY header sent upstream names).
-    #[allow(dead_code)] // until the PROXY header sent upstream reads it
     pub local: SocketAddr,
     /// The listener that accepted it.
     pub listener: Arc<str>,

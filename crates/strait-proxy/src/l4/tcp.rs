@@ -38,7 +38,23 @@ pub(crate) async fn forward(
             return;
         }
     };
-    let super::connect::Connected { stream, addr, in_flight, connect_time } = upstream;
+    let super::connect::Connected { mut stream, addr, in_flight, connect_time } = upstream;
+    if let Some(version) = cluster.config.proxy_protocol {
+        let endpoints = crate::proxy_protocol::Endpoints { source: session.client, destination: session.local };
+        if let Err(error) = crate::proxy_protocol::send(&mut stream, version, endpoints).await {
+            tracing::debug!(cluster = %cluster.name, endpoint = %addr, %error, "PROXY header not sent");
+            drop(in_flight);
+            let outcome = Outcome {
+                cluster: Some(&cluster.name),
+                upstream: Some(addr),
+                connect_time: Some(connect_time),
+                reason: Some(Reason::UpstreamReset),
+                ..Outcome::default()
+            };
+            session.log(access_log, &outcome);
+            return;
+        }
+    }
     let relayed = relay(client, stream, plan.idle_timeout, &drain).await;
     // The endpoint stops counting the session before its line is written.
     drop(in_flight);
@@ -69,16 +85,31 @@ pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan
     }
 }
 
-/// Serves a connection just accepted on a TCP listener, with the snapshot's access log.
+/// Serves a connection just accepted on a TCP listener, with the snapshot's access log; with
+/// `accept` (the listener's `proxy_protocol`), the PROXY header is read first.
 pub(crate) async fn serve_accepted(
-    client: TcpStream,
+    mut client: TcpStream,
     peer: std::net::SocketAddr,
     listener: Arc<str>,
     shared: &crate::shared::Shared,
     plan: Arc<TcpPlan>,
+    accept: Option<&crate::proxy_protocol::AcceptPlan>,
 ) {
     // No TCP_NODELAY call: accepted sockets inherit it from the listening socket.
     let local = client.local_addr().unwrap_or(peer);
     let access_log = shared.snapshot.load().access_log.clone();
-    serve(client, Session::start(peer, local, listener), plan, access_log).await;
+    let mut session = Session::start(peer, local, listener);
+    if let Some(accept) = accept {
+        match crate::proxy_protocol::accept(&mut client, peer, accept).await {
+            // The header names the client and the address it connected to, for the log and
+            // for a header sent on upstream.
+            Ok(Some(endpoints)) => (session.client, session.local) = (endpoints.source, endpoints.destination),
+            Ok(None) => {}
+            Err(refused) => {
+                tracing::debug!(%peer, reason = refused.reason.code(), detail = refused.detail, "TCP session refused");
+                return session.refused(&access_log, refused.reason);
+            }
+        }
+    }
+    serve(client, session, plan, access_log).await;
 }

@@ -24,6 +24,7 @@ mod hygiene;
 mod interop;
 mod l4_tcp;
 mod plugins;
+mod proxy_protocol;
 mod rate_limit_redis;
 mod rate_limits;
 mod retries;
