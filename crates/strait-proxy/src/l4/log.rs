@@ -12,8 +12,9 @@ use strait_observe::{AccessLog, StreamRecord};
 pub(crate) struct Session {
     /// The client: the peer, or the source a trusted PROXY header named.
     pub client: SocketAddr,
-    /// The address the client connected to (the destination a PROXY header sent upstream names).
-    pub local: SocketAddr,
+    /// The address the client connected to, when a received PROXY header named it (the
+    /// destination of a header sent upstream; otherwise read from the socket when needed).
+    pub local: Option<SocketAddr>,
     /// The listener that accepted it.
     pub listener: Arc<str>,
     /// When it was accepted, on the wall clock (for the log) and the process clock.
@@ -43,8 +44,8 @@ pub(super) struct Outcome<'a> {
 
 impl Session {
     /// A session of `client` on `listener`, starting now.
-    pub(crate) fn start(client: SocketAddr, local: SocketAddr, listener: Arc<str>) -> Session {
-        Session { client, local, listener, started: (SystemTime::now(), Instant::now()), server_name: None }
+    pub(crate) fn start(client: SocketAddr, listener: Arc<str>) -> Session {
+        Session { client, local: None, listener, started: (SystemTime::now(), Instant::now()), server_name: None }
     }
 
     /// Writes the session's line to `log`.

@@ -40,7 +40,8 @@ pub(crate) async fn forward(
     };
     let super::connect::Connected { mut stream, addr, in_flight, connect_time } = upstream;
     if let Some(version) = cluster.config.proxy_protocol {
-        let endpoints = crate::proxy_protocol::Endpoints { source: session.client, destination: session.local };
+        let destination = session.local.unwrap_or_else(|| client.local_addr().unwrap_or(session.client));
+        let endpoints = crate::proxy_protocol::Endpoints { source: session.client, destination };
         if let Err(error) = crate::proxy_protocol::send(&mut stream, version, endpoints).await {
             tracing::debug!(cluster = %cluster.name, endpoint = %addr, %error, "PROXY header not sent");
             drop(in_flight);
@@ -95,15 +96,15 @@ pub(crate) async fn serve_accepted(
     plan: Arc<TcpPlan>,
     accept: Option<&crate::proxy_protocol::AcceptPlan>,
 ) {
-    // No TCP_NODELAY call: accepted sockets inherit it from the listening socket.
-    let local = client.local_addr().unwrap_or(peer);
+    // No TCP_NODELAY call (accepted sockets inherit it from the listening socket), and no
+    // local address read unless a PROXY header is sent: each is a system call per session.
     let access_log = shared.snapshot.load().access_log.clone();
-    let mut session = Session::start(peer, local, listener);
+    let mut session = Session::start(peer, listener);
     if let Some(accept) = accept {
         match crate::proxy_protocol::accept(&mut client, peer, accept).await {
             // The header names the client and the address it connected to, for the log and
             // for a header sent on upstream.
-            Ok(Some(endpoints)) => (session.client, session.local) = (endpoints.source, endpoints.destination),
+            Ok(Some(endpoints)) => (session.client, session.local) = (endpoints.source, Some(endpoints.destination)),
             Ok(None) => {}
             Err(refused) => {
                 tracing::debug!(%peer, reason = refused.reason.code(), detail = refused.detail, "TCP session refused");
