@@ -60,8 +60,7 @@ pub(crate) async fn forward(
     session.log(access_log, &outcome);
 }
 
-/// Serves one connection of a TCP listener: to its cluster (passthrough listeners choose the
-/// cluster by server name first, in `passthrough`).
+/// Serves one connection of a TCP listener without passthrough routes: to its cluster.
 pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan>, access_log: AccessLog) {
     match plan.default_cluster.clone() {
         Some(cluster) => forward(client, session, &cluster, &plan, &access_log).await,
@@ -69,16 +68,22 @@ pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan
     }
 }
 
-/// Serves a connection just accepted on a TCP listener, with the snapshot's access log.
+/// Serves a connection just accepted on a TCP listener, with the snapshot's access log:
+/// passthrough listeners (with `tcp.sni` routes) in `passthrough`, others here.
 pub(crate) async fn serve_accepted(
     client: TcpStream,
     peer: std::net::SocketAddr,
     listener: Arc<str>,
-    shared: &crate::shared::Shared,
+    shared: &Arc<crate::shared::Shared>,
     plan: Arc<TcpPlan>,
 ) {
     // No TCP_NODELAY call: accepted sockets inherit it from the listening socket.
     let local = client.local_addr().unwrap_or(peer);
     let access_log = shared.snapshot.load().access_log.clone();
-    serve(client, Session::start(peer, local, listener), plan, access_log).await;
+    let session = Session::start(peer, local, listener);
+    if plan.sni.is_empty() {
+        serve(client, session, plan, access_log).await;
+    } else {
+        super::passthrough::serve(client, session, plan, access_log, shared).await;
+    }
 }
