@@ -80,9 +80,11 @@ pub(crate) async fn serve(
         }
         (Fallback::Default, Some(cluster), _) => forward(client, session, cluster, &plan, &access_log).await,
         (Fallback::Default, None, Some(tls)) => {
-            // The HTTP requests of a terminated connection are logged in the access log.
+            // The HTTP requests of a terminated connection are logged in the access log. Boxed:
+            // the task of a passed-through connection is not sized for an HTTPS session.
             let acceptor = tls.acceptor();
-            crate::driver::serve_tls(client, session.client, session.listener, shared.clone(), acceptor).await;
+            let served = crate::driver::serve_tls(client, session.client, session.listener, shared.clone(), acceptor);
+            Box::pin(served).await;
         }
     }
 }

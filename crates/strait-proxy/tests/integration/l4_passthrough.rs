@@ -289,8 +289,8 @@ fn a_hello_in_small_writes_over_several_records_is_routed() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stream.log");
     let proxy = front(&log, "", "", &origins.clusters());
-    // Records of 50 bytes, written 7 bytes at a time with a pause after each write.
-    let sliced = slicer(proxy.addr("edge"), 50, 7, Duration::from_millis(3));
+    // Records of 50 bytes, written 16 bytes at a time with a pause after each write.
+    let sliced = slicer(proxy.addr("edge"), 50, 16, Duration::from_millis(2));
     let (cert, body) = fetch(sliced, "pay.example.com", &origins.pki);
     assert_eq!((cert, body), (origins.pay.der.clone(), Bytes::from("pay origin")));
     let lines = stream_lines(&log, 1);
