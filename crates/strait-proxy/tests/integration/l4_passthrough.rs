@@ -347,6 +347,18 @@ fn one_port_passes_pay_through_and_terminates_www_with_its_own_routes() {
     }
     let (output, handshake) = s_client(edge, Some("www.example.com"), &origins.pki);
     assert!(handshake && output.contains("CN = www"), "{output}");
-    let lines = stream_lines(&log, 2);
-    assert!(lines.iter().all(|l| l["server_name"] == "pay.example.com" && l["cluster"] == "pay"), "{lines:?}");
+    // A hello without a name is terminated too (missing_sni: default), with the first certificate.
+    let (output, handshake) = s_client(edge, None, &origins.pki);
+    assert!(handshake && output.contains("CN = www"), "{output}");
+    // Plain HTTP on the TLS port is refused, not handed to the TLS handshake.
+    let mut conn = RawConn::connect(edge);
+    conn.send(b"GET / HTTP/1.1\r\nHost: www.example.com\r\n\r\n");
+    assert!(conn.closes_within(WAIT));
+    let lines = stream_lines(&log, 3);
+    let passed: Vec<_> = lines.iter().filter(|l| l["status"] == 200).collect();
+    assert_eq!(passed.len(), 2, "only pay's two sessions were passed through: {lines:?}");
+    assert!(passed.iter().all(|l| l["server_name"] == "pay.example.com" && l["cluster"] == "pay"), "{lines:?}");
+    let refused: Vec<_> = lines.iter().filter(|l| l["status"] != 200).collect();
+    assert_eq!(refused.len(), 1, "{lines:?}");
+    assert_eq!(refused[0]["reason"], "tls_hello_invalid");
 }
