@@ -261,5 +261,4 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "hello_tests.rs"]
 mod tests;
