@@ -98,6 +98,11 @@ impl Snapshot {
                 routes.push((route.matches.clone(), plan));
             }
             let table = RouteTable::build(routes).map_err(|e| format!("listener `{}`: {e}", listener.name))?;
+            let tcp = listener
+                .tcp
+                .as_ref()
+                .map(|tcp| crate::l4::TcpPlan::compile(&listener.name, tcp, tls.as_ref(), &clusters).map(Arc::new))
+                .transpose()?;
             listeners.push(ListenerPlan {
                 name: listener.name.as_str().into(),
                 bind,
@@ -106,11 +111,7 @@ impl Snapshot {
                 tls,
                 http2: listener.http2,
                 path_normalization: strait_router::normalize::Options::from_config(&listener.path_normalization),
-                tcp: listener
-                    .tcp
-                    .as_ref()
-                    .map(|tcp| crate::l4::TcpPlan::compile(&listener.name, tcp, &clusters).map(Arc::new))
-                    .transpose()?,
+                tcp,
                 proxy_protocol: listener
                     .proxy_protocol
                     .as_ref()

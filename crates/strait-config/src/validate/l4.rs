@@ -82,6 +82,12 @@ impl Checker<'_> {
                 "a `tcp` listener terminates TLS only beside passthrough: add `tcp.sni` routes, or remove `tls`",
             );
         }
+        if listener.tls.is_some() && !tcp.sni.is_empty() && tcp.cluster.is_some() {
+            self.error(
+                &child_path(path, "tls"),
+                "names no `tcp.sni` route takes go to `tcp.cluster`, so `tls` would terminate none: remove one of them",
+            );
+        }
         if listener.tls.is_none() && !listener.routes.is_empty() {
             self.error(
                 &child_path(path, "routes"),

@@ -5,6 +5,7 @@ mod durations;
 mod examples;
 mod l4;
 mod load;
+mod passthrough;
 mod path_normalization;
 mod proxy_protocol;
 mod reference_doc;

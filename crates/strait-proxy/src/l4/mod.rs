@@ -3,13 +3,16 @@
 //! health of the HTTP side.
 //!
 //! `plan` is the compiled form of a listener's `tcp` block, `tcp` serves one connection,
+//! `passthrough` chooses its cluster by the server name `hello` reads from the ClientHello,
 //! `connect` opens the upstream connection (balancing, retries, passive health), `relay` moves
 //! the bytes, `drain` ends the connections of a removed listener, and `log` writes the stream
 //! log line.
 
 mod connect;
 pub(crate) mod drain;
+mod hello;
 mod log;
+mod passthrough;
 pub(crate) mod plan;
 mod relay;
 pub(crate) mod sni;

@@ -8,6 +8,7 @@ use strait_cluster::ClusterState;
 use strait_config::{Fallback, TcpForward};
 
 use super::sni::SniTable;
+use crate::listener_tls::ListenerTlsPlan;
 
 /// How a TCP listener forwards its connections.
 #[derive(Debug)]
@@ -15,29 +16,29 @@ pub(crate) struct TcpPlan {
     /// Where connections go when no passthrough route takes them (all of them without `sni`).
     pub default_cluster: Option<Arc<ClusterState>>,
     /// Passthrough routes by server name; empty without `sni`.
-    #[allow(dead_code)] // until passthrough reads it
     pub sni: SniTable<Arc<ClusterState>>,
     /// What a ClientHello without a server name gets.
-    #[allow(dead_code)] // until passthrough reads it
     pub missing_sni: Fallback,
     /// What a client that does not open with a TLS handshake gets.
-    #[allow(dead_code)] // until passthrough reads it
     pub not_tls: Fallback,
     /// Time to receive the ClientHello.
-    #[allow(dead_code)] // until passthrough reads it
     pub hello_timeout: Duration,
     /// A connection closes after this long without a byte either way.
     pub idle_timeout: Duration,
     /// Endpoints tried before the client is closed.
     pub connect_attempts: u32,
+    /// The listener's TLS, for the passthrough names it terminates itself.
+    pub terminate: Option<Arc<ListenerTlsPlan>>,
 }
 
 impl TcpPlan {
     /// Compiles `tcp` against the cluster states of the snapshot (validation made sure every
-    /// named cluster exists).
+    /// named cluster exists); `tls` is the listener's, which terminates what passthrough does not
+    /// take.
     pub(crate) fn compile(
         listener: &str,
         tcp: &TcpForward,
+        tls: Option<&Arc<ListenerTlsPlan>>,
         clusters: &HashMap<String, Arc<ClusterState>>,
     ) -> Result<TcpPlan, String> {
         let cluster = |name: &str| {
@@ -57,6 +58,7 @@ impl TcpPlan {
             hello_timeout: tcp.hello_timeout.0,
             idle_timeout: tcp.idle_timeout.0,
             connect_attempts: tcp.connect_attempts.max(1),
+            terminate: tls.cloned(),
         })
     }
 }

@@ -12,7 +12,6 @@ pub(crate) struct SniTable<T> {
     wildcards: Vec<(String, T)>,
 }
 
-#[allow(dead_code)] // until passthrough reads it
 impl<T> SniTable<T> {
     /// A table over `(name, target)` pairs in route order; the first route naming a name wins.
     pub(crate) fn new<'a>(routes: impl IntoIterator<Item = (&'a str, T)>) -> SniTable<T> {

@@ -77,8 +77,7 @@ pub(crate) async fn forward(
     session.log(access_log, &outcome);
 }
 
-/// Serves one connection of a TCP listener: to its cluster (passthrough listeners choose the
-/// cluster by server name first, in `passthrough`).
+/// Serves one connection of a TCP listener without passthrough routes: to its cluster.
 pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan>, access_log: AccessLog) {
     match plan.default_cluster.clone() {
         Some(cluster) => forward(client, session, &cluster, &plan, &access_log).await,
@@ -87,12 +86,13 @@ pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan
 }
 
 /// Serves a connection just accepted on a TCP listener, with the snapshot's access log; with
-/// `accept` (the listener's `proxy_protocol`), the PROXY header is read first.
+/// `accept` (the listener's `proxy_protocol`), the PROXY header is read first. Passthrough
+/// listeners (with `tcp.sni` routes) go on in `passthrough`, others here.
 pub(crate) async fn serve_accepted(
     mut client: TcpStream,
     peer: std::net::SocketAddr,
     listener: Arc<str>,
-    shared: &crate::shared::Shared,
+    shared: &Arc<crate::shared::Shared>,
     plan: Arc<TcpPlan>,
     accept: Option<&crate::proxy_protocol::AcceptPlan>,
 ) {
@@ -112,5 +112,9 @@ pub(crate) async fn serve_accepted(
             }
         }
     }
-    serve(client, session, plan, access_log).await;
+    if plan.sni.is_empty() {
+        serve(client, session, plan, access_log).await;
+    } else {
+        super::passthrough::serve(client, session, plan, access_log, shared).await;
+    }
 }

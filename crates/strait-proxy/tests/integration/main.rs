@@ -22,6 +22,7 @@ mod health;
 mod http2;
 mod hygiene;
 mod interop;
+mod l4_passthrough;
 mod l4_tcp;
 mod plugins;
 mod proxy_protocol;

@@ -9,3 +9,4 @@ mod quickstart;
 mod reload;
 mod reload_under_load;
 mod squid_example;
+mod tls_passthrough_example;
