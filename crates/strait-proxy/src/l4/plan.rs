@@ -27,6 +27,8 @@ pub(crate) struct TcpPlan {
     pub idle_timeout: Duration,
     /// Endpoints tried before the client is closed.
     pub connect_attempts: u32,
+    /// Bulk transfers move by `splice(2)`.
+    pub splice: bool,
     /// The listener's TLS, for the passthrough names it terminates itself.
     pub terminate: Option<Arc<ListenerTlsPlan>>,
 }
@@ -58,6 +60,7 @@ impl TcpPlan {
             hello_timeout: tcp.hello_timeout.0,
             idle_timeout: tcp.idle_timeout.0,
             connect_attempts: tcp.connect_attempts.max(1),
+            splice: tcp.splice,
             terminate: tls.cloned(),
         })
     }

@@ -62,11 +62,13 @@ impl Activity {
 }
 
 /// Relays between `client` and `upstream` until both directions ended, `idle` passed without
-/// traffic, or `drain` (when the listener goes away) reaches its deadline.
+/// traffic, or `drain` (when the listener goes away) reaches its deadline; bulk transfers move
+/// by splice when `splice` is set.
 pub(super) async fn relay(
     mut client: TcpStream,
     mut upstream: TcpStream,
     idle: Duration,
+    splice: bool,
     drain: &ListenerDrain,
 ) -> Relayed {
     let activity = Activity { last: Cell::new(Instant::now()) };
@@ -75,8 +77,8 @@ pub(super) async fn relay(
     let (upstream_read, upstream_write) = upstream.split();
     let both = async {
         tokio::try_join!(
-            direction(client_read, upstream_write, &activity, &up, (Ended::Client, Ended::Upstream)),
-            direction(upstream_read, client_write, &activity, &down, (Ended::Upstream, Ended::Client)),
+            direction(client_read, upstream_write, &activity, &up, splice, (Ended::Client, Ended::Upstream)),
+            direction(upstream_read, client_write, &activity, &down, splice, (Ended::Upstream, Ended::Client)),
         )
     };
     let idle_out = async {
@@ -111,9 +113,10 @@ async fn direction(
     to: WriteHalf<'_>,
     activity: &Activity,
     carried: &Cell<u64>,
+    splice: bool,
     sides: (Ended, Ended),
 ) -> Result<(), Ended> {
-    pump(from, to, activity, carried).await.map_err(|failed| match failed {
+    pump(from, to, activity, carried, splice).await.map_err(|failed| match failed {
         Failed::Read => sides.0,
         Failed::Write => sides.1,
     })
@@ -128,6 +131,7 @@ async fn pump(
     mut to: WriteHalf<'_>,
     activity: &Activity,
     carried: &Cell<u64>,
+    splice: bool,
 ) -> Result<(), Failed> {
     let mut buf = crate::buffers::read();
     let capacity = buf.capacity();
@@ -143,7 +147,7 @@ async fn pump(
         carried.set(carried.get() + n as u64);
         let full = buf.len() == capacity;
         buf.clear();
-        if full {
+        if full && splice {
             break;
         }
     }
