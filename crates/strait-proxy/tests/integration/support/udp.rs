@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -125,7 +126,9 @@ impl Dnsmasq {
 
     /// Runs dnsmasq on `port` until it answers; its error output when it exits or does not.
     fn launch(port: u16) -> Result<Dnsmasq, String> {
-        let child = Command::new("dnsmasq")
+        // It lives in /usr/sbin, which a user's PATH may lack.
+        let program = if Path::new("/usr/sbin/dnsmasq").exists() { "/usr/sbin/dnsmasq" } else { "dnsmasq" };
+        let child = Command::new(program)
             .args([
                 "--no-daemon",
                 "--conf-file=/dev/null",
