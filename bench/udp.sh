@@ -12,7 +12,7 @@
 # Usage: bench/udp.sh [ROUNDS] [DURATION_S] [SOCKETS] [WINDOW]   (needs nginx with the stream
 # module: scripts/bench-deps.sh installs it; rustc; build Strait first: cargo build --release)
 set -u
-ROUNDS=${1:-5}; D=${2:-5}; SOCKETS=${3:-8}; WINDOW=${4:-32}
+ROUNDS=${1:-5}; D=${2:-5}; SOCKETS=${3:-4}; WINDOW=${4:-64}
 source "$(dirname "$0")/common.sh"
 if [ "${PIN:-1}" = 1 ]; then PROXY_CPU="taskset -c 1"; LOAD_CPU="taskset -c 0"; else PROXY_CPU=""; LOAD_CPU=""; fi
 ECHO=18095; NGINX_PORT=18096; STRAIT_PORT=18097
