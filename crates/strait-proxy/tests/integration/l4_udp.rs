@@ -257,3 +257,36 @@ fn reload_adds_and_removes_udp_listeners_without_touching_the_others() {
     a.send_to(b"a3", dns).unwrap();
     assert_eq!(udp_reply_within(&a, Duration::from_millis(300)), None, "nothing answers on the removed listener");
 }
+
+#[test]
+fn with_two_workers_each_client_keeps_one_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let echo = UdpEcho::start();
+    let yaml = udp_config(&[echo.addr()], "", "      idle_timeout: 60s\n", &log).replace("workers: 1", "workers: 2");
+    let proxy = Proxy::start(&yaml);
+    let addr = proxy.addr("dns");
+    let clients: Vec<_> = (0..8).map(|_| udp_client("127.0.0.1")).collect();
+    for round in 0..3u8 {
+        for (index, client) in clients.iter().enumerate() {
+            let message = [index as u8, round];
+            let (reply, from) = udp_exchange(client, addr, &message);
+            assert_eq!((reply.as_slice(), from), (&message[..], addr));
+        }
+    }
+    assert_eq!(echo.peers(), clients.len(), "a client's datagrams stayed on one worker's session");
+}
+
+#[test]
+fn open_sessions_are_logged_when_the_server_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let echo = UdpEcho::start();
+    let proxy = Proxy::start(&udp_config(&[echo.addr()], "", "      idle_timeout: 60s\n", &log));
+    let client = udp_client("127.0.0.1");
+    assert_eq!(udp_exchange(&client, proxy.addr("dns"), b"open").0, b"open");
+    proxy.stop();
+    let line = log_lines(&log, 1).remove(0);
+    assert_eq!(line["reason"], "shutting_down", "{line}");
+    assert_eq!((line["bytes_received"].as_u64(), line["bytes_sent"].as_u64()), (Some(4), Some(4)));
+}
