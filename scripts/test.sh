@@ -9,6 +9,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
 # The `redis` policy of `rate_limiting` is tested against real Redis servers.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# UDP listeners are tested with DNS: a real resolver and a real client.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq)
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-pip)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if [ ${#need[@]} -gt 0 ]; then

@@ -51,6 +51,8 @@ impl std::error::Error for ServerError {}
 enum WorkerCommand {
     /// Accept connections on this socket for the named listener.
     Listen { name: Arc<str>, socket: std::net::TcpListener },
+    /// Serve the datagrams of this socket for the named UDP listener.
+    ListenUdp { name: Arc<str>, socket: std::net::UdpSocket },
     /// Stop accepting for the named listener; its TCP sessions close at `deadline`.
     Unlisten { name: Arc<str>, deadline: Instant },
     /// Stop accepting everything, finish open connections by the deadline, exit.
@@ -66,6 +68,8 @@ struct Worker {
 /// The sockets of one listener (one per worker) and the address they are bound to.
 struct BoundListener {
     configured: String,
+    /// UDP sockets rather than TCP ones (the same address may have both, as two listeners).
+    udp: bool,
     local: SocketAddr,
 }
 
@@ -212,7 +216,9 @@ impl Server {
         let bound = self.bound.lock().expect("listener lock");
         let mut fresh = HashMap::new();
         for listener in &config.listeners {
-            let unchanged = bound.get(listener.name.as_str()).is_some_and(|b| b.configured == listener.bind);
+            let udp = listener.udp.is_some();
+            let unchanged =
+                bound.get(listener.name.as_str()).is_some_and(|b| b.configured == listener.bind && b.udp == udp);
             if unchanged {
                 continue;
             }
@@ -220,8 +226,14 @@ impl Server {
                 .bind
                 .parse()
                 .map_err(|_| ServerError(format!("listener `{}`: invalid bind `{}`", listener.name, listener.bind)))?;
-            let sockets = bind_reuseport(addr, self.workers.len())
-                .map_err(|e| ServerError(format!("listener `{}`: cannot bind {addr}: {e}", listener.name)))?;
+            let sockets = if udp {
+                crate::l4::udp::socket::bind_reuseport(addr, self.workers.len())
+                    .map(|(sockets, local)| BoundSockets { sockets: Sockets::Udp(sockets), local })
+            } else {
+                bind_reuseport(addr, self.workers.len())
+            };
+            let sockets =
+                sockets.map_err(|e| ServerError(format!("listener `{}`: cannot bind {addr}: {e}", listener.name)))?;
             fresh.insert(Arc::from(listener.name.as_str()), sockets);
         }
         Ok(fresh)
@@ -244,19 +256,35 @@ impl Server {
         for (name, sockets) in fresh {
             let configured =
                 config.listeners.iter().find(|l| *l.name == *name).map(|l| l.bind.clone()).unwrap_or_default();
-            for (worker, socket) in self.workers.iter().zip(sockets.sockets) {
-                let _ = worker.commands.send(WorkerCommand::Listen { name: name.clone(), socket });
+            let udp = matches!(sockets.sockets, Sockets::Udp(_));
+            match sockets.sockets {
+                Sockets::Tcp(listeners) => {
+                    for (worker, socket) in self.workers.iter().zip(listeners) {
+                        let _ = worker.commands.send(WorkerCommand::Listen { name: name.clone(), socket });
+                    }
+                }
+                Sockets::Udp(sockets) => {
+                    for (worker, socket) in self.workers.iter().zip(sockets) {
+                        let _ = worker.commands.send(WorkerCommand::ListenUdp { name: name.clone(), socket });
+                    }
+                }
             }
-            tracing::info!(listener = %name, addr = %sockets.local, "listening");
-            bound.insert(name, BoundListener { configured, local: sockets.local });
+            tracing::info!(listener = %name, addr = %sockets.local, udp, "listening");
+            bound.insert(name, BoundListener { configured, udp, local: sockets.local });
         }
     }
 }
 
 /// One socket per worker, all bound to the same address.
 struct BoundSockets {
-    sockets: Vec<std::net::TcpListener>,
+    sockets: Sockets,
     local: SocketAddr,
+}
+
+/// A listener's sockets, one per worker: TCP listening sockets or UDP sockets.
+enum Sockets {
+    Tcp(Vec<std::net::TcpListener>),
+    Udp(Vec<std::net::UdpSocket>),
 }
 
 /// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`; port 0 is resolved by the
@@ -279,7 +307,7 @@ fn bind_reuseport(addr: SocketAddr, count: usize) -> std::io::Result<BoundSocket
         local = std_listener.local_addr()?;
         sockets.push(std_listener);
     }
-    Ok(BoundSockets { sockets, local })
+    Ok(BoundSockets { sockets: Sockets::Tcp(sockets), local })
 }
 
 /// Number of worker threads for a configuration.
@@ -332,6 +360,12 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                     old.abort();
                 }
             }
+            WorkerCommand::ListenUdp { name, socket } => {
+                let task = tokio::task::spawn_local(crate::l4::udp::serve(socket, name.clone(), shared.clone()));
+                if let Some(old) = accepting.insert(name, task.abort_handle()) {
+                    old.abort();
+                }
+            }
             WorkerCommand::Unlisten { name, deadline } => {
                 if let Some(task) = accepting.remove(&name) {
                     task.abort();
@@ -344,6 +378,7 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                 }
                 crate::driver::drain::start();
                 crate::l4::drain::start_all(deadline.into());
+                crate::l4::udp::end_all();
                 while shared.open_connections() > 0 && Instant::now() < deadline {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }

@@ -117,6 +117,11 @@ impl Snapshot {
                     .as_ref()
                     .map(|accept| crate::proxy_protocol::AcceptPlan::compile(&listener.name, accept).map(Arc::new))
                     .transpose()?,
+                udp: listener
+                    .udp
+                    .as_ref()
+                    .map(|udp| crate::l4::UdpPlan::compile(&listener.name, udp, &clusters).map(Arc::new))
+                    .transpose()?,
             });
         }
         Ok(Snapshot { generation, server, listeners, clusters, upstreams, access_log, consumer_filters })
@@ -241,6 +246,8 @@ pub struct ListenerPlan {
     pub(crate) tcp: Option<Arc<crate::l4::TcpPlan>>,
     /// PROXY protocol headers taken from trusted peers before the connection is served.
     pub(crate) proxy_protocol: Option<Arc<crate::proxy_protocol::AcceptPlan>>,
+    /// UDP forwarding (layer 4): the listener's socket is a UDP one.
+    pub(crate) udp: Option<Arc<crate::l4::UdpPlan>>,
 }
 
 /// A compiled route: its action and everything around it.

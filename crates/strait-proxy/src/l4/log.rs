@@ -1,4 +1,4 @@
-//! The stream log line of a TCP session, written when it ends.
+//! The stream log line of a TCP or UDP session, written when it ends.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +50,11 @@ impl Session {
 
     /// Writes the session's line to `log`.
     pub(super) fn log(&self, log: &AccessLog, outcome: &Outcome<'_>) {
+        self.log_as("TCP", log, outcome);
+    }
+
+    /// Writes the line of a session of `protocol` (`TCP` or `UDP`) to `log`.
+    pub(super) fn log_as(&self, protocol: &str, log: &AccessLog, outcome: &Outcome<'_>) {
         if !log.is_enabled() {
             return;
         }
@@ -60,7 +65,7 @@ impl Session {
         log.log_stream(&StreamRecord {
             client_addr: self.client,
             time: self.started.0,
-            protocol: "TCP",
+            protocol,
             listener: &self.listener,
             status,
             bytes_sent: outcome.sent,

@@ -6,7 +6,7 @@
 //! `passthrough` chooses its cluster by the server name `hello` reads from the ClientHello,
 //! `connect` opens the upstream connection (balancing, retries, passive health), `relay` moves
 //! the bytes, `drain` ends the connections of a removed listener, and `log` writes the stream
-//! log line.
+//! log line. `udp` forwards the datagrams of UDP listeners in sessions keyed by client address.
 
 mod connect;
 pub(crate) mod drain;
@@ -17,5 +17,7 @@ pub(crate) mod plan;
 mod relay;
 pub(crate) mod sni;
 pub(crate) mod tcp;
+pub(crate) mod udp;
 
 pub(crate) use plan::TcpPlan;
+pub(crate) use udp::UdpPlan;

@@ -24,6 +24,7 @@ mod hygiene;
 mod interop;
 mod l4_passthrough;
 mod l4_tcp;
+mod l4_udp;
 mod plugins;
 mod proxy_protocol;
 mod rate_limit_redis;

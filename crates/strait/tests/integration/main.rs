@@ -4,6 +4,7 @@ mod support;
 
 mod access_log;
 mod cli;
+mod dns_udp_example;
 mod lifecycle;
 mod quickstart;
 mod reload;

@@ -5,6 +5,7 @@
 pub mod jwt;
 pub mod pki;
 pub mod redis;
+pub mod udp;
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read, Write};
