@@ -417,7 +417,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                             tracing::debug!(%peer, "connection refused: limit reached");
                             return;
                         };
-                        crate::l4::tcp::serve_accepted(stream, peer, name, &shared, tcp, accept.as_deref()).await;
+                        crate::l4::accepted::serve_accepted(stream, peer, name, &shared, tcp, accept.as_deref()).await;
                     });
                     continue;
                 }

@@ -30,8 +30,9 @@ pub struct TcpForward {
     /// Endpoints tried to connect to before the client is closed (NGINX
     /// `proxy_next_upstream_tries`, HAProxy `retries`); at least 1.
     pub connect_attempts: u32,
-    /// Move bulk transfers with `splice(2)`, inside the kernel, once a read fills the copy
-    /// buffer (HAProxy `option splice-auto`); `false` always copies through the buffer.
+    /// Move bulk transfers with `splice(2)`, inside the kernel, once a read fills the first
+    /// buffer (HAProxy `option splice-auto`): less CPU per byte, some throughput on loopback.
+    /// Off by default, as in HAProxy: bulk transfers are copied through a 16 KiB buffer.
     pub splice: bool,
 }
 
@@ -45,7 +46,7 @@ impl Default for TcpForward {
             hello_timeout: Dur::secs(5),
             idle_timeout: Dur::secs(600),
             connect_attempts: 3,
-            splice: true,
+            splice: false,
         }
     }
 }

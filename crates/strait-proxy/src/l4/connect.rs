@@ -52,6 +52,17 @@ pub(super) async fn connect(cluster: &ClusterState, client: SocketAddr, attempts
                 let _ = stream.set_nodelay(true);
                 return Ok(Connected { stream, addr: endpoint.addr, in_flight, connect_time: started.elapsed() });
             }
+            Ok(Err(error)) if is_local(&error) => {
+                // Out of descriptors or ports: this process's trouble, not the endpoint's. The
+                // next endpoint would fail the same way.
+                tracing::warn!(cluster = %cluster.name, endpoint = %endpoint.addr, %error, "TCP connect failed locally");
+                last = Failed {
+                    reason: Reason::UpstreamConnectFailed,
+                    addr: Some(endpoint.addr),
+                    connect_time: started.elapsed(),
+                };
+                break;
+            }
             Ok(Err(error)) => {
                 tracing::debug!(cluster = %cluster.name, endpoint = %endpoint.addr, %error, "TCP connect failed");
                 Reason::UpstreamConnectFailed
@@ -63,4 +74,16 @@ pub(super) async fn connect(cluster: &ClusterState, client: SocketAddr, attempts
     }
     last.connect_time = started.elapsed();
     Err(last)
+}
+
+/// Whether a failed connect says nothing about the endpoint: the process is out of file
+/// descriptors, memory or local ports (EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL).
+pub(super) fn is_local(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(code) if [
+        rustix::io::Errno::MFILE.raw_os_error(),
+        rustix::io::Errno::NFILE.raw_os_error(),
+        rustix::io::Errno::NOBUFS.raw_os_error(),
+        rustix::io::Errno::NOMEM.raw_os_error(),
+        rustix::io::Errno::ADDRNOTAVAIL.raw_os_error(),
+    ].contains(&code))
 }

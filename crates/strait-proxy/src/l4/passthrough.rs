@@ -13,17 +13,12 @@ use strait_observe::AccessLog;
 use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 
+use super::drain::ListenerDrain;
 use super::hello::{scan, Scan, MAX_HELLO_BYTES};
 use super::log::Session;
 use super::tcp::forward;
 use super::TcpPlan;
 use crate::shared::Shared;
-
-/// The first pause before peeking again at a hello that is not whole yet; it doubles while
-/// nothing new arrives, up to [`LONGEST_PAUSE`].
-const FIRST_PAUSE: Duration = Duration::from_millis(1);
-/// The longest pause between two peeks at a hello.
-const LONGEST_PAUSE: Duration = Duration::from_millis(16);
 
 /// What a passthrough client sent first.
 #[derive(Debug, PartialEq, Eq)]
@@ -49,20 +44,23 @@ pub(crate) async fn serve(
     plan: Arc<TcpPlan>,
     access_log: AccessLog,
     shared: &Arc<Shared>,
+    drain: &ListenerDrain,
 ) {
     let fallback = match first_bytes(&client, plan.hello_timeout).await {
         First::Hello(Some(name)) => {
             let route = plan.sni.find(&name).cloned();
             session.server_name = Some(name);
             if let Some(cluster) = route {
-                return forward(client, session, &cluster, &plan, &access_log).await;
+                return forward(client, session, &cluster, &plan, &access_log, drain).await;
             }
             Fallback::Default
         }
         First::Hello(None) => plan.missing_sni,
         First::NotTls => {
             match (plan.not_tls, &plan.default_cluster) {
-                (Fallback::Default, Some(cluster)) => forward(client, session, cluster, &plan, &access_log).await,
+                (Fallback::Default, Some(cluster)) => {
+                    forward(client, session, cluster, &plan, &access_log, drain).await
+                }
                 _ => session.refused(&access_log, Reason::TlsHelloInvalid),
             }
             return;
@@ -78,7 +76,7 @@ pub(crate) async fn serve(
         (Fallback::Refuse, _, _) | (Fallback::Default, None, None) => {
             session.refused(&access_log, Reason::NoSniRoute);
         }
-        (Fallback::Default, Some(cluster), _) => forward(client, session, cluster, &plan, &access_log).await,
+        (Fallback::Default, Some(cluster), _) => forward(client, session, cluster, &plan, &access_log, drain).await,
         (Fallback::Default, None, Some(tls)) => {
             // The HTTP requests of a terminated connection are logged in the access log. Boxed:
             // the task of a passed-through connection is not sized for an HTTPS session.
@@ -99,10 +97,10 @@ async fn first_bytes(client: &TcpStream, timeout: Duration) -> First {
 }
 
 /// Peeks into `buffer` (grown once if a hello needs more room than it has) until the bytes
-/// there decide what the client sent. A peek returns at once while bytes wait in the socket,
-/// so between peeks at a hello still incomplete there is a short pause.
+/// there decide what the client sent. Between two peeks at a hello still incomplete, it waits
+/// for the socket's next arrival (not a timer), so a slow client costs one wake-up per segment.
 async fn peek_hello(client: &TcpStream, buffer: &mut BytesMut) -> First {
-    let (mut pause, mut seen) = (FIRST_PAUSE, 0);
+    let mut peer_done = false;
     loop {
         let mut room = ReadBuf::uninit(buffer.spare_capacity_mut());
         match std::future::poll_fn(|cx| client.poll_peek(cx, &mut room)).await {
@@ -124,11 +122,14 @@ async fn peek_hello(client: &TcpStream, buffer: &mut BytesMut) -> First {
                 buffer.reserve(MAX_HELLO_BYTES);
                 continue;
             }
+            // The client ended its side with half a hello: nothing more will come.
+            Scan::Incomplete if peer_done => return First::Closed,
             Scan::Incomplete => {}
         }
-        pause = if peeked > seen { FIRST_PAUSE } else { (pause * 2).min(LONGEST_PAUSE) };
-        seen = peeked;
-        tokio::time::sleep(pause).await;
+        match crate::proxy_protocol::wait_for_more(client).await {
+            Ok(more) => peer_done = !more,
+            Err(_) => return First::Closed,
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //! a removed listener.
 //!
 //! A direction starts by copying through a small recycled buffer; once a read fills it (a bulk
-//! transfer), it moves to `splice(2)` through a pipe, so the bytes go from socket to socket
-//! inside the kernel without being copied into the process.
+//! transfer), it goes on through a 16 KiB buffer or, with `splice`, by `splice(2)` through a
+//! pipe, socket to socket inside the kernel without being copied into the process (about a
+//! third less CPU per byte, at some throughput on loopback: see `docs/BENCHMARKS.md`).
 
 use std::cell::Cell;
 use std::io;
@@ -14,14 +15,14 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::drain::ListenerDrain;
 
-/// Size of the copy buffer of a direction that could not get a pipe.
+/// Size of the buffer a bulk transfer is copied through (NGINX `proxy_buffer_size`).
 const COPY_BUFFER: usize = 16 * 1024;
 /// Most bytes moved by one splice call: 16 KiB kept the transfer as fast as copying on
 /// loopback (64 KiB chunks were 10% slower) at half the CPU time.
@@ -53,10 +54,12 @@ pub(super) enum Ended {
 
 /// What the two directions of one relay share: the time of the last progress either way.
 struct Activity {
+    /// When a byte last moved either way.
     last: Cell<Instant>,
 }
 
 impl Activity {
+    /// Notes progress now.
     fn touch(&self) {
         self.last.set(Instant::now());
     }
@@ -125,11 +128,13 @@ async fn direction(
 
 /// Moves bytes from `from` to `to` until `from` ends, then half-closes `to`.
 ///
-/// The copy phase reads through the stream's `AsyncRead`, which takes a short read as the end
-/// of what the socket holds (no extra `recv` that would only say so).
+/// The first phase reads into a small recycled buffer through the stream's `AsyncRead`, which
+/// takes a short read as the end of what the socket holds (no extra `recv` that would only say
+/// so): a short session costs no allocation. A read that fills it marks a bulk transfer, which
+/// goes on through a 16 KiB buffer, or by splice when `splice` is set.
 async fn pump(
     mut from: ReadHalf<'_>,
-    mut to: WriteHalf<'_>,
+    to: WriteHalf<'_>,
     activity: &Activity,
     carried: &Cell<u64>,
     splice: bool,
@@ -142,26 +147,26 @@ async fn pump(
             crate::buffers::recycle_read(buf);
             return finish(to.as_ref());
         }
-        activity.touch();
-        to.write_all(&buf).await.map_err(|_| Failed::Write)?;
-        activity.touch();
+        write_all(to.as_ref(), &buf, activity).await?;
         carried.set(carried.get() + n as u64);
         let full = buf.len() == capacity;
         buf.clear();
-        if full && splice {
+        if full {
             break;
         }
     }
     crate::buffers::recycle_read(buf);
     let (from, to) = (from.as_ref(), to.as_ref());
-    // A bulk transfer: on through a pipe. Without one (out of descriptors), keep copying.
-    let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) else {
-        return copy_rest(from, to, activity, carried).await;
-    };
-    splice_rest(from, to, (&pipe_out, &pipe_in), activity, carried).await
+    if splice {
+        // Without a pipe (out of descriptors), keep copying.
+        if let Ok((pipe_out, pipe_in)) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC) {
+            return splice_rest(from, to, (&pipe_out, &pipe_in), activity, carried).await;
+        }
+    }
+    copy_rest(from, to, activity, carried).await
 }
 
-/// Copies the rest of the direction through a buffer (when no pipe could be made).
+/// Copies the rest of a bulk direction through a 16 KiB buffer.
 async fn copy_rest(from: &TcpStream, to: &TcpStream, activity: &Activity, carried: &Cell<u64>) -> Result<(), Failed> {
     let mut buf = BytesMut::with_capacity(COPY_BUFFER);
     loop {
@@ -206,6 +211,8 @@ async fn splice_rest(
                 splice(pipe_out, None, to, None, pending, flags).map_err(io::Error::from)
             });
             match drained {
+                // A pipe with bytes that moves none: the destination is gone.
+                Ok(0) => return Err(Failed::Write),
                 Ok(n) => {
                     pending -= n;
                     carried.set(carried.get() + n as u64);

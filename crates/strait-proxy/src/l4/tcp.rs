@@ -21,8 +21,8 @@ pub(crate) async fn forward(
     cluster: &ClusterState,
     plan: &TcpPlan,
     access_log: &AccessLog,
+    drain: &ListenerDrain,
 ) {
-    let drain = ListenerDrain::of(&session.listener);
     let upstream = match connect(cluster, session.client, plan.connect_attempts).await {
         Ok(connected) => connected,
         Err(Failed { reason, addr, connect_time }) => {
@@ -30,7 +30,7 @@ pub(crate) async fn forward(
             let outcome = Outcome {
                 cluster: Some(&cluster.name),
                 upstream: addr,
-                connect_time: Some(connect_time),
+                connect_time: addr.map(|_| connect_time),
                 reason: Some(reason),
                 ..Outcome::default()
             };
@@ -56,7 +56,7 @@ pub(crate) async fn forward(
             return;
         }
     }
-    let relayed = relay(client, stream, plan.idle_timeout, plan.splice, &drain).await;
+    let relayed = relay(client, stream, plan.idle_timeout, plan.splice, drain).await;
     // The endpoint stops counting the session before its line is written.
     drop(in_flight);
     let reason = relayed.ended_by.map(|ended| match ended {
@@ -78,43 +78,15 @@ pub(crate) async fn forward(
 }
 
 /// Serves one connection of a TCP listener without passthrough routes: to its cluster.
-pub(crate) async fn serve(client: TcpStream, session: Session, plan: Arc<TcpPlan>, access_log: AccessLog) {
-    match plan.default_cluster.clone() {
-        Some(cluster) => forward(client, session, &cluster, &plan, &access_log).await,
-        None => session.refused(&access_log, Reason::NoSniRoute),
-    }
-}
-
-/// Serves a connection just accepted on a TCP listener, with the snapshot's access log; with
-/// `accept` (the listener's `proxy_protocol`), the PROXY header is read first. Passthrough
-/// listeners (with `tcp.sni` routes) go on in `passthrough`, others here.
-pub(crate) async fn serve_accepted(
-    mut client: TcpStream,
-    peer: std::net::SocketAddr,
-    listener: Arc<str>,
-    shared: &Arc<crate::shared::Shared>,
+pub(crate) async fn serve(
+    client: TcpStream,
+    session: Session,
     plan: Arc<TcpPlan>,
-    accept: Option<&crate::proxy_protocol::AcceptPlan>,
+    access_log: AccessLog,
+    drain: &ListenerDrain,
 ) {
-    // No TCP_NODELAY call (accepted sockets inherit it from the listening socket), and no
-    // local address read unless a PROXY header is sent: each is a system call per session.
-    let access_log = shared.snapshot.load().access_log.clone();
-    let mut session = Session::start(peer, listener);
-    if let Some(accept) = accept {
-        match crate::proxy_protocol::accept(&mut client, peer, accept).await {
-            // The header names the client and the address it connected to, for the log and
-            // for a header sent on upstream.
-            Ok(Some(endpoints)) => (session.client, session.local) = (endpoints.source, Some(endpoints.destination)),
-            Ok(None) => {}
-            Err(refused) => {
-                tracing::debug!(%peer, reason = refused.reason.code(), detail = refused.detail, "TCP session refused");
-                return session.refused(&access_log, refused.reason);
-            }
-        }
-    }
-    if plan.sni.is_empty() {
-        serve(client, session, plan, access_log).await;
-    } else {
-        super::passthrough::serve(client, session, plan, access_log, shared).await;
+    match plan.default_cluster.clone() {
+        Some(cluster) => forward(client, session, &cluster, &plan, &access_log, drain).await,
+        None => session.refused(&access_log, Reason::NoSniRoute),
     }
 }

@@ -172,7 +172,7 @@ async fn read_long_v2(stream: &mut TcpStream, len: usize) -> Result<Option<Endpo
 /// forgotten first, so the wait is for the next arrival rather than a loop over the same bytes.
 /// `false` when the peer ended its side instead (that stays visible, so waiting again would
 /// not wait): one more peek sees everything it sent.
-async fn wait_for_more(stream: &TcpStream) -> io::Result<bool> {
+pub(crate) async fn wait_for_more(stream: &TcpStream) -> io::Result<bool> {
     let _ = stream.try_io(Interest::READABLE, || Err::<(), _>(io::ErrorKind::WouldBlock.into()));
     let ready = stream.ready(Interest::READABLE).await?;
     Ok(!ready.is_read_closed())

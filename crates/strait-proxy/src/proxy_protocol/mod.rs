@@ -11,7 +11,7 @@ mod parse;
 
 use std::net::SocketAddr;
 
-pub(crate) use accept::{accept, http_client, AcceptPlan};
+pub(crate) use accept::{accept, http_client, wait_for_more, AcceptPlan};
 pub(crate) use encode::send;
 
 /// The 12 bytes every version 2 header starts with.

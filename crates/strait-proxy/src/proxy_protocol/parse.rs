@@ -148,8 +148,9 @@ fn parse_v2(bytes: &[u8]) -> Result<Parsed, Malformed> {
     if bytes.len() < len {
         return Ok(Parsed::Partial { len: Some(len) });
     }
-    if local {
-        // The load balancer's own connection: the real endpoints stay, the block is discarded.
+    if local || bytes[13] == 0x00 {
+        // The load balancer's own connection, or an unspecified family: the real endpoints
+        // stay, and the block is discarded unread, as the specification asks.
         return Ok(Parsed::Complete { len, endpoints: None });
     }
     let block = &bytes[V2_FIXED_LEN..len];

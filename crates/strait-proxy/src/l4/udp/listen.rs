@@ -98,7 +98,9 @@ fn open(table: &Rc<Table>, shared: &Shared, client: SocketAddr, len: usize) -> O
         Ok(upstream) => upstream,
         Err(error) => {
             tracing::debug!(%client, endpoint = %endpoint.addr, %error, "UDP endpoint unreachable");
-            endpoint.report_failure();
+            if !crate::l4::connect::is_local(&error) {
+                endpoint.report_failure();
+            }
             dropped(Reason::UpstreamConnectFailed, Some(endpoint.addr));
             return None;
         }
