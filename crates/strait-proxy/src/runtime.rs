@@ -371,6 +371,7 @@ async fn run_worker(mut commands: mpsc::UnboundedReceiver<WorkerCommand>, shared
                     task.abort();
                 }
                 crate::l4::drain::start(&name, deadline.into());
+                crate::l4::udp::end_listener(&name);
             }
             WorkerCommand::Stop { deadline } => {
                 for (_, task) in accepting.drain() {

@@ -41,14 +41,20 @@ pub(crate) async fn serve(socket: std::net::UdpSocket, listener: Arc<str>, share
             for _ in 0..DATAGRAM_BATCH {
                 match table.socket.try_recv_from(buffer) {
                     Ok((len, client)) => on_datagram(&table, &shared, &buffer[..len], client, now),
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return false,
-                    Err(error) => tracing::debug!(%listener, %error, "UDP receive failed"),
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Some(false),
+                    Err(error) => {
+                        tracing::debug!(%listener, %error, "UDP receive failed");
+                        return None;
+                    }
                 }
             }
-            true
+            Some(true)
         });
-        if busy {
-            tokio::task::yield_now().await;
+        match busy {
+            Some(true) => tokio::task::yield_now().await,
+            Some(false) => {}
+            // The socket stays readable with an error pending: pause rather than spin on it.
+            None => tokio::time::sleep(Duration::from_millis(10)).await,
         }
     }
 }

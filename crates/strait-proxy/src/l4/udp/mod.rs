@@ -15,4 +15,4 @@ mod table;
 
 pub(crate) use listen::serve;
 pub(crate) use plan::UdpPlan;
-pub(crate) use table::end_all;
+pub(crate) use table::{end_all, end_listener};

@@ -77,6 +77,19 @@ impl Table {
     }
 }
 
+/// Ends the UDP sessions of `listener` on this worker now (it was removed or rebound): its
+/// socket closes with them, so no datagram waits, unread, in a socket nothing serves, and
+/// clients reach the new listener at once.
+pub(crate) fn end_listener(listener: &str) {
+    let tables: Vec<Rc<Table>> = TABLES.with_borrow_mut(|tables| {
+        tables.retain(|t| t.strong_count() > 0);
+        tables.iter().filter_map(|t| t.upgrade()).filter(|t| &*t.listener == listener).collect()
+    });
+    for table in tables {
+        table.finish_all(Reason::ShuttingDown);
+    }
+}
+
 /// Ends every UDP session of this worker now (the server stops: no datagram of theirs could
 /// be relayed any more), each logged with `shutting_down`.
 pub(crate) fn end_all() {

@@ -72,7 +72,9 @@ impl Drop for UdpEcho {
 
 /// A loopback UDP address that nothing listens on (datagrams to it are refused).
 pub fn closed_udp_port() -> SocketAddr {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    // On a loopback address no test binds, so no other test's socket can take the port.
+    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    SocketAddr::from(([127, 77, 0, 1], port))
 }
 
 /// A client socket on `ip` (any loopback address), with reads bounded by `WAIT`.
