@@ -10,7 +10,10 @@
 #             `req.ssl_sni`, NGINX `ssl_preread`), each request a full TLS handshake with the
 #             origin.
 # Strait runs bench/l4.yaml. Every proxy runs on CPU 1 and the origin and clients on CPU 0
-# (taskset), so each gets the same one core; PIN=0 lets them float.
+# (taskset), so each gets the same one core; PIN=0 lets them float. On this layout the
+# origin and clients on CPU 0 can set the pace before any proxy's core is full, so each round
+# also reads the proxy's CPU time (/proc/PID/stat): microseconds per session, or CPU
+# milliseconds per MiB for bulk; lower is better.
 # Usage: bench/l4.sh [ROUNDS] [DURATION_S] [CONNECTIONS]   (needs nginx with the stream module,
 # haproxy, wrk, curl, openssl: scripts/bench-deps.sh installs them)
 set -u
@@ -68,28 +71,41 @@ CONF
 $LOAD_CPU nginx -c "$W/origin.conf" &
 $PROXY_CPU nginx -c "$W/stream.conf" &
 $PROXY_CPU haproxy -f "$W/haproxy.cfg" >/dev/null 2>&1 &
-$PROXY_CPU "$STRAIT" run -c "$ROOT/bench/l4.yaml" --no-watch --log-level warn &
+$PROXY_CPU "$STRAIT" run -c "$ROOT/bench/l4.yaml" --no-watch --log-level warn & STRAIT_PID=$!
 wait_ready $BACK 14001 14002 14003
 for port in 18443 14011 14012 14013; do
   for _ in $(seq 100); do curl -sk -o /dev/null "https://localhost:$port/" && break; sleep 0.1; done
 done
 
-declare -A R
+NGINX_PID=$(pgrep -P "$(cat "$W/stream.pid")" | head -1)
+HAPROXY_PID=$(pgrep -f "haproxy -f $W/haproxy.cfg" | head -1)
+pid_of() { case $1 in *haproxy) echo "$HAPROXY_PID" ;; *nginx) echo "$NGINX_PID" ;; *) echo "$STRAIT_PID" ;; esac; }
+# CPU ticks (user + system) of a process.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+declare -A R CPU
 record() { R[$1]="${R[$1]:-} $2"; }
 load() { # name url
-  local out rps bad
+  local out rps bad before after requests us pid
+  pid=$(pid_of "$1"); before=$(ticks "$pid")
   out=$($LOAD_CPU wrk -t1 -c"$C" -d"${D}s" -H "Connection: close" "$2" 2>&1)
+  after=$(ticks "$pid")
   rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  us=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="${requests:-0}" 'BEGIN { printf "%.2f", n ? t * 1e6 / hz / n : 0 }')
   bad=$(echo "$out" | grep -E "Non-2xx|Socket errors" | tr '\n' ' ')
-  printf "round %d %-16s rps=%-10s %s\n" "$r" "$1" "${rps:-0}" "$bad"
-  record "$1" "${rps:-0}"
+  printf "round %d %-16s rps=%-10s cpu_us/session=%-6s %s\n" "$r" "$1" "${rps:-0}" "$us" "$bad"
+  record "$1" "${rps:-0}"; CPU[$1]="${CPU[$1]:-} $us"
 }
 bulk() { # name port
-  local out speed
+  local out speed before after ms pid
+  pid=$(pid_of "$1"); before=$(ticks "$pid")
   out=$($LOAD_CPU curl -s --max-time 60 -o /dev/null -w '%{http_code} %{size_download} %{speed_download}' "http://127.0.0.1:$2/big.bin")
+  after=$(ticks "$pid")
   speed=$(echo "$out" | awk -v want=$((512 << 20)) '$1 == 200 && $2 == want { printf "%.0f", $3 / 1048576; next } { print 0 }')
-  printf "round %d %-16s MiB/s=%s (curl: %s)\n" "$r" "$1" "$speed" "$out"
-  record "$1" "$speed"
+  ms=$(awk -v t=$((after - before)) -v hz="$HZ" 'BEGIN { printf "%.3f", t * 1000 / hz / 512 }')
+  printf "round %d %-16s MiB/s=%s cpu_ms/MiB=%s (curl: %s)\n" "$r" "$1" "$speed" "$ms" "$out"
+  record "$1" "$speed"; CPU[$1]="${CPU[$1]:-} $ms"
 }
 for r in $(seq "$ROUNDS"); do
   load conns-haproxy http://127.0.0.1:14001/; load conns-nginx http://127.0.0.1:14002/; load conns-strait http://127.0.0.1:14003/
@@ -97,9 +113,17 @@ for r in $(seq "$ROUNDS"); do
   load sni-haproxy https://localhost:14011/; load sni-nginx https://localhost:14012/; load sni-strait https://localhost:14013/
 done
 m() { echo "${R[$1]}" | median; }
+c() { echo "${CPU[$1]}" | median; }
 for k in conns-haproxy conns-nginx conns-strait bulk-haproxy bulk-nginx bulk-strait sni-haproxy sni-nginx sni-strait; do
-  printf "median %-16s %s\n" "$k" "$(m "$k")"
+  printf "median %-16s %-10s cpu %s\n" "$k" "$(m "$k")" "$(c "$k")"
 done
+awk -v ch="$(c conns-haproxy)" -v cn="$(c conns-nginx)" -v cs="$(c conns-strait)" \
+    -v bh="$(c bulk-haproxy)" -v bn="$(c bulk-nginx)" -v bs="$(c bulk-strait)" \
+    -v sh="$(c sni-haproxy)" -v sn="$(c sni-nginx)" -v ss="$(c sni-strait)" '
+function min(a, b) { return a < b ? a : b }
+BEGIN {
+  printf "cpu ratio (strait / the lower; below 1 is less CPU) conns=%.2f bulk=%.2f sni/haproxy=%.2f\n", cs / min(ch, cn), bs / min(bh, bn), ss / sh
+}'
 awk -v ch="$(m conns-haproxy)" -v cn="$(m conns-nginx)" -v c="$(m conns-strait)" \
     -v bh="$(m bulk-haproxy)" -v bn="$(m bulk-nginx)" -v b="$(m bulk-strait)" \
     -v sh="$(m sni-haproxy)" -v sn="$(m sni-nginx)" -v s="$(m sni-strait)" '

@@ -181,6 +181,15 @@ fn max_sessions_drops_the_datagrams_of_new_clients() {
     assert_eq!(udp_reply_within(&c, Duration::from_millis(300)), None, "no reply to the dropped datagram");
     assert_eq!(echo.received(), 2, "the dropped datagram never reached the endpoint");
     assert_eq!(udp_exchange(&a, addr, b"a2").0, b"a2", "open sessions go on");
+    // A burst of new clients over the limit: their drops are counted, not one line each.
+    let flood: Vec<_> = (0..20).map(|_| udp_client("127.0.0.1")).collect();
+    for client in &flood {
+        client.send_to(b"flood", addr).unwrap();
+    }
+    assert_eq!(udp_exchange(&b, addr, b"b2").0, b"b2", "the flood was read");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let drops = text.lines().filter(|line| line.contains("udp_session_limit")).count();
+    assert!(drops < 5, "at most one line a second for dropped datagrams, got {drops}");
 }
 
 #[test]

@@ -83,6 +83,10 @@ fn open(table: &Rc<Table>, shared: &Shared, client: SocketAddr, len: usize) -> O
     let access_log = &snapshot.access_log;
     let dropped = |reason: Reason, upstream: Option<SocketAddr>| {
         tracing::debug!(%client, listener = %table.listener, reason = reason.code(), "UDP datagram dropped");
+        let Some(unlogged) = table.log_drop() else { return };
+        if unlogged > 0 {
+            tracing::warn!(listener = %table.listener, unlogged, "UDP datagrams dropped without a log line of their own");
+        }
         let outcome = Outcome {
             cluster: Some(&plan.cluster.name),
             upstream,

@@ -25,13 +25,30 @@ pub(super) struct Table {
     pub socket: tokio::net::UdpSocket,
     /// The listener's name.
     pub listener: Arc<str>,
+    /// The sessions, by client address.
     sessions: RefCell<Sessions>,
+    /// When the last dropped datagram was logged, and the drops not logged since.
+    drop_log: std::cell::Cell<(Option<std::time::Instant>, u64)>,
 }
 
 impl Table {
+    /// Whether a dropped datagram gets a log line: at most one a second per listener and
+    /// worker, so a flood of new (or spoofed) clients is not a flood of lines. `Some` with the
+    /// drops left unlogged since the last line, `None` to count this one silently.
+    pub(super) fn log_drop(&self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        let (last, unlogged) = self.drop_log.get();
+        if last.is_some_and(|last| now.duration_since(last) < std::time::Duration::from_secs(1)) {
+            self.drop_log.set((last, unlogged + 1));
+            return None;
+        }
+        self.drop_log.set((Some(now), 0));
+        Some(unlogged)
+    }
+
     /// A table for `socket` of `listener`, known to [`end_all`].
     pub(super) fn new(socket: tokio::net::UdpSocket, listener: Arc<str>) -> Rc<Table> {
-        let table = Rc::new(Table { socket, listener, sessions: RefCell::default() });
+        let table = Rc::new(Table { socket, listener, sessions: RefCell::default(), drop_log: Default::default() });
         TABLES.with_borrow_mut(|tables| {
             tables.retain(|t| t.strong_count() > 0);
             tables.push(Rc::downgrade(&table));
