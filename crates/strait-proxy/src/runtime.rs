@@ -432,13 +432,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                                 tracing::debug!(%peer, "connection refused: limit reached");
                                 return;
                             };
-                            let peer = match &accept {
-                                None => peer,
-                                Some(plan) => match crate::proxy_protocol::http_client(&mut stream, peer, plan).await {
-                                    Some(client) => client,
-                                    None => return,
-                                },
-                            };
+                            let proxied = crate::proxy_protocol::http_client(&mut stream, peer, accept.as_deref());
+                            let Some(peer) = proxied.await else { return };
                             serve_tcp(stream, peer, name, shared.clone(), http2).await;
                         };
                         tokio::task::spawn_local(task);
@@ -449,13 +444,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, name: Arc<str>, shared: 
                                 tracing::debug!(%peer, "connection refused: limit reached");
                                 return;
                             };
-                            let peer = match &accept {
-                                None => peer,
-                                Some(plan) => match crate::proxy_protocol::http_client(&mut stream, peer, plan).await {
-                                    Some(client) => client,
-                                    None => return,
-                                },
-                            };
+                            let proxied = crate::proxy_protocol::http_client(&mut stream, peer, accept.as_deref());
+                            let Some(peer) = proxied.await else { return };
                             serve_tls(stream, peer, name, shared.clone(), acceptor).await;
                         });
                     }

@@ -75,9 +75,15 @@ pub(crate) async fn accept(
     }
 }
 
-/// For an HTTP listener: the client of a connection from `peer` (a trusted header's source,
-/// or the peer), or `None` when the connection must close (traced at debug level).
-pub(crate) async fn http_client(stream: &mut TcpStream, peer: SocketAddr, plan: &AcceptPlan) -> Option<SocketAddr> {
+/// For an HTTP listener (with `plan`, its `proxy_protocol`): the client of a connection from
+/// `peer` (a trusted header's source, or the peer), or `None` when the connection must close
+/// (traced at debug level).
+pub(crate) async fn http_client(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    plan: Option<&AcceptPlan>,
+) -> Option<SocketAddr> {
+    let Some(plan) = plan else { return Some(peer) };
     match accept(stream, peer, plan).await {
         Ok(endpoints) => Some(endpoints.map_or(peer, |endpoints| endpoints.source)),
         Err(refused) => {
