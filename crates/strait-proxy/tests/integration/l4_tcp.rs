@@ -28,17 +28,6 @@ fn round_trip(addr: SocketAddr, message: &[u8]) -> Vec<u8> {
     answer
 }
 
-/// The JSON lines of the log at `path`, once it has `count` of them.
-fn log_lines(path: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    wait_until("stream log lines", || {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        lines = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        lines.len() >= count
-    });
-    lines
-}
-
 #[test]
 fn bytes_go_both_ways_with_half_close_and_are_logged() {
     let dir = tempfile::tempdir().unwrap();
@@ -47,7 +36,7 @@ fn bytes_go_both_ways_with_half_close_and_are_logged() {
     let proxy = Proxy::start(&tcp_config(&[echo], "", "", log.to_str().unwrap()));
     let message = vec![b'x'; 200_000];
     assert_eq!(round_trip(proxy.addr("db"), &message), message, "the echo came back whole after the half-close");
-    let lines = log_lines(&log, 1);
+    let lines = json_log_lines(&log, 1);
     let line = &lines[0];
     assert_eq!(line["protocol"], "TCP");
     assert_eq!(line["status"], 200);
@@ -72,7 +61,7 @@ fn a_refused_endpoint_is_skipped_for_the_next_one() {
     for _ in 0..4 {
         assert_eq!(round_trip(proxy.addr("db"), b"ping"), b"ping");
     }
-    let lines = log_lines(&log, 4);
+    let lines = json_log_lines(&log, 4);
     assert!(lines.iter().all(|l| l["upstream"] == echo.to_string() && l["status"] == 200), "{lines:?}");
 }
 
@@ -89,7 +78,7 @@ fn no_endpoint_to_connect_to_closes_the_client_with_a_reason() {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let mut answer = Vec::new();
     assert_eq!(stream.read_to_end(&mut answer).unwrap(), 0, "closed without a byte");
-    let lines = log_lines(&log, 1);
+    let lines = json_log_lines(&log, 1);
     assert_eq!(lines[0]["status"], 502);
     assert_eq!(lines[0]["reason"], "upstream_connect_failed");
     assert_eq!(lines[0]["upstream"], closed.to_string());
@@ -110,7 +99,7 @@ fn an_idle_session_is_closed_after_the_idle_timeout() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert!(started.elapsed() >= Duration::from_millis(250), "closed after the idle time, not before");
-    let lines = log_lines(&log, 1);
+    let lines = json_log_lines(&log, 1);
     assert_eq!(lines[0]["reason"], "stream_idle_timeout");
     assert_eq!(lines[0]["status"], 200);
 }
@@ -187,14 +176,14 @@ fn least_connections_sends_new_sessions_away_from_a_busy_endpoint() {
         }
         drop(stream);
         ended += 1;
-        log_lines(&log, ended);
+        json_log_lines(&log, ended);
     }
     assert!(held.is_some(), "a session held on the echo endpoint");
     // The busy endpoint has one session and the idle one none: every new one goes there.
     for _ in 0..4 {
         assert_eq!(read_all(proxy.addr("db")), "idle");
         ended += 1;
-        log_lines(&log, ended);
+        json_log_lines(&log, ended);
     }
 }
 
@@ -231,7 +220,7 @@ fn passive_health_ejects_an_endpoint_after_a_refused_connect() {
     for _ in 0..6 {
         assert_eq!(read_all(proxy.addr("db")), "alive");
     }
-    let lines = log_lines(&log, 6);
+    let lines = json_log_lines(&log, 6);
     // The first session that picked the closed endpoint ejected it; every session was carried.
     assert!(lines.iter().all(|l| l["status"] == 200 && l["upstream"] == alive.to_string()), "{lines:?}");
 }
@@ -283,7 +272,7 @@ fn a_reload_changes_and_removes_tcp_listeners_and_a_removed_ones_sessions_end_at
         lasted >= Duration::from_millis(400) && lasted < Duration::from_secs(5),
         "closed at the deadline: {lasted:?}"
     );
-    let lines = log_lines(&log, 2);
+    let lines = json_log_lines(&log, 2);
     let drained = lines.iter().find(|l| l["listener"] == "db").expect("the drained session's line");
     assert_eq!(drained["reason"], "shutting_down");
     assert_eq!(drained["bytes_received"], 19);

@@ -23,17 +23,6 @@ fn udp_config(endpoints: &[SocketAddr], extra_cluster: &str, extra_udp: &str, lo
     )
 }
 
-/// The JSON lines of the log at `path`, once it has at least `count` of them.
-fn log_lines(path: &Path, count: usize) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    wait_until("stream log lines", || {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        lines = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        lines.len() >= count
-    });
-    lines
-}
-
 /// The line of the session of `client`, among `lines` (exactly one).
 fn line_of<'a>(lines: &'a [serde_json::Value], client: &std::net::UdpSocket) -> &'a serde_json::Value {
     let client = client.local_addr().unwrap().to_string();
@@ -61,7 +50,7 @@ fn dns_through_strait_reaches_a_real_resolver_on_udp_and_tcp_of_one_port() {
     assert_eq!(proxy.addr("dns"), port, "the UDP listener kept its socket");
     assert_eq!(dig(port, &["+tcp"]).trim(), "192.0.2.1", "the query over TCP was answered");
     assert_eq!(dig(port, &[]).trim(), "192.0.2.1", "UDP still answered beside TCP");
-    let lines = log_lines(&log, 3);
+    let lines = json_log_lines(&log, 3);
     let udp: Vec<_> = lines.iter().filter(|l| l["protocol"] == "UDP").collect();
     let tcp: Vec<_> = lines.iter().filter(|l| l["protocol"] == "TCP").collect();
     assert_eq!((udp.len(), tcp.len()), (2, 1), "{lines:?}");
@@ -95,7 +84,7 @@ fn replies_come_from_the_listener_address_and_each_client_gets_its_own() {
     }
     assert_eq!(echo.received(), 6);
     assert_eq!(echo.peers(), 2, "one upstream socket per client session");
-    let lines = log_lines(&log, 2);
+    let lines = json_log_lines(&log, 2);
     for client in [&a, &b] {
         let line = line_of(&lines, client);
         assert_eq!(line["protocol"], "UDP");
@@ -124,7 +113,7 @@ fn a_hashing_balancer_keeps_each_client_address_on_one_endpoint() {
             assert_eq!(udp_exchange(client, addr, &[round]).0, [round]);
         }
     }
-    let lines = log_lines(&log, 3 * clients.len());
+    let lines = json_log_lines(&log, 3 * clients.len());
     assert_eq!(lines.len(), 3 * clients.len(), "`responses: 1` makes each query a session");
     let mut by_ip: HashMap<String, HashSet<String>> = HashMap::new();
     for line in &lines {
@@ -148,11 +137,11 @@ fn an_idle_session_ends_and_the_next_one_may_pick_another_endpoint() {
     let client = udp_client("127.0.0.1");
     assert_eq!(udp_exchange(&client, addr, b"first").0, b"first");
     assert_eq!(udp_exchange(&client, addr, b"again").0, b"again");
-    let first = log_lines(&log, 1).remove(0);
+    let first = json_log_lines(&log, 1).remove(0);
     assert_eq!(first["reason"], "stream_idle_timeout");
     assert_eq!(first["bytes_received"], 10, "both datagrams in one session");
     assert_eq!(udp_exchange(&client, addr, b"later").0, b"later");
-    let lines = log_lines(&log, 2);
+    let lines = json_log_lines(&log, 2);
     assert_eq!(lines[1]["bytes_received"], 5);
     assert_ne!(lines[0]["upstream"], lines[1]["upstream"], "round robin picked the other endpoint");
     let mut counts = [one.received(), two.received()];
@@ -171,7 +160,7 @@ fn max_sessions_drops_the_datagrams_of_new_clients() {
     assert_eq!(udp_exchange(&a, addr, b"a").0, b"a");
     assert_eq!(udp_exchange(&b, addr, b"b").0, b"b");
     c.send_to(b"refused", addr).unwrap();
-    let lines = log_lines(&log, 1);
+    let lines = json_log_lines(&log, 1);
     let line = line_of(&lines, &c);
     assert_eq!(line["protocol"], "UDP");
     assert_eq!(line["reason"], "udp_session_limit");
@@ -203,13 +192,13 @@ fn responses_one_ends_the_session_at_the_first_reply() {
     let client = udp_client("127.0.0.1");
     assert_eq!(udp_exchange(&client, addr, b"q1").0, b"q1");
     // Well before the idle timeout: the session ended with its answer.
-    let first = log_lines(&log, 1).remove(0);
+    let first = json_log_lines(&log, 1).remove(0);
     assert_eq!(first["reason"], serde_json::Value::Null, "{first}");
     assert_eq!(first["status"], 200);
     assert_eq!((first["bytes_received"].as_u64(), first["bytes_sent"].as_u64()), (Some(2), Some(2)));
     assert_eq!(udp_reply_within(&client, Duration::from_millis(300)), None, "the second copy was not relayed");
     assert_eq!(udp_exchange(&client, addr, b"q2").0, b"q2", "the next query opens a new session");
-    log_lines(&log, 2);
+    json_log_lines(&log, 2);
     assert_eq!(echo.peers(), 2, "each session had its own upstream socket");
 }
 
@@ -221,7 +210,7 @@ fn an_endpoint_that_refuses_ends_the_session_with_a_reason() {
     let proxy = Proxy::start(&udp_config(&[closed], "", "", &log));
     let client = udp_client("127.0.0.1");
     client.send_to(b"anyone?", proxy.addr("dns")).unwrap();
-    let line = log_lines(&log, 1).remove(0);
+    let line = json_log_lines(&log, 1).remove(0);
     assert_eq!(line["reason"], "upstream_connect_failed", "{line}");
     assert_eq!(line["status"], 502);
     assert_eq!(line["upstream"], closed.to_string());
@@ -257,7 +246,7 @@ fn reload_adds_and_removes_udp_listeners_without_touching_the_others() {
     assert!(!only_more.contains("name: dns"), "{only_more}");
     proxy.reload(&only_more).unwrap();
     assert_eq!(proxy.server().listener_addr("dns"), None);
-    let line = log_lines(&log, 1).remove(0);
+    let line = json_log_lines(&log, 1).remove(0);
     assert_eq!(line["listener"], "dns");
     assert_eq!(line["reason"], "shutting_down");
     assert_eq!(line["bytes_received"], 4, "both datagrams of `a` in one session");
@@ -295,7 +284,7 @@ fn open_sessions_are_logged_when_the_server_stops() {
     let client = udp_client("127.0.0.1");
     assert_eq!(udp_exchange(&client, proxy.addr("dns"), b"open").0, b"open");
     proxy.stop();
-    let line = log_lines(&log, 1).remove(0);
+    let line = json_log_lines(&log, 1).remove(0);
     assert_eq!(line["reason"], "shutting_down", "{line}");
     assert_eq!((line["bytes_received"].as_u64(), line["bytes_sent"].as_u64()), (Some(4), Some(4)));
 }

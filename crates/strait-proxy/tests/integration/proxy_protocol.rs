@@ -67,17 +67,6 @@ fn get_after(addr: SocketAddr, header: &[u8]) -> Option<RawResponse> {
     raw_request(addr, &bytes)
 }
 
-/// The JSON lines of the log at `path`, once it has `count` of them.
-fn log_lines(path: &Path, count: usize) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    wait_until("log lines", || {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        lines = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        lines.len() >= count
-    });
-    lines
-}
-
 /// The `X-Forwarded-For` the backend received last.
 fn forwarded_for(backend: &Backend) -> String {
     let requests = backend.requests();
@@ -113,7 +102,7 @@ fn v1_and_v2_headers_name_the_client_upstream_and_in_the_access_log() {
         let response = get_after(addr, header).expect("an answer");
         assert_eq!(response.status, 200, "{client}");
         assert_eq!(forwarded_for(&backend), *client);
-        let lines = log_lines(&log, position + 1);
+        let lines = json_log_lines(&log, position + 1);
         assert_eq!(lines[position]["client"], *client);
     }
 }
@@ -325,7 +314,7 @@ fn tcp_sessions_take_the_client_from_the_header() {
         let mut echoed = Vec::new();
         stream.read_to_end(&mut echoed).unwrap();
         assert_eq!(echoed, b"ping", "the header is not relayed, the bytes after it are");
-        let lines = log_lines(&log, position + 1);
+        let lines = json_log_lines(&log, position + 1);
         assert_eq!(lines[position]["client"], *client);
         assert_eq!(lines[position]["status"], 200);
     }
@@ -339,13 +328,13 @@ fn tcp_sessions_with_bad_or_untrusted_headers_are_refused_and_logged() {
     let proxy = Proxy::start(&tcp_config(upstream.addr, Some("127.0.0.1"), "", &log));
     assert!(closed_without_answer(proxy.addr("db"), b"PROXY TCP4 192.0.2.7 198.51.100.1 50000\r\nping"));
     assert!(closed_without_answer(proxy.addr("db"), b"ping"));
-    let lines = log_lines(&log, 2);
+    let lines = json_log_lines(&log, 2);
     assert_eq!((&lines[0]["reason"], &lines[0]["status"]), (&"proxy_protocol_invalid".into(), &400.into()));
     assert_eq!((&lines[1]["reason"], &lines[1]["status"]), (&"proxy_protocol_untrusted".into(), &403.into()));
     let untrusted_log = dir.path().join("untrusted.log");
     let untrusted = Proxy::start(&tcp_config(upstream.addr, Some("127.0.0.2"), "", &untrusted_log));
     assert!(closed_without_answer(untrusted.addr("db"), b"PROXY TCP4 192.0.2.7 198.51.100.1 50000 5432\r\nping"));
-    let lines = log_lines(&untrusted_log, 1);
+    let lines = json_log_lines(&untrusted_log, 1);
     assert_eq!(lines[0]["reason"], "proxy_protocol_untrusted");
     assert!(lines[0]["client"].as_str().unwrap().starts_with("127.0.0.1:"), "the peer, not the header's source");
     assert!(upstream.connections().is_empty(), "no upstream connection was opened");

@@ -804,3 +804,14 @@ pub fn open_tunnel(proxy: SocketAddr, target: impl std::fmt::Display, early: &[u
     let head = read_head(&mut stream);
     (stream, head)
 }
+
+/// The JSON lines of the access log at `path`, once it has at least `count` of them.
+pub fn json_log_lines(path: &std::path::Path, count: usize) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    wait_until("access log lines", || {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        lines = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        lines.len() >= count
+    });
+    lines
+}
