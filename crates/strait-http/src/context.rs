@@ -146,7 +146,7 @@ pub struct RequestCtx {
     /// Typed values filters hand to later phases and other filters.
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
-    pub subrequests: Option<Rc<dyn Subrequests>>,
+    pub subrequests: Option<Arc<dyn Subrequests>>,
 }
 
 impl RequestCtx {

@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{request, response, HeaderMap};
 use http_body::{Body, Frame, SizeHint};
+use smallvec::SmallVec;
 use strait_http::filter::UpstreamTarget;
 use strait_http::{BodyFilter, Filter, FilterFactory, Flow, LocalResponse, Phases, Reason, RequestCtx};
 
@@ -94,7 +95,8 @@ struct Member {
 /// The filter instances of one request: the listener chain, then the route chain.
 #[derive(Default)]
 pub(crate) struct Chain {
-    members: Vec<Member>,
+    /// Inline for the usual few filters: a chain allocates no list of its own.
+    members: SmallVec<[Member; 4]>,
     phases: Phases,
     /// The consumer whose filters are in (even if it had none), and whether it was a stand-in
     /// (anonymous) consumer, whose filters give way if a later filter identifies a real one.

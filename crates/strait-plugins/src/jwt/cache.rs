@@ -2,16 +2,18 @@
 //! RS256 verification costs tens of microseconds, an HMAC about one).
 //!
 //! Entries are keyed by the token itself (a hit compares it whole, so nothing but the same
-//! token can find an entry) and hashed with foldhash, seeded per process: a token is hundreds
-//! of bytes, which SipHash took about 1,500 instructions over and foldhash about a tenth of.
-//! Only verified tokens are inserted, so a client cannot fill the map with keys of its
-//! choosing to make them collide. Entries keep what verification concluded: the
+//! token can find an entry) and hashed with foldhash, seeded per process, over the token's
+//! length and last 48 bytes only: a token is hundreds of bytes, and its end is its signature,
+//! which differs between any two tokens. Only verified tokens are inserted, so a client cannot
+//! fill the map with keys of its choosing to make them collide (a forged token with a real
+//! one's tail finds that one entry and fails the whole comparison). Entries keep what verification concluded: the
 //! consumer, the claims and the times, which are checked again on every hit. The cache holds
 //! two generations of at most `capacity / 2` entries each: a full current generation becomes
 //! the previous one (the older previous is dropped) and a hit in the previous generation moves
 //! the entry back, so recently used tokens stay and memory stays bounded without bookkeeping.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 
 use strait_http::consumer::Consumer;
@@ -31,7 +33,40 @@ pub struct Verified {
 }
 
 /// Verified tokens by token.
-type TokenMap = HashMap<Box<str>, Arc<Verified>, foldhash::fast::RandomState>;
+type TokenMap = HashMap<Box<str>, Arc<Verified>, TailHash>;
+
+/// How many bytes at a token's end are hashed.
+const HASHED_TAIL: usize = 48;
+
+/// Hashes of tokens by their length and last [`HASHED_TAIL`] bytes.
+#[derive(Debug, Clone, Default)]
+struct TailHash(foldhash::fast::RandomState);
+
+impl BuildHasher for TailHash {
+    type Hasher = TailHasher;
+
+    fn build_hasher(&self) -> TailHasher {
+        TailHasher(self.0.build_hasher())
+    }
+}
+
+/// A foldhash hasher that takes only the tail of each byte string written to it.
+struct TailHasher(foldhash::fast::FoldHasher);
+
+impl Hasher for TailHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write_usize(bytes.len());
+        self.0.write(&bytes[bytes.len().saturating_sub(HASHED_TAIL)..]);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.0.write_u8(byte);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+}
 
 /// The two generations.
 #[derive(Debug, Default)]
@@ -123,6 +158,16 @@ mod tests {
         assert!(cache.get("0").is_none());
         assert!(cache.get("99").is_some());
         assert!(cache.get("99 ").is_none() && cache.get("9").is_none(), "only the same token finds an entry");
+    }
+
+    #[test]
+    fn tokens_sharing_a_tail_are_told_apart() {
+        let cache = TokenCache::new(16);
+        let tail = "s".repeat(HASHED_TAIL);
+        cache.insert(&format!("a.{tail}"), verified());
+        assert!(cache.get(&format!("a.{tail}")).is_some());
+        assert!(cache.get(&format!("b.{tail}")).is_none());
+        assert!(cache.get(&tail).is_none());
     }
 
     #[test]

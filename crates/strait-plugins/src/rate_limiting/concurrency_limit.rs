@@ -163,7 +163,7 @@ impl Filter for ConcurrencyLimit {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
         let settings = &self.settings;
         let key = settings.key.key(request, ctx);
-        match settings.counts.acquire(key) {
+        match settings.counts.acquire(key.as_str().into()) {
             Some(slot) => {
                 self.slot = Some(slot);
                 Phase::Ready(Flow::Continue)

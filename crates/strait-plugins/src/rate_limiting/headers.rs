@@ -44,6 +44,41 @@ fn remaining_header(window: Window) -> HeaderName {
     REMAINING_HEADERS[window.index()].clone()
 }
 
+/// Decimal texts of 0 to 60: a `RateLimit-Reset` of a second or minute window, and most
+/// `Retry-After` waits, are one of them.
+const SMALL_NUMBERS: [&str; 61] = [
+    "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20",
+    "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32", "33", "34", "35", "36", "37", "38", "39",
+    "40", "41", "42", "43", "44", "45", "46", "47", "48", "49", "50", "51", "52", "53", "54", "55", "56", "57", "58",
+    "59", "60",
+];
+
+/// `n` as a header value: without an allocation up to 60, else in one that its clones share
+/// (`HeaderValue::from` takes two, and a clone of it a third).
+fn number(n: u64) -> HeaderValue {
+    if let Some(text) = usize::try_from(n).ok().and_then(|i| SMALL_NUMBERS.get(i)) {
+        return HeaderValue::from_static(text);
+    }
+    let mut digits = Digits { text: [0; 20], len: 0 };
+    let mut buffer = itoa::Buffer::new();
+    let text = buffer.format(n).as_bytes();
+    digits.text[..text.len()].copy_from_slice(text);
+    digits.len = text.len();
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(digits)).expect("decimal digits")
+}
+
+/// The decimal digits of a `u64`, owned by the `Bytes` of a header value.
+struct Digits {
+    text: [u8; 20],
+    len: usize,
+}
+
+impl AsRef<[u8]> for Digits {
+    fn as_ref(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+}
+
 /// Milliseconds as whole seconds, rounded up, at least 1 (a client waiting 0 s would retry at once).
 pub fn seconds_up(ms: u64) -> u64 {
     ms.div_ceil(1_000).max(1)
@@ -51,7 +86,7 @@ pub fn seconds_up(ms: u64) -> u64 {
 
 /// A `Retry-After` value for a wait of `ms`.
 pub fn retry_after(ms: u64) -> (HeaderName, HeaderValue) {
-    (RETRY_AFTER, HeaderValue::from(seconds_up(ms)))
+    (RETRY_AFTER, number(seconds_up(ms)))
 }
 
 /// The header values that depend only on the configured limits, made once: each limit, and
@@ -82,7 +117,7 @@ impl Fixed {
 pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut HeaderMap) {
     let mut tightest: Option<(usize, HeaderValue)> = None;
     for (i, window) in usage.windows.iter().enumerate() {
-        let remaining = HeaderValue::from(window.remaining);
+        let remaining = number(window.remaining);
         if let Some(limit) = fixed.limits.get(i) {
             headers.insert(limit_header(window.limit.window), limit.clone());
         }
@@ -104,7 +139,7 @@ pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut HeaderMap) {
         headers.insert(RATELIMIT_POLICY, policy.clone());
     }
     headers.insert(RATELIMIT_REMAINING, remaining);
-    headers.insert(RATELIMIT_RESET, HeaderValue::from(seconds_up(usage.windows[t].reset_ms)));
+    headers.insert(RATELIMIT_RESET, number(seconds_up(usage.windows[t].reset_ms)));
 }
 
 #[cfg(test)]
@@ -121,7 +156,7 @@ mod tests {
         let usage = Usage {
             allowed: true,
             retry_after_ms: 0,
-            windows: vec![window(Window::Second, 5, 4, 300), window(Window::Hour, 100, 2, 1_800_001)],
+            windows: smallvec::smallvec![window(Window::Second, 5, 4, 300), window(Window::Hour, 100, 2, 1_800_001)],
         };
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-limit-second", HeaderValue::from_static("999"));
@@ -136,6 +171,13 @@ mod tests {
         assert_eq!(headers[RATELIMIT_RESET], "1801");
         assert_eq!(headers[RATELIMIT_POLICY], "100;w=3600, 5;w=1");
         assert!(!headers.contains_key("x-ratelimit-limit-minute"));
+    }
+
+    #[test]
+    fn numbers_read_as_their_decimal_text() {
+        for n in [0, 1, 9, 10, 59, 60, 61, 999_999, u64::MAX] {
+            assert_eq!(number(n), n.to_string().as_str());
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use strait_http::registry::{typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, LocalResponse, Phase, Phases, Plugin, PluginError, Reason, RequestCtx};
 
 use super::headers;
-use super::key::{KeySource, LimitBy};
+use super::key::{Key, KeySource, LimitBy};
 use super::redis::config::{FlatFields, RedisFields, RedisServer, Secret, Timeout};
 use super::redis::{script, RedisStore};
 use super::store::{CounterStore, LocalStore, StoreError};
@@ -215,14 +215,14 @@ impl FilterFactory for RateLimitingFactory {
     }
 
     fn create(&self) -> Box<dyn Filter> {
-        Box::new(RateLimit { settings: self.0.clone(), key: String::new(), usage: None })
+        Box::new(RateLimit { settings: self.0.clone(), key: Key::default(), usage: None })
     }
 }
 
 /// One request's filter: its key, and the usage its response reports.
 struct RateLimit {
     settings: Arc<Settings>,
-    key: String,
+    key: Key,
     usage: Option<Usage>,
 }
 
@@ -230,7 +230,7 @@ impl Filter for RateLimit {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
         let RateLimit { settings, key, usage } = self;
         *key = settings.key.key(request, ctx);
-        let key: &'a String = key;
+        let key: &'a str = key.as_str();
         let fault_tolerant = settings.fault_tolerant;
         match settings.store.hit(key, &settings.limits, settings.clock.now()) {
             Phase::Ready(result) => Phase::Ready(decide(result, usage, fault_tolerant)),

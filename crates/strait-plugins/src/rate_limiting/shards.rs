@@ -1,10 +1,13 @@
 //! Per-key state shared by the worker threads of one process: a hash map split into shards,
 //! each behind its own mutex, with a bound on the number of keys and expiry of idle ones.
 
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Seeded per map, and a few times cheaper than SipHash on short keys; a flood of colliding
+/// keys is bounded anyway by each shard's capacity.
+type Hasher = foldhash::quality::RandomState;
 
 /// Number of shards: enough that worker threads rarely wait for one another.
 const SHARDS: usize = 16;
@@ -26,14 +29,14 @@ pub trait Expiring: Default {
 #[derive(Debug)]
 pub struct Shards<V> {
     shards: Box<[Mutex<Shard<V>>]>,
-    hasher: RandomState,
+    hasher: Hasher,
     shard_capacity: usize,
 }
 
 /// One shard: its entries and when it next sweeps.
 #[derive(Debug)]
 struct Shard<V> {
-    entries: HashMap<Box<str>, V>,
+    entries: HashMap<Box<str>, V, Hasher>,
     next_sweep: u64,
 }
 
@@ -41,8 +44,8 @@ impl<V: Expiring> Shards<V> {
     /// A map for at most `max_keys` keys (rounded up to a multiple of the shard count).
     pub fn new(max_keys: usize) -> Shards<V> {
         let shard_capacity = max_keys.div_ceil(SHARDS).max(1);
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard { entries: HashMap::new(), next_sweep: 0 })).collect();
-        Shards { shards, hasher: RandomState::new(), shard_capacity }
+        let shards = (0..SHARDS).map(|_| Mutex::new(Shard { entries: HashMap::default(), next_sweep: 0 })).collect();
+        Shards { shards, hasher: Hasher::default(), shard_capacity }
     }
 
     /// Runs `f` on the value of `key`, created fresh when absent. Each shard drops its expired

@@ -16,6 +16,8 @@
 
 use std::cmp::Reverse;
 
+use smallvec::SmallVec;
+
 /// A rate-limit window, as Kong names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Window {
@@ -84,6 +86,9 @@ pub struct WindowUsage {
     pub reset_ms: u64,
 }
 
+/// Each limit's [`WindowUsage`], held without an allocation.
+pub type Windows = SmallVec<[WindowUsage; 4]>;
+
 /// The outcome of one request against every limit of its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
@@ -91,8 +96,8 @@ pub struct Usage {
     pub allowed: bool,
     /// When refused, milliseconds until a request would be admitted; 0 when admitted.
     pub retry_after_ms: u64,
-    /// Each limit's state, in the order of the limits.
-    pub windows: Vec<WindowUsage>,
+    /// Each limit's state, in the order of the limits (inline: there are at most four windows).
+    pub windows: Windows,
 }
 
 impl Usage {
@@ -196,7 +201,7 @@ impl Counters {
             allowed &= counter.admits(limit.max, period, now);
         }
         let mut retry_after_ms = 0;
-        let mut windows = Vec::with_capacity(limits.len());
+        let mut windows = Windows::new();
         for limit in limits {
             let period = limit.window.millis();
             let counter = &mut self.counters[limit.window.index()];
@@ -245,7 +250,7 @@ impl Usage {
     /// the local store computes them.
     pub fn from_counts(limits: &[Limit], now: u64, allowed: bool, counts: &[WindowCounts]) -> Usage {
         let mut retry_after_ms = 0;
-        let mut windows = Vec::with_capacity(limits.len());
+        let mut windows = Windows::new();
         for (limit, counts) in limits.iter().zip(counts) {
             let counter = Counter { start: counts.start, current: counts.current, previous: counts.previous };
             let (usage, wait) = counter.report(*limit, now.max(counts.start));

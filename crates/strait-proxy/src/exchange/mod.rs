@@ -268,7 +268,7 @@ where
     }
     if !chain.members_empty() {
         declare_length(parts, body, chain.has(Phases::REQUEST_BODY));
-        ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
+        ctx.subrequests = Some(snapshot.clone());
         if let Some(answer) = chain.request_headers(0, parts, ctx, None).await {
             return Err(Routed::Local(answer));
         }
@@ -298,7 +298,7 @@ where
         // read it too.
         declare_length(parts, body, chain.has(Phases::REQUEST_BODY) || !consumer_filters.is_empty());
         if ctx.subrequests.is_none() {
-            ctx.subrequests = Some(Rc::new(upstream::SnapshotSubrequests::new(snapshot.clone())));
+            ctx.subrequests = Some(snapshot.clone());
         }
         if let Some(answer) = chain.request_headers(route_start, parts, ctx, Some(consumer_filters)).await {
             return Err(Routed::Local(answer));
@@ -376,17 +376,15 @@ where
             return actions::forward_proxy::serve(plan, snapshot, parts, body, sink, ctx, chain).await;
         }
         Action::GrpcTranscode(plan, _) => {
-            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
             let context =
                 actions::grpc_transcode::CallContext { timeout: route.timeout, request_id: ctx.request_id.as_ref() };
-            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, context, &subrequests));
+            let boxed = Box::pin(actions::grpc_transcode::answer(plan, parts, &mut body, context, snapshot));
             boxed.await
         }
         Action::Direct(response) => response.clone(),
         Action::Redirect(plan) => actions::redirect::answer(plan, parts),
         Action::Aggregate(plan) => {
-            let subrequests = upstream::SnapshotSubrequests::new(snapshot.clone());
-            let boxed = Box::pin(actions::aggregate::answer(plan, parts, &subrequests));
+            let boxed = Box::pin(actions::aggregate::answer(plan, parts, &**snapshot));
             boxed.await
         }
         Action::Echo(plan) => {

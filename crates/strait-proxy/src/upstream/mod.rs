@@ -47,4 +47,4 @@ pub(crate) fn sweep_idle_connections() {
     pool::sweep();
     h2::sweep(std::time::Duration::from_secs(60));
 }
-pub(crate) use subrequest::{SnapshotSubrequests, WholeResponse};
+pub(crate) use subrequest::WholeResponse;

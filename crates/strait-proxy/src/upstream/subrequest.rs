@@ -1,9 +1,10 @@
 //! Sub-requests: a whole request to a cluster, a whole response back. Filters get the
-//! response without trailers through [`Subrequests`]; the proxy's own actions that need the
-//! trailers (gRPC transcoding reads `grpc-status` there) call [`SnapshotSubrequests::call`].
+//! response without trailers through [`Subrequests`], which a [`Snapshot`] is (a request's
+//! context holds its snapshot's `Arc`, so handing it out allocates nothing); the proxy's own
+//! actions that need the trailers (gRPC transcoding reads `grpc-status` there) call
+//! [`Snapshot::subrequest`].
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,26 +22,17 @@ use crate::snapshot::Snapshot;
 const MAX_SUBRESPONSE: u64 = 8 << 20;
 
 /// Sub-requests against the clusters of one snapshot, on this worker's pools.
-pub(crate) struct SnapshotSubrequests {
-    snapshot: Arc<Snapshot>,
-}
-
-impl SnapshotSubrequests {
-    /// Sub-requests to the clusters of `snapshot`.
-    pub(crate) fn new(snapshot: Arc<Snapshot>) -> SnapshotSubrequests {
-        SnapshotSubrequests { snapshot }
-    }
-
+impl Snapshot {
     /// Sends `request` to `cluster` within `timeout` and reads the whole answer (at most
     /// `max` bytes of body): the head, the body and the trailers, if any.
-    pub(crate) async fn call(
+    pub(crate) async fn subrequest(
         &self,
         cluster: &str,
         request: http::Request<Bytes>,
         timeout: Duration,
         max: u64,
     ) -> Result<WholeResponse, Reason> {
-        let upstream = self.snapshot.upstreams.get(cluster).ok_or(Reason::NoHealthyUpstream)?;
+        let upstream = self.upstreams.get(cluster).ok_or(Reason::NoHealthyUpstream)?;
         let cluster = &upstream.state;
         let pick = PickContext { client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED), hash_key: None };
         let endpoint = cluster.pick(&pick, &[]).ok_or(Reason::NoHealthyUpstream)?;
@@ -98,7 +90,7 @@ pub(crate) struct WholeResponse {
     pub(crate) trailers: Option<http::HeaderMap>,
 }
 
-impl Subrequests for SnapshotSubrequests {
+impl Subrequests for Snapshot {
     fn send<'a>(
         &'a self,
         cluster: &'a str,
@@ -106,7 +98,7 @@ impl Subrequests for SnapshotSubrequests {
         timeout: Duration,
     ) -> LocalFuture<'a, Result<http::Response<Bytes>, Reason>> {
         Box::pin(async move {
-            let whole = self.call(cluster, request, timeout, MAX_SUBRESPONSE).await?;
+            let whole = self.subrequest(cluster, request, timeout, MAX_SUBRESPONSE).await?;
             Ok(http::Response::from_parts(whole.head, whole.body))
         })
     }

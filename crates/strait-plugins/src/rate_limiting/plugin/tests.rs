@@ -222,7 +222,7 @@ async fn an_async_store_decides_after_its_wait() {
         remaining: 0,
         reset_ms: 30_000,
     };
-    let refused = Usage { allowed: false, retry_after_ms: 30_000, windows: vec![window] };
+    let refused = Usage { allowed: false, retry_after_ms: 30_000, windows: smallvec::smallvec![window] };
     let (status, headers) = run_later(LaterStore(Some(refused))).await;
     assert_eq!(status, 429);
     assert_eq!(headers["retry-after"], "30");

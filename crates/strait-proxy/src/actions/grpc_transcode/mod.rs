@@ -25,7 +25,8 @@ use strait_config::{Config, ConfigError, GrpcTranscode, UpstreamProtocol};
 use strait_http::{LocalResponse, Reason};
 
 use crate::body::BodyError;
-use crate::upstream::{SnapshotSubrequests, WholeResponse};
+use crate::snapshot::Snapshot;
+use crate::upstream::WholeResponse;
 use response::Printer;
 use rules::Rules;
 
@@ -158,7 +159,7 @@ pub(crate) async fn answer<B>(
     parts: &http_request::Parts,
     body: &mut B,
     context: CallContext<'_>,
-    subrequests: &SnapshotSubrequests,
+    subrequests: &Snapshot,
 ) -> LocalResponse
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
@@ -194,7 +195,7 @@ where
         call.headers_mut().insert(REQUEST_ID, id.clone());
     }
     let sent = std::time::Instant::now();
-    match subrequests.call(&plan.cluster, call, limit, plan.max_response).await {
+    match subrequests.subrequest(&plan.cluster, call, limit, plan.max_response).await {
         Ok(whole) if gave_up_at_deadline(&whole, sent.elapsed(), limit) => {
             LocalResponse::for_reason(Reason::UpstreamTimeout)
         }
