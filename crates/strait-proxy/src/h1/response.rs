@@ -7,7 +7,7 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Version};
 
 use super::decode::BodyFraming;
-use super::request::{HeaderRange, HEADER_RANGES};
+use super::request::{parsed_value, HeaderRange, HEADER_RANGES};
 use super::{is_hop_by_hop, tokens, trim_ows};
 
 /// Most header fields accepted from an upstream.
@@ -100,8 +100,7 @@ fn build_head(
                 }
             }
         } else if !is_hop_by_hop(&name) {
-            let value = HeaderValue::from_maybe_shared(value).map_err(|_| InvalidResponse)?;
-            headers.append(name, value);
+            headers.append(name, parsed_value(value));
         }
     }
     for named in &connection_names {
@@ -189,6 +188,29 @@ mod tests {
         let names: Vec<&str> = head.headers.keys().map(|n| n.as_str()).collect();
         assert_eq!(names, ["x-b"]);
         assert!(head.keep_alive);
+    }
+
+    /// As for requests: an upstream's field value parses exactly when `HeaderValue` would take
+    /// it (what `parsed_value` relies on).
+    #[test]
+    fn field_values_hold_exactly_the_bytes_a_header_value_may() {
+        for byte in 0..=255u8 {
+            if byte == b'\r' || byte == b'\n' {
+                continue;
+            }
+            let mut raw = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-V: a".to_vec();
+            raw.push(byte);
+            raw.extend_from_slice(b"b\r\n\r\n");
+            let parsed = parse_response_head(&mut BytesMut::from(&raw[..]), &Method::GET, 1024);
+            let allowed = HeaderValue::from_bytes(&[b'a', byte, b'b']).is_ok();
+            match parsed {
+                Ok(Some(head)) => {
+                    assert!(allowed, "byte {byte:#04x} accepted");
+                    assert_eq!(head.headers["x-v"].as_bytes(), [b'a', byte, b'b']);
+                }
+                _ => assert!(!allowed, "byte {byte:#04x} refused"),
+            }
+        }
     }
 
     #[test]
