@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use super::drain::ListenerDrain;
 
 /// Size of the buffer a bulk transfer is copied through (NGINX `proxy_buffer_size`).
-const COPY_BUFFER: usize = 64 * 1024;
+const COPY_BUFFER: usize = 16 * 1024;
 /// Most bytes moved by one splice call: 16 KiB kept the transfer as fast as copying on
 /// loopback (64 KiB chunks were 10% slower) at half the CPU time.
 const SPLICE_CHUNK: usize = 16 * 1024;
