@@ -58,5 +58,13 @@ p=$(echo "${RPS[plain]}" | median); g=$(echo "${RPS[gateway-rs]}" | median); h=$
 x=$(echo "${RPS[gateway-redis]}" | median)
 echo "median rps: plain=$p gateway-rs256=$g gateway-hs256=$h gateway-redis=$x"
 awk -v p="$p" -v g="$g" -v h="$h" -v x="$x" 'BEGIN { printf "ratio gateway/plain=%.2f rs256/hs256=%.2f redis/plain=%.2f redis/local=%.2f\n", g/p, g/h, x/p, x/g }'
+# The same ratios taken round by round (each against the plain run of its own round, a few
+# seconds apart), then their median: steadier when the machine's load moves between rounds.
+paired() { # name
+  paste -d' ' <(echo "${RPS[$1]}" | tr ' ' '\n' | grep -v '^$') <(echo "${RPS[plain]}" | tr ' ' '\n' | grep -v '^$') |
+    awk '{ printf "%s ", $1 / $2 }' | median
+}
+awk -v g="$(paired gateway-rs)" -v x="$(paired gateway-redis)" \
+  'BEGIN { printf "median of per-round ratios: gateway/plain=%.2f redis/plain=%.2f\n", g, x }'
 echo "redis counters: $(redis-cli -p 16379 --scan --pattern 'strait:rl:*' | wc -l) keys, $(redis-cli -p 16379 info stats | awk -F: '/total_commands_processed/ {print $2}' | tr -d '\r') commands"
 echo "access log lines: $(wc -l < "$W/access.log")"

@@ -20,6 +20,7 @@
 //! [`check_limit`] requires of every limit (up to some 104 million requests a day).
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use redis::{Cmd, Value};
 use sha1::{Digest, Sha1};
@@ -151,9 +152,18 @@ struct CounterKey<'a> {
 }
 
 impl redis::ToRedisArgs for CounterKey<'_> {
+    /// `<prefix>:<field>:<start>:<key>`, put together without the formatting machinery (which
+    /// took about 850 instructions a key, two keys per window and request).
     fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
         let CounterKey { prefix, field, start, key } = self;
-        out.write_arg_fmt(format_args!("{prefix}:{field}:{start}:{key}"));
+        let mut digits = itoa::Buffer::new();
+        let mut arg = out.writer_for_next_arg();
+        for part in
+            [prefix.as_bytes(), b":", field.as_bytes(), b":", digits.format(*start).as_bytes(), b":", key.as_bytes()]
+        {
+            // Into the command's own buffer: cannot fail.
+            let _ = arg.write_all(part);
+        }
     }
 }
 
