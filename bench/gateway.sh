@@ -45,7 +45,7 @@ measure() { # name config token
   bad=$(echo "$out" | awk '/Non-2xx/ {print $5}')
   kill $pid; wait $pid 2>/dev/null
   printf "round %d %-13s rps=%s%s\n" "$r" "$1" "$rps" "${bad:+ (NOT 2xx: $bad)}"
-  RPS[$1]="${RPS[$1]:-} $rps"
+  RPS[$1]="${RPS[$1]:-} ${rps:-0}"
 }
 declare -A RPS
 for r in $(seq "$ROUNDS"); do
@@ -62,7 +62,7 @@ awk -v p="$p" -v g="$g" -v h="$h" -v x="$x" 'BEGIN { printf "ratio gateway/plain
 # seconds apart), then their median: steadier when the machine's load moves between rounds.
 paired() { # name
   paste -d' ' <(echo "${RPS[$1]}" | tr ' ' '\n' | grep -v '^$') <(echo "${RPS[plain]}" | tr ' ' '\n' | grep -v '^$') |
-    awk '{ printf "%s ", $1 / $2 }' | median
+    awk '$2 > 0 { printf "%s ", $1 / $2 }' | median
 }
 awk -v g="$(paired gateway-rs)" -v x="$(paired gateway-redis)" \
   'BEGIN { printf "median of per-round ratios: gateway/plain=%.2f redis/plain=%.2f\n", g, x }'

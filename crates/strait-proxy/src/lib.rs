@@ -7,7 +7,7 @@
 //! (client, pools, forwarding, retries) or [`actions`] (redirect, static files, echo). Layer 4
 //! listeners go from [`runtime`] to `l4` (TCP sessions relayed to a cluster); listeners that accept
 //! the PROXY protocol read its header first (`proxy_protocol`).
-// One measured exception, `h1::request::parsed_value`, allows itself.
+// One measured exception, `h1::request::value_from_parser`, allows itself.
 #![deny(unsafe_code)]
 
 mod actions;

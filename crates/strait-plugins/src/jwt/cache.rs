@@ -6,8 +6,9 @@
 //! length and last 48 bytes only: a token is hundreds of bytes, and its end is its signature,
 //! which differs between any two tokens. Only verified tokens are inserted, so a client cannot
 //! fill the map with keys of its choosing to make them collide (a forged token with a real
-//! one's tail finds that one entry and fails the whole comparison). Entries keep what verification concluded: the
-//! consumer, the claims and the times, which are checked again on every hit. The cache holds
+//! one's tail finds that one entry and fails the whole comparison). Entries keep what
+//! verification concluded: the consumer, the claims and the times, which are checked again
+//! on every hit. The cache holds
 //! two generations of at most `capacity / 2` entries each: a full current generation becomes
 //! the previous one (the older previous is dropped) and a hit in the previous generation moves
 //! the entry back, so recently used tokens stay and memory stays bounded without bookkeeping.

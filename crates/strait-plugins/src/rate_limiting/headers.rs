@@ -54,7 +54,7 @@ const SMALL_NUMBERS: [&str; 61] = [
 ];
 
 /// `n` as a header value: without an allocation up to 60, else in one that its clones share
-/// (`HeaderValue::from` takes two, and a clone of it a third).
+/// (`HeaderValue::from` takes two).
 fn number(n: u64) -> HeaderValue {
     if let Some(text) = usize::try_from(n).ok().and_then(|i| SMALL_NUMBERS.get(i)) {
         return HeaderValue::from_static(text);

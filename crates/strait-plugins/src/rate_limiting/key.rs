@@ -165,6 +165,7 @@ impl fmt::Debug for Key {
     }
 }
 
+#[cfg(test)]
 impl PartialEq<&str> for Key {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other
@@ -231,6 +232,17 @@ pub(crate) mod tests {
         let path = KeySource::compile(LimitBy::Path, None, Some("/login")).unwrap();
         assert_eq!(path.key(&get("/login?next=/", &[]), &ctx), "path:/login");
         assert_eq!(path.key(&get("/login/x", &[]), &ctx), "ip:10.0.0.2");
+    }
+
+    #[test]
+    fn long_keys_and_values_that_are_not_text_keep_their_text() {
+        let long = "k".repeat(200);
+        let header = KeySource::compile(LimitBy::Header, Some("x-api-key"), None).unwrap();
+        let ctx = ctx_from("10.0.0.2");
+        assert_eq!(header.key(&get("/", &[("x-api-key", &long)]), &ctx).as_str(), format!("header:{long}"));
+        let mut request = get("/", &[]);
+        request.headers.insert("x-api-key", http::HeaderValue::from_bytes(b"a\xffb").unwrap());
+        assert_eq!(header.key(&request, &ctx), "header:a\u{fffd}b");
     }
 
     #[test]

@@ -1,13 +1,16 @@
 //! Per-key state shared by the worker threads of one process: a hash map split into shards,
 //! each behind its own mutex, with a bound on the number of keys and expiry of idle ones.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-/// Seeded per map, and a few times cheaper than SipHash on short keys; a flood of colliding
-/// keys is bounded anyway by each shard's capacity.
-type Hasher = foldhash::quality::RandomState;
+/// Picks a key's shard: seeded, and a few times cheaper than SipHash on short keys. Keys are
+/// the clients' (header values, addresses), so the map inside each shard keeps SipHash, made
+/// to resist collisions chosen by a client who can time its requests; a shard chosen this
+/// way costs a client who aims at one nothing it could not have by chance (one in 16).
+type ShardPicker = foldhash::quality::RandomState;
 
 /// Number of shards: enough that worker threads rarely wait for one another.
 const SHARDS: usize = 16;
@@ -29,14 +32,14 @@ pub trait Expiring: Default {
 #[derive(Debug)]
 pub struct Shards<V> {
     shards: Box<[Mutex<Shard<V>>]>,
-    hasher: Hasher,
+    picker: ShardPicker,
     shard_capacity: usize,
 }
 
 /// One shard: its entries and when it next sweeps.
 #[derive(Debug)]
 struct Shard<V> {
-    entries: HashMap<Box<str>, V, Hasher>,
+    entries: HashMap<Box<str>, V>,
     next_sweep: u64,
 }
 
@@ -44,8 +47,10 @@ impl<V: Expiring> Shards<V> {
     /// A map for at most `max_keys` keys (rounded up to a multiple of the shard count).
     pub fn new(max_keys: usize) -> Shards<V> {
         let shard_capacity = max_keys.div_ceil(SHARDS).max(1);
-        let shards = (0..SHARDS).map(|_| Mutex::new(Shard { entries: HashMap::default(), next_sweep: 0 })).collect();
-        Shards { shards, hasher: Hasher::default(), shard_capacity }
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(Shard { entries: HashMap::with_hasher(RandomState::new()), next_sweep: 0 }))
+            .collect();
+        Shards { shards, picker: ShardPicker::default(), shard_capacity }
     }
 
     /// Runs `f` on the value of `key`, created fresh when absent. Each shard drops its expired
@@ -84,7 +89,7 @@ impl<V: Expiring> Shards<V> {
 
     /// The shard of `key`, locked.
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard<V>> {
-        let index = (self.hasher.hash_one(key) % SHARDS as u64) as usize;
+        let index = (self.picker.hash_one(key) % SHARDS as u64) as usize;
         lock(&self.shards[index])
     }
 }

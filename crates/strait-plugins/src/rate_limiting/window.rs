@@ -87,7 +87,7 @@ pub struct WindowUsage {
 }
 
 /// Each limit's [`WindowUsage`], held without an allocation.
-pub type Windows = SmallVec<[WindowUsage; 4]>;
+pub type Windows = SmallVec<[WindowUsage; Window::ALL.len()]>;
 
 /// The outcome of one request against every limit of its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +96,7 @@ pub struct Usage {
     pub allowed: bool,
     /// When refused, milliseconds until a request would be admitted; 0 when admitted.
     pub retry_after_ms: u64,
-    /// Each limit's state, in the order of the limits (inline: there are at most four windows).
+    /// Each limit's state, in the order of the limits (inline: one per window at most).
     pub windows: Windows,
 }
 

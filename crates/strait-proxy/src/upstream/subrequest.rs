@@ -21,7 +21,7 @@ use crate::snapshot::Snapshot;
 /// Largest sub-response body read.
 const MAX_SUBRESPONSE: u64 = 8 << 20;
 
-/// Sub-requests against the clusters of one snapshot, on this worker's pools.
+/// A snapshot's sub-requests: to its clusters, on this worker's pools.
 impl Snapshot {
     /// Sends `request` to `cluster` within `timeout` and reads the whole answer (at most
     /// `max` bytes of body): the head, the body and the trailers, if any.

@@ -159,7 +159,7 @@ pub(crate) async fn answer<B>(
     parts: &http_request::Parts,
     body: &mut B,
     context: CallContext<'_>,
-    subrequests: &Snapshot,
+    snapshot: &Snapshot,
 ) -> LocalResponse
 where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
@@ -195,7 +195,7 @@ where
         call.headers_mut().insert(REQUEST_ID, id.clone());
     }
     let sent = std::time::Instant::now();
-    match subrequests.subrequest(&plan.cluster, call, limit, plan.max_response).await {
+    match snapshot.subrequest(&plan.cluster, call, limit, plan.max_response).await {
         Ok(whole) if gave_up_at_deadline(&whole, sent.elapsed(), limit) => {
             LocalResponse::for_reason(Reason::UpstreamTimeout)
         }
