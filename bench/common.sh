@@ -45,6 +45,31 @@ backend b
 CONF
 }
 
+# A redis-server on 127.0.0.1:PORT with nothing saved, ready when this returns (exits if not).
+start_redis() { # port
+  redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no --dir "$W" --logfile "$W/redis.log" &
+  for _ in $(seq 100); do [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
+  [ "$(redis-cli -p "$1" ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; exit 1; }
+}
+
+# For the gateway configurations: an RSA key pair made now in $W (BENCH_JWT_DIR, which
+# bench/gateway*.yaml read), the access log in $W, and `jwt ALG KEY-COMMAND...`, which prints a
+# token of the consumer `rs-key` valid for a day, signed by the command.
+gateway_keys() {
+  export BENCH_JWT_DIR="$W" BENCH_LOG="$W/access.log"
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/rsa.pem" 2>/dev/null
+  openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa_public.pem"
+}
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt() { # alg key-command...
+  local head body sig
+  head=$(printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url)
+  body=$(printf '{"iss":"rs-key","sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
+  shift
+  sig=$(printf '%s.%s' "$head" "$body" | "$@" | b64url)
+  printf '%s.%s.%s' "$head" "$body" "$sig"
+}
+
 # Polls each port until it answers (at most 10 s each).
 wait_ready() {
   for port in "$@"; do

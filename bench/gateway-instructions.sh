@@ -15,39 +15,12 @@ source "$(dirname "$0")/common.sh"
 write_backend_conf
 nginx -c "$W/backend.conf" &
 wait_ready $BACK
-redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no --dir "$W" --logfile "$W/redis.log" &
-for _ in $(seq 100); do [ "$(redis-cli -p 16379 ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
-export BENCH_JWT_DIR="$W" BENCH_LOG="$W/access.log"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/rsa.pem" 2>/dev/null
-openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa_public.pem"
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-head=$(printf '{"alg":"RS256","typ":"JWT"}' | b64url)
-body=$(printf '{"iss":"rs-key","sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
-sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -sign "$W/rsa.pem" -binary | b64url)
-TOKEN="$head.$body.$sig"
+start_redis 16379
+gateway_keys
+TOKEN=$(jwt RS256 openssl dgst -sha256 -sign "$W/rsa.pem" -binary)
 
 load() { # port
-  python3 - "$1" "$N" "$TOKEN" <<'PY'
-import socket, sys
-port, n, token = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
-req = ("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n"
-       "Authorization: Bearer %s\r\n\r\n" % token).encode()
-done = 0
-while done < n:
-    for c in conns:
-        c.sendall(req)
-    for c in conns:
-        buf = b""
-        while not buf.endswith(b"hello, world\n"):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise SystemExit("connection closed")
-            buf += chunk
-        if not buf.startswith(b"HTTP/1.1 200"):
-            raise SystemExit("not a 200: %r" % buf[:80])
-    done += len(conns)
-PY
+  python3 "$ROOT/bench/lockstep.py" "$1" "$N" "Authorization: Bearer $TOKEN"
 }
 measure() { # name config
   valgrind --tool=callgrind --callgrind-out-file="$W/$1.out" \

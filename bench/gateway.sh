@@ -12,21 +12,8 @@ source "$(dirname "$0")/common.sh"
 write_backend_conf
 nginx -c "$W/backend.conf" &
 wait_ready $BACK
-redis-server --port 16379 --bind 127.0.0.1 --save '' --appendonly no --dir "$W" --logfile "$W/redis.log" &
-for _ in $(seq 100); do [ "$(redis-cli -p 16379 ping 2>/dev/null)" = PONG ] && break; sleep 0.1; done
-[ "$(redis-cli -p 16379 ping 2>/dev/null)" = PONG ] || { echo "redis-server did not start"; exit 1; }
-export BENCH_JWT_DIR="$W" BENCH_LOG="$W/access.log"
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/rsa.pem" 2>/dev/null
-openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa_public.pem"
-b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
-jwt() { # alg key-command...
-  local head body sig
-  head=$(printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url)
-  body=$(printf '{"iss":"rs-key","sub":"bench","exp":%d}' $(( $(date +%s) + 86400 )) | b64url)
-  shift
-  sig=$(printf '%s.%s' "$head" "$body" | "$@" | b64url)
-  printf '%s.%s.%s' "$head" "$body" "$sig"
-}
+start_redis 16379
+gateway_keys
 RS=$(jwt RS256 openssl dgst -sha256 -sign "$W/rsa.pem" -binary)
 HS=$(jwt HS256 openssl dgst -sha256 -hmac hs-secret -binary)
 sed -e 's/algorithm: RS256/algorithm: HS256/' -e 's|rsa_public_key: .*|secret: hs-secret|' \

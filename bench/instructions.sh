@@ -12,24 +12,7 @@ write_peer_confs
 sed -i 's/daemon off;/daemon off; master_process off;/' "$W/nginx.conf"
 nginx -c "$W/backend.conf" &
 load() { # port
-  python3 - "$1" "$N" <<'PY'
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-conns = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(8)]
-req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n"
-done = 0
-while done < n:
-    for c in conns:
-        c.sendall(req)
-    for c in conns:
-        buf = b""
-        while not buf.endswith(b"hello, world\n"):
-            chunk = c.recv(4096)
-            if not chunk:
-                raise SystemExit("connection closed")
-            buf += chunk
-    done += len(conns)
-PY
+  python3 "$ROOT/bench/lockstep.py" "$1" "$N"
 }
 measure() { # name port command...
   local name=$1 port=$2; shift 2

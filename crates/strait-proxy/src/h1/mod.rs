@@ -48,3 +48,37 @@ pub(crate) fn trim_ows(mut value: &[u8]) -> &[u8] {
     }
     value
 }
+
+/// What the head parsers' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use http::{HeaderMap, HeaderValue};
+
+    /// Every byte value at several places in a 70-byte field value (httparse checks values by
+    /// one byte, by words and by SIMD blocks of 16 and 32): `parse`, given `head_start`, the
+    /// field value of `x-v` and the head's end, parses exactly when `HeaderValue` would take
+    /// the value (what `request::value_from_parser` relies on), and keeps the value as sent.
+    pub(crate) fn field_values_match_header_value(head_start: &[u8], parse: impl Fn(&[u8]) -> Option<HeaderMap>) {
+        for byte in 0..=255u8 {
+            if byte == b'\r' || byte == b'\n' {
+                continue;
+            }
+            for at in [0, 1, 7, 8, 15, 16, 31, 32, 40, 68] {
+                let mut value = vec![b'a'; 70];
+                value[at] = byte;
+                let raw = [head_start, b"X-V: ", &value, b"\r\n\r\n"].concat();
+                let allowed = HeaderValue::from_bytes(&value).is_ok();
+                match parse(&raw) {
+                    Some(headers) => {
+                        assert!(allowed, "byte {byte:#04x} at {at} accepted");
+                        // Leading whitespace is the field's, not the value's.
+                        let leading_space = at == 0 && (byte == b' ' || byte == b'\t');
+                        let kept = if leading_space { &value[1..] } else { &value[..] };
+                        assert_eq!(headers["x-v"].as_bytes(), kept);
+                    }
+                    None => assert!(!allowed, "byte {byte:#04x} at {at} refused"),
+                }
+            }
+        }
+    }
+}
