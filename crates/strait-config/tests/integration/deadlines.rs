@@ -4,22 +4,19 @@
 
 use std::time::Duration;
 
+use crate::support;
 use strait_config::units::{ByteSize, Dur};
-use strait_config::{load_str_with_env, Config, ConfigErrors, MinRate};
+use strait_config::{Config, MinRate};
 
 /// Loads `text` as `deadlines.yaml`.
 fn load(text: &str) -> Result<Config, Vec<String>> {
-    load_str_with_env(text, "deadlines.yaml", &|_| None)
-        .map_err(|errors| ConfigErrors(errors.0).to_string().lines().map(str::to_owned).collect())
+    support::load_as("deadlines.yaml", text)
 }
 
 /// Asserts that loading `text` fails with exactly `expected` error lines, in order.
 #[track_caller]
 fn assert_errors(text: &str, expected: &[&str]) {
-    match load(text) {
-        Ok(config) => panic!("expected errors, loaded {config:?}"),
-        Err(lines) => assert_eq!(lines, expected, "for:\n{text}"),
-    }
+    support::assert_errors_as("deadlines.yaml", text, expected);
 }
 
 #[test]

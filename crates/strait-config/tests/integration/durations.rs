@@ -1,20 +1,19 @@
 //! Durations that would break serving are refused at load time, with file, line, column and
 //! field path: zero where time must pass, and values too long to be a deadline.
 
-use strait_config::{load_str_with_env, ConfigErrors};
+use strait_config::load_str_with_env;
+
+use crate::support;
 
 /// Loads `text` as `durations.yaml`, expecting failure; returns the error lines.
 fn error_lines(text: &str) -> Vec<String> {
-    match load_str_with_env(text, "durations.yaml", &|_| None) {
-        Ok(config) => panic!("expected errors, loaded {config:?}"),
-        Err(errors) => ConfigErrors(errors.0).to_string().lines().map(str::to_owned).collect(),
-    }
+    support::load_as("durations.yaml", text).expect_err("expected errors")
 }
 
 /// Asserts that loading `text` fails with exactly `expected` error lines, in order.
 #[track_caller]
 fn assert_errors(text: &str, expected: &[&str]) {
-    assert_eq!(error_lines(text), expected, "for:\n{text}");
+    support::assert_errors_as("durations.yaml", text, expected);
 }
 
 /// A listener with one forwarding route (route fields after `    routes:\n      - `), and a

@@ -2,14 +2,11 @@
 //! and UDP forwarding that names no cluster or an unknown one, HTTP fields on them, bad
 //! passthrough names, and PROXY protocol settings without trusted peers.
 
-use strait_config::{load_str_with_env, ConfigErrors};
+use crate::support;
 
 /// Loads `text` as `l4.yaml`; the error lines, or none.
 fn error_lines(text: &str) -> Vec<String> {
-    match load_str_with_env(text, "l4.yaml", &|_| None) {
-        Ok(_) => Vec::new(),
-        Err(errors) => ConfigErrors(errors.0).to_string().lines().map(str::to_owned).collect(),
-    }
+    support::load_as("l4.yaml", text).err().unwrap_or_default()
 }
 
 /// Clusters `pool` (plain) and `secure` (with TLS) after the listeners in `listeners`.

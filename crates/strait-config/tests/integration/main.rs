@@ -10,4 +10,5 @@ mod path_normalization;
 mod proxy_protocol;
 mod reference_doc;
 mod secrets;
+mod support;
 mod tls;
