@@ -1,10 +1,11 @@
 //! What is known about one request as it moves through the phases.
 
+use std::cell::Cell;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::header::HeaderValue;
 use http::{Extensions, StatusCode, Version};
@@ -147,6 +148,8 @@ pub struct RequestCtx {
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
     pub subrequests: Option<Arc<dyn Subrequests>>,
+    /// The wall-clock time since the epoch, once something asked ([`RequestCtx::unix_time`]).
+    unix_time: Cell<Option<Duration>>,
 }
 
 impl RequestCtx {
@@ -171,7 +174,26 @@ impl RequestCtx {
             response_content_type: None,
             extensions: Extensions::new(),
             subrequests: None,
+            unix_time: Cell::new(None),
         }
+    }
+
+    /// The request's wall-clock time since the Unix epoch: read on the first call, then the
+    /// same for every filter and the access log, so a token's expiry, a rate limit's window
+    /// and the log line agree and the clock is read once. Filters ask in the request phases,
+    /// a few microseconds after [`RequestCtx::start`].
+    pub fn unix_time(&self) -> Duration {
+        if let Some(time) = self.unix_time.get() {
+            return time;
+        }
+        let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        self.unix_time.set(Some(time));
+        time
+    }
+
+    /// The wall-clock time [`RequestCtx::unix_time`] read, if something asked.
+    pub fn unix_time_if_read(&self) -> Option<Duration> {
+        self.unix_time.get()
     }
 
     /// The transport peer.

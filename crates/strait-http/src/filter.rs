@@ -66,7 +66,15 @@ pub enum Flow {
     Continue,
     /// Answer the request with this response now: later request-side phases and the action
     /// are skipped; the response goes through [`Filter::local_reply`] and the response phases.
-    Respond(LocalResponse),
+    /// Boxed, so the common `Continue` is one word wherever phases pass it along.
+    Respond(Box<LocalResponse>),
+}
+
+impl Flow {
+    /// Answer with `response` ([`Flow::Respond`]).
+    pub fn respond(response: LocalResponse) -> Flow {
+        Flow::Respond(Box::new(response))
+    }
 }
 
 /// The result of a phase: ready now, or a future to wait for.

@@ -101,10 +101,10 @@ impl Settings {
     /// Lets the request's consumer through, or refuses it.
     fn check(&self, request: &mut request::Parts, ctx: &RequestCtx) -> Flow {
         let Some(consumer) = ctx.consumer.as_ref() else {
-            return Flow::Respond(LocalResponse::for_reason(Reason::Unauthorized));
+            return Flow::respond(LocalResponse::for_reason(Reason::Unauthorized));
         };
         if !self.rule.admits(consumer) {
-            return Flow::Respond(LocalResponse::for_reason(Reason::ConsumerForbidden));
+            return Flow::respond(LocalResponse::for_reason(Reason::ConsumerForbidden));
         }
         if self.hide_groups {
             request.headers.remove(CONSUMER_GROUPS);

@@ -131,7 +131,7 @@ impl AuthRequest {
             request.headers.remove(name);
         }
         let Some(subrequests) = ctx.subrequests.clone() else {
-            return Flow::Respond(LocalResponse::for_reason(Reason::AuthUnavailable));
+            return Flow::respond(LocalResponse::for_reason(Reason::AuthUnavailable));
         };
         let mut ask = http::Request::new(Bytes::new());
         *ask.method_mut() = Method::GET;
@@ -153,7 +153,7 @@ impl AuthRequest {
         }
         let answer = match subrequests.send(&settings.cluster, ask, settings.timeout).await {
             Ok(answer) => answer,
-            Err(_) => return Flow::Respond(LocalResponse::for_reason(Reason::AuthUnavailable)),
+            Err(_) => return Flow::respond(LocalResponse::for_reason(Reason::AuthUnavailable)),
         };
         let status = answer.status();
         if status.is_success() {
@@ -172,8 +172,8 @@ impl AuthRequest {
             if let Some(challenge) = answer.headers().get(header::WWW_AUTHENTICATE) {
                 denied.headers.insert(header::WWW_AUTHENTICATE, challenge.clone());
             }
-            return Flow::Respond(denied);
+            return Flow::respond(denied);
         }
-        Flow::Respond(LocalResponse::for_reason(Reason::AuthUnavailable))
+        Flow::respond(LocalResponse::for_reason(Reason::AuthUnavailable))
     }
 }

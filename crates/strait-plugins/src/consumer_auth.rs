@@ -81,7 +81,7 @@ impl Unauthenticated {
         answer.body =
             Bytes::from(format!("{} {status_text}: {}: {why}\n", status.as_str(), Reason::Unauthorized.code()));
         answer.headers.insert(WWW_AUTHENTICATE, self.challenge.clone());
-        Flow::Respond(answer)
+        Flow::respond(answer)
     }
 }
 

@@ -310,7 +310,7 @@ impl Filter for Cors {
             if self.policy.preflight_continue {
                 return Phase::Ready(Flow::Continue);
             }
-            return Phase::Ready(Flow::Respond(self.policy.preflight(&origin, request)));
+            return Phase::Ready(Flow::respond(self.policy.preflight(&origin, request)));
         }
         self.request = if self.policy.origin_allowed(&origin) { Seen::Allowed(origin) } else { Seen::Refused };
         Phase::Ready(Flow::Continue)

@@ -132,7 +132,7 @@ impl Filter for IpRestriction {
         Phase::Ready(if settings.admits(ctx.client_ip) {
             Flow::Continue
         } else {
-            Flow::Respond(settings.refusal.clone())
+            Flow::respond(settings.refusal.clone())
         })
     }
 }

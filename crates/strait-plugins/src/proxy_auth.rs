@@ -139,23 +139,23 @@ impl Settings {
         }
         let Some(ProxyAuthorization(field)) = request.extensions.get::<ProxyAuthorization>() else {
             if self.required {
-                return Phase::Ready(Flow::Respond(self.refusal("proxy credentials required")));
+                return Phase::Ready(Flow::respond(self.refusal("proxy credentials required")));
             }
             ctx.extensions.insert(ProxyChallenge(self.challenge.clone()));
             return Phase::Ready(Flow::Continue);
         };
         let (name, given) = match basic_credentials(field.as_bytes()) {
             Ok(credentials) => credentials,
-            Err(why) => return Phase::Ready(Flow::Respond(self.refusal(why))),
+            Err(why) => return Phase::Ready(Flow::respond(self.refusal(why))),
         };
         let Some(user) = self.users.get(&name) else {
             // As slow as a wrong password, so the answer's time does not tell which user
             // names exist.
             return match self.passwords.matches(&UNKNOWN_USER, &name, given) {
-                Phase::Ready(_) => Phase::Ready(Flow::Respond(self.refusal(INVALID))),
+                Phase::Ready(_) => Phase::Ready(Flow::respond(self.refusal(INVALID))),
                 Phase::Wait(checking) => Phase::wait(async move {
                     let _ = checking.await;
-                    Flow::Respond(self.refusal(INVALID))
+                    Flow::respond(self.refusal(INVALID))
                 }),
             };
         };
@@ -172,7 +172,7 @@ impl Settings {
     /// origin); refuses otherwise.
     fn decide(&self, user: &User, matched: bool, ctx: &mut RequestCtx) -> Flow {
         if !matched {
-            return Flow::Respond(self.refusal(INVALID));
+            return Flow::respond(self.refusal(INVALID));
         }
         ctx.consumer = Some(user.consumer.clone());
         Flow::Continue

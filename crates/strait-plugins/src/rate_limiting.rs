@@ -40,11 +40,11 @@ pub mod window;
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::StatusCode;
-use strait_http::{LocalResponse, PluginError, Reason};
+use strait_http::{LocalResponse, PluginError, Reason, RequestCtx};
 
 pub use concurrency_limit::concurrency_limit_plugin;
 pub use limit_req::limit_req_plugin;
@@ -52,30 +52,56 @@ pub use plugin::rate_limiting_plugin;
 
 /// A clock in milliseconds, injectable so tests control time.
 #[derive(Clone)]
-pub struct Clock(Arc<dyn Fn() -> u64 + Send + Sync>);
+pub struct Clock(Source);
+
+/// Where a [`Clock`] reads its time.
+#[derive(Clone)]
+enum Source {
+    /// The wall clock, which a request reads once for all its filters.
+    Wall,
+    /// A function.
+    Read(Arc<dyn Fn() -> u64 + Send + Sync>),
+}
 
 impl Clock {
     /// Milliseconds since the Unix epoch: windows align on wall-clock seconds, minutes, hours
     /// and days, the same in every process.
     pub fn wall() -> Clock {
-        Clock(Arc::new(|| SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)))
+        Clock(Source::Wall)
     }
 
     /// Milliseconds since the process first asked: never goes back, for rates.
     pub fn monotonic() -> Clock {
         static BASE: OnceLock<Instant> = OnceLock::new();
-        Clock(Arc::new(|| BASE.get_or_init(Instant::now).elapsed().as_millis() as u64))
+        Clock::from_fn(|| BASE.get_or_init(Instant::now).elapsed().as_millis() as u64)
     }
 
     /// A clock that reads `read`.
     pub fn from_fn(read: impl Fn() -> u64 + Send + Sync + 'static) -> Clock {
-        Clock(Arc::new(read))
+        Clock(Source::Read(Arc::new(read)))
     }
 
     /// The time now.
     pub fn now(&self) -> u64 {
-        (self.0)()
+        match &self.0 {
+            Source::Wall => millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()),
+            Source::Read(read) => read(),
+        }
     }
+
+    /// The time of the request `ctx`: the wall clock's reading the request shares with its
+    /// other filters and its log line.
+    pub fn at(&self, ctx: &RequestCtx) -> u64 {
+        match &self.0 {
+            Source::Wall => millis(ctx.unix_time()),
+            Source::Read(read) => read(),
+        }
+    }
+}
+
+/// `time` in whole milliseconds.
+fn millis(time: Duration) -> u64 {
+    time.as_secs() * 1_000 + u64::from(time.subsec_millis())
 }
 
 impl fmt::Debug for Clock {

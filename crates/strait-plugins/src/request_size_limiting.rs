@@ -126,10 +126,10 @@ impl SizeLimit {
         match request.extensions.get::<RequestLength>() {
             Some(RequestLength(length)) if *length > self.limit => {
                 let reason = if expects_continue(request) { Reason::ExpectationFailed } else { Reason::BodyTooLarge };
-                Flow::Respond(LocalResponse::for_reason(reason))
+                Flow::respond(LocalResponse::for_reason(reason))
             }
             Some(_) => Flow::Continue,
-            None if self.require_content_length => Flow::Respond(LocalResponse::for_reason(Reason::LengthRequired)),
+            None if self.require_content_length => Flow::respond(LocalResponse::for_reason(Reason::LengthRequired)),
             None => {
                 self.counted = true;
                 Flow::Continue

@@ -176,7 +176,7 @@ impl Chain {
                 continue;
             }
             if let Flow::Respond(answer) = member.filter.request_headers(request, ctx).resolve().await {
-                return Some(answer);
+                return Some(*answer);
             }
             self.apply_consumer(index, ctx, consumers);
         }
@@ -261,7 +261,7 @@ impl Chain {
         }
         for member in self.members.iter_mut().filter(|m| m.phases.contains(Phases::UPSTREAM_REQUEST)) {
             if let Flow::Respond(answer) = member.filter.upstream_request(request, target, ctx).resolve().await {
-                return Some(answer);
+                return Some(*answer);
             }
         }
         None

@@ -280,7 +280,7 @@ impl Filter for CircuitBreaker {
         let admission = self.shared.breaker().admit(Instant::now());
         self.admission = Some(admission);
         Phase::Ready(match admission {
-            Admission::Refuse => Flow::Respond(self.shared.fallback()),
+            Admission::Refuse => Flow::respond(self.shared.fallback()),
             Admission::Pass | Admission::Trial => Flow::Continue,
         })
     }

@@ -146,7 +146,7 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
             let why = format!("{} needs an authenticated user", rule.text);
             tracing::debug!(rule = %rule.text, client = %facts.client, method = %facts.method,
                 destination = %DestinationText(&facts.destination), "proxy authentication required");
-            return Flow::Respond(proxy_auth_required(challenge, &why));
+            return Flow::respond(proxy_auth_required(challenge, &why));
         }
         Decision::Deny { rule, connect_port } => (rule.text.as_str(), rule.text.clone() + &passed_over(connect_port)),
         Decision::NoMatch { connect_port } => {
@@ -160,7 +160,7 @@ fn check(rules: &Rules, request: &request::Parts, ctx: &mut RequestCtx) -> Flow 
     let status = answer.status;
     let text = status.canonical_reason().unwrap_or("");
     answer.body = Bytes::from(format!("{} {text}: {}: {why}\n", status.as_str(), Reason::ProxyAccessDenied.code()));
-    Flow::Respond(answer)
+    Flow::respond(answer)
 }
 
 /// Why an `allow` rule that matched a CONNECT did not decide it, for the denial's page.

@@ -34,7 +34,7 @@ pub struct Verified {
 }
 
 /// Verified tokens by token.
-type TokenMap = HashMap<Box<str>, Arc<Verified>, TailHash>;
+type TokenMap = HashMap<Box<[u8]>, Arc<Verified>, TailHash>;
 
 /// How many bytes at a token's end are hashed.
 const HASHED_TAIL: usize = 48;
@@ -64,6 +64,10 @@ impl Hasher for TailHasher {
         self.0.write_u8(byte);
     }
 
+    fn write_usize(&mut self, n: usize) {
+        self.0.write_usize(n);
+    }
+
     fn finish(&self) -> u64 {
         self.0.finish()
     }
@@ -90,7 +94,7 @@ impl TokenCache {
     }
 
     /// The verification remembered for `token`.
-    pub fn get(&self, token: &str) -> Option<Arc<Verified>> {
+    pub fn get(&self, token: &[u8]) -> Option<Arc<Verified>> {
         if self.generation_size == 0 {
             return None;
         }
@@ -104,7 +108,7 @@ impl TokenCache {
     }
 
     /// Remembers a verification.
-    pub fn insert(&self, token: &str, verified: Arc<Verified>) {
+    pub fn insert(&self, token: &[u8], verified: Arc<Verified>) {
         if self.generation_size == 0 {
             return;
         }
@@ -112,7 +116,7 @@ impl TokenCache {
         self.insert_locked(&mut generations, token.into(), verified);
     }
 
-    fn insert_locked(&self, generations: &mut Generations, token: Box<str>, verified: Arc<Verified>) {
+    fn insert_locked(&self, generations: &mut Generations, token: Box<[u8]>, verified: Arc<Verified>) {
         if generations.current.len() >= self.generation_size {
             generations.previous = std::mem::take(&mut generations.current);
         }
@@ -150,31 +154,31 @@ mod tests {
     #[test]
     fn the_cache_stays_bounded_and_keeps_recently_used_tokens() {
         let cache = TokenCache::new(4);
-        cache.insert("hot", verified());
+        cache.insert(b"hot", verified());
         for i in 0..100 {
-            cache.insert(&i.to_string(), verified());
-            assert!(cache.get("hot").is_some(), "hot token evicted after {i}");
+            cache.insert(i.to_string().as_bytes(), verified());
+            assert!(cache.get(b"hot").is_some(), "hot token evicted after {i}");
             assert!(cache.len() <= 4);
         }
-        assert!(cache.get("0").is_none());
-        assert!(cache.get("99").is_some());
-        assert!(cache.get("99 ").is_none() && cache.get("9").is_none(), "only the same token finds an entry");
+        assert!(cache.get(b"0").is_none());
+        assert!(cache.get(b"99").is_some());
+        assert!(cache.get(b"99 ").is_none() && cache.get(b"9").is_none(), "only the same token finds an entry");
     }
 
     #[test]
     fn tokens_sharing_a_tail_are_told_apart() {
         let cache = TokenCache::new(16);
         let tail = "s".repeat(HASHED_TAIL);
-        cache.insert(&format!("a.{tail}"), verified());
-        assert!(cache.get(&format!("a.{tail}")).is_some());
-        assert!(cache.get(&format!("b.{tail}")).is_none());
-        assert!(cache.get(&tail).is_none());
+        cache.insert(format!("a.{tail}").as_bytes(), verified());
+        assert!(cache.get(format!("a.{tail}").as_bytes()).is_some());
+        assert!(cache.get(format!("b.{tail}").as_bytes()).is_none());
+        assert!(cache.get(tail.as_bytes()).is_none());
     }
 
     #[test]
     fn a_zero_capacity_cache_remembers_nothing() {
         let cache = TokenCache::new(0);
-        cache.insert("t", verified());
-        assert!(cache.get("t").is_none());
+        cache.insert(b"t", verified());
+        assert!(cache.get(b"t").is_none());
     }
 }

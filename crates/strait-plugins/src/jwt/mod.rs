@@ -92,7 +92,8 @@ struct JwtFilter(Arc<Settings>);
 
 impl Filter for JwtFilter {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
-        match self.0.authenticate_request(request, ctx, now(), true) {
+        let now = ctx.unix_time().as_secs_f64();
+        match self.0.authenticate_request(request, ctx, now, true) {
             Ok(flow) => Phase::Ready(flow),
             Err(FetchKeys) => Phase::wait(async move {
                 let settings = &self.0;
@@ -101,8 +102,10 @@ impl Filter for JwtFilter {
                         settings.cache.clear();
                     }
                 }
-                let flow = settings.authenticate_request(request, ctx, now(), false);
-                flow.unwrap_or_else(|FetchKeys| Flow::Respond(Refusal::UnknownKey.response(settings.realm.as_deref())))
+                // The keys took a while to come: the token is checked at the time they came.
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+                let flow = settings.authenticate_request(request, ctx, now, false);
+                flow.unwrap_or_else(|FetchKeys| Flow::respond(Refusal::UnknownKey.response(settings.realm.as_deref())))
             }),
         }
     }
@@ -123,11 +126,6 @@ impl From<Refusal> for Failure {
     fn from(refusal: Refusal) -> Failure {
         Failure::Refused(refusal)
     }
-}
-
-/// Seconds since the epoch.
-fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl Settings {
@@ -178,17 +176,18 @@ impl Settings {
                 ctx.identify(&mut request.headers, anonymous, true);
                 Flow::Continue
             }
-            Err(refusal) => Flow::Respond(refusal.response(self.realm.as_deref())),
+            Err(refusal) => Flow::respond(refusal.response(self.realm.as_deref())),
         })
     }
 
     /// Verifies `token` (or finds it verified in the cache) and checks its claims at `now`.
-    fn verify(&self, token: &str, now: f64, may_fetch: bool) -> Result<Arc<Verified>, Failure> {
+    fn verify(&self, token: &[u8], now: f64, may_fetch: bool) -> Result<Arc<Verified>, Failure> {
         if let Some(verified) = self.cache.get(token) {
             self.rules.check_times(verified.times, now)?;
             return Ok(verified);
         }
-        let parsed = token::parse(token)?;
+        let text = std::str::from_utf8(token).map_err(|_| Refusal::Malformed)?;
+        let parsed = token::parse(text)?;
         let key_name = match &self.key_claim {
             KeyClaim::KidHeader => parsed.kid.as_deref(),
             KeyClaim::Claim(name) => parsed.claims.get(name).and_then(Value::as_str),

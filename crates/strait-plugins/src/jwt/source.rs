@@ -19,11 +19,12 @@ pub struct TokenSources {
 }
 
 impl TokenSources {
-    /// The request's token: `None` when there is none, [`Refusal::MultipleTokens`] when
-    /// different ones are found (one token sent in two places is fine).
-    pub fn find<'a>(&self, request: &'a request::Parts) -> Result<Option<Cow<'a, str>>, Refusal> {
-        let mut found: Option<Cow<'a, str>> = None;
-        let mut add = |token: Cow<'a, str>| -> Result<(), Refusal> {
+    /// The request's token, as bytes (a token that is not text fails its parse later): `None`
+    /// when there is none, [`Refusal::MultipleTokens`] when different ones are found (one
+    /// token sent in two places is fine).
+    pub fn find<'a>(&self, request: &'a request::Parts) -> Result<Option<Cow<'a, [u8]>>, Refusal> {
+        let mut found: Option<Cow<'a, [u8]>> = None;
+        let mut add = |token: Cow<'a, [u8]>| -> Result<(), Refusal> {
             match &found {
                 Some(existing) if *existing != token => Err(Refusal::MultipleTokens),
                 Some(_) => Ok(()),
@@ -47,16 +48,16 @@ impl TokenSources {
                     let Some((name, value)) = cookie.trim().split_once('=') else { continue };
                     let value = value.trim_matches('"');
                     if !value.is_empty() && self.cookies.iter().any(|n| n == name) {
-                        add(Cow::Borrowed(value))?;
+                        add(Cow::Borrowed(value.as_bytes()))?;
                     }
                 }
             }
         }
         for name in &self.headers {
             for field in request.headers.get_all(name) {
-                // `from_utf8` checks a word at a time; `to_str` looks at every byte of a token
-                // hundreds of bytes long. A value that is not text is no token either way.
-                if let Some(token) = std::str::from_utf8(field.as_bytes()).ok().and_then(bearer_token) {
+                // Bytes, not text: a token is hundreds of bytes, and checking them all on
+                // every request would cost more than finding it in the verified-token cache.
+                if let Some(token) = bearer_token(field.as_bytes()) {
                     add(Cow::Borrowed(token))?;
                 }
             }
@@ -67,10 +68,12 @@ impl TokenSources {
 
 /// The token of a header field: `Bearer <token>` (any case), or a bare value without
 /// spaces. Another scheme (`Basic ...`) is not a token.
-fn bearer_token(field: &str) -> Option<&str> {
-    let field = field.trim();
-    match field.split_once(|c: char| c.is_ascii_whitespace()) {
-        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => Some(rest.trim()).filter(|t| !t.is_empty()),
+fn bearer_token(field: &[u8]) -> Option<&[u8]> {
+    let field = field.trim_ascii();
+    match field.iter().position(u8::is_ascii_whitespace) {
+        Some(end) if field[..end].eq_ignore_ascii_case(b"bearer") => {
+            Some(field[end..].trim_ascii()).filter(|t| !t.is_empty())
+        }
         Some(_) => None,
         None => Some(field).filter(|t| !t.is_empty()),
     }
@@ -78,9 +81,9 @@ fn bearer_token(field: &str) -> Option<&str> {
 
 /// `value` with `%XX` escapes decoded (a token is URL-safe, but clients may escape it anyway);
 /// kept as it is when an escape is invalid.
-fn percent_decoded(value: &str) -> Cow<'_, str> {
+fn percent_decoded(value: &str) -> Cow<'_, [u8]> {
     if !value.contains('%') {
-        return Cow::Borrowed(value);
+        return Cow::Borrowed(value.as_bytes());
     }
     let bytes = value.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -88,7 +91,7 @@ fn percent_decoded(value: &str) -> Cow<'_, str> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = value.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
-            let Some(byte) = hex else { return Cow::Borrowed(value) };
+            let Some(byte) = hex else { return Cow::Borrowed(bytes) };
             out.push(byte);
             i += 3;
         } else {
@@ -96,7 +99,7 @@ fn percent_decoded(value: &str) -> Cow<'_, str> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_or(Cow::Borrowed(value), Cow::Owned)
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -122,7 +125,7 @@ mod tests {
     #[test]
     fn tokens_are_found_in_headers_queries_and_cookies() {
         let find = |uri: &str, headers: &[(&str, &str)]| {
-            sources().find(&request(uri, headers)).map(|t| t.map(|t| t.into_owned()))
+            sources().find(&request(uri, headers)).map(|t| t.map(|t| String::from_utf8(t.into_owned()).unwrap()))
         };
         assert_eq!(find("/", &[("authorization", "Bearer a.b.c")]), Ok(Some("a.b.c".into())));
         assert_eq!(find("/", &[("authorization", "bearer   a.b.c ")]), Ok(Some("a.b.c".into())));

@@ -168,7 +168,7 @@ impl Filter for ConcurrencyLimit {
                 self.slot = Some(slot);
                 Phase::Ready(Flow::Continue)
             }
-            None => Phase::Ready(Flow::Respond(refusal(settings.status))),
+            None => Phase::Ready(Flow::respond(refusal(settings.status))),
         }
     }
 

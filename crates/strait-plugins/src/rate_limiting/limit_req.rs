@@ -144,7 +144,7 @@ impl Filter for LimitReq {
                 tokio::time::sleep(Duration::from_millis(delay_ms)).await;
                 Flow::Continue
             }),
-            Take::Refuse { retry_ms } => Phase::Ready(Flow::Respond(settings.refusal(retry_ms))),
+            Take::Refuse { retry_ms } => Phase::Ready(Flow::respond(settings.refusal(retry_ms))),
         }
     }
 }
@@ -181,7 +181,7 @@ mod tests {
         let (mut request, mut ctx) = (get("/", &[]), ctx_from(ip));
         let outcome = match filter.request_headers(&mut request, &mut ctx) {
             Phase::Ready(Flow::Continue) => Outcome::Now,
-            Phase::Ready(Flow::Respond(answer)) => Outcome::Refused(Box::new(answer)),
+            Phase::Ready(Flow::Respond(answer)) => Outcome::Refused(answer),
             Phase::Wait(_) => Outcome::Waits,
         };
         outcome

@@ -232,7 +232,7 @@ impl Filter for RateLimit {
         *key = settings.key.key(request, ctx);
         let key: &'a str = key.as_str();
         let fault_tolerant = settings.fault_tolerant;
-        match settings.store.hit(key, &settings.limits, settings.clock.now()) {
+        match settings.store.hit(key, &settings.limits, settings.clock.at(ctx)) {
             Phase::Ready(result) => Phase::Ready(decide(result, usage, fault_tolerant)),
             Phase::Wait(future) => Phase::wait(async move { decide(future.await, usage, fault_tolerant) }),
         }
@@ -259,7 +259,7 @@ fn decide(result: Result<Usage, StoreError>, kept: &mut Option<Usage>, fault_tol
     let usage = match result {
         Ok(usage) => usage,
         Err(_) if fault_tolerant => return Flow::Continue,
-        Err(_) => return Flow::Respond(LocalResponse::for_reason(Reason::RateLimitStoreUnavailable)),
+        Err(_) => return Flow::respond(LocalResponse::for_reason(Reason::RateLimitStoreUnavailable)),
     };
     let flow = if usage.allowed {
         Flow::Continue
@@ -267,7 +267,7 @@ fn decide(result: Result<Usage, StoreError>, kept: &mut Option<Usage>, fault_tol
         let mut refusal = LocalResponse::for_reason(Reason::RateLimited);
         let (name, value) = headers::retry_after(usage.retry_after_ms);
         refusal.headers.insert(name, value);
-        Flow::Respond(refusal)
+        Flow::respond(refusal)
     };
     *kept = Some(usage);
     flow

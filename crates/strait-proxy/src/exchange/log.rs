@@ -1,9 +1,9 @@
 //! The access-log line of an exchange.
 
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderMap};
 use http::{request, Version};
 use strait_config::AccessLogFormat;
 use strait_http::context::ViaParentProxy;
@@ -15,23 +15,24 @@ use crate::snapshot::Snapshot;
 /// Writes the access log line for a finished exchange; `target` is the request target as
 /// received (before any rewrite).
 pub(crate) fn log_exchange(snapshot: &Snapshot, ctx: &RequestCtx, request: &request::Parts, target: &str) {
-    let header = |name: HeaderName| request.headers.get(name).and_then(|v| v.to_str().ok());
+    let fields = LoggedFields::of(&request.headers);
     let elapsed = ctx.start.elapsed();
     // Only the squid format writes the parent hop: the others skip the extension lookup.
     let via_parent = snapshot.access_log.format() == Some(AccessLogFormat::Squid)
         && ctx.extensions.get::<ViaParentProxy>().is_some();
     snapshot.access_log.log(&LogRecord {
         client_addr: SocketAddr::new(ctx.client_ip, ctx.peer().port()),
-        time: SystemTime::now() - elapsed,
+        // The request's start: the clock its filters read then, or now less the time it took.
+        time: ctx.unix_time_if_read().map_or_else(|| SystemTime::now() - elapsed, |time| UNIX_EPOCH + time),
         method: request.method.as_str(),
         target,
         scheme: ctx.conn.scheme,
         version: version_text(request.version),
         status: ctx.status.as_u16(),
         bytes_sent: ctx.bytes_sent,
-        referer: header(header::REFERER),
-        user_agent: header(header::USER_AGENT),
-        host: header(header::HOST),
+        referer: fields.referer,
+        user_agent: fields.user_agent,
+        host: fields.host,
         route: ctx.route.as_deref(),
         cluster: ctx.cluster.as_deref(),
         upstream_addr: ctx.upstream_addr,
@@ -44,6 +45,35 @@ pub(crate) fn log_exchange(snapshot: &Snapshot, ctx: &RequestCtx, request: &requ
         via_parent,
         content_type: ctx.response_content_type.as_ref().and_then(|v| v.to_str().ok()),
     });
+}
+
+/// The request header fields a log line records: the first of each name, when it is text.
+struct LoggedFields<'a> {
+    referer: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    host: Option<&'a str>,
+}
+
+impl<'a> LoggedFields<'a> {
+    /// Finds them in one pass over the fields: a request has a handful, and three lookups
+    /// by name would hash three times.
+    fn of(headers: &'a HeaderMap) -> LoggedFields<'a> {
+        let (mut referer, mut user_agent, mut host) = (None, None, None);
+        for (name, value) in headers {
+            let slot = if name == header::REFERER {
+                &mut referer
+            } else if name == header::USER_AGENT {
+                &mut user_agent
+            } else if name == header::HOST {
+                &mut host
+            } else {
+                continue;
+            };
+            slot.get_or_insert(value);
+        }
+        let text = |value: Option<&'a header::HeaderValue>| value.and_then(|v| v.to_str().ok());
+        LoggedFields { referer: text(referer), user_agent: text(user_agent), host: text(host) }
+    }
 }
 
 /// Writes the access log line for a request whose head was refused.

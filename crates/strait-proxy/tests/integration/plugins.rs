@@ -147,7 +147,7 @@ impl Filter for Await {
                     request.headers.insert("x-awaited-consumer", HeaderValue::from_str(&consumer.0).unwrap());
                     Flow::Continue
                 }
-                None => Flow::Respond(LocalResponse::new(http::StatusCode::UNAUTHORIZED, "text/plain", "who?\n")),
+                None => Flow::respond(LocalResponse::new(http::StatusCode::UNAUTHORIZED, "text/plain", "who?\n")),
             }
         })
     }

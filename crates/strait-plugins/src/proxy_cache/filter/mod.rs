@@ -390,7 +390,7 @@ fn stale_on_failure(use_stale: &[StaleWhen], reason: Reason) -> bool {
 /// The request-header phase's decision for `answer`.
 fn flow(answer: Option<LocalResponse>) -> Flow {
     match answer {
-        Some(answer) => Flow::Respond(answer),
+        Some(answer) => Flow::respond(answer),
         None => Flow::Continue,
     }
 }
