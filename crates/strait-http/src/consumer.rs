@@ -24,9 +24,14 @@ const IDENTITY_HEADERS: [HeaderName; 5] =
 
 /// Who made the request, in [`crate::RequestCtx::consumer`] once a filter authenticated it.
 /// Made with [`Consumer::new`] (or [`Consumer::from_config`]) and [`Consumer::with_credential`],
-/// which also make its header values once, so identifying a request copies no text.
+/// which also make its header values once, so identifying a request copies no text. One
+/// shared pointer: a request that takes the consumer of a cached token counts one reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Consumer {
+pub struct Consumer(Arc<Identity>);
+
+/// What a [`Consumer`] is: its fields, read through the consumer.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Identity {
     /// The consumer's unique name.
     pub username: Arc<str>,
     /// Its identifier in another system.
@@ -36,7 +41,15 @@ pub struct Consumer {
     /// The credential that identified it; `None` for the anonymous consumer.
     pub credential: Option<Credential>,
     /// The `x-consumer-*` and `x-credential-identifier` values for the upstream.
-    values: Arc<IdentityValues>,
+    values: IdentityValues,
+}
+
+impl std::ops::Deref for Consumer {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0
+    }
 }
 
 /// A consumer's identity header values, made once.
@@ -74,7 +87,7 @@ impl Consumer {
             groups: if groups.is_empty() { None } else { value(&joined) },
             credential: credential.as_ref().and_then(|c| value(&c.id)),
         };
-        Consumer { username, custom_id, groups, credential, values: Arc::new(values) }
+        Consumer(Arc::new(Identity { username, custom_id, groups, credential, values }))
     }
 
     /// The consumer configured as `spec`, identified by `credential`.
@@ -89,7 +102,7 @@ impl Consumer {
 
     /// The same consumer identified by `credential` instead.
     pub fn with_credential(self, credential: Option<Credential>) -> Consumer {
-        Consumer::new(self.username, self.custom_id, self.groups, credential)
+        Consumer::new(self.username.clone(), self.custom_id.clone(), self.groups.clone(), credential)
     }
 
     /// Whether the consumer is in `group`.
@@ -111,7 +124,7 @@ impl Consumer {
                 headers.remove(name);
             }
         }
-        let values = &*self.values;
+        let values = &self.values;
         let fields = [
             (CONSUMER_USERNAME, &values.username),
             (CONSUMER_CUSTOM_ID, &values.custom_id),

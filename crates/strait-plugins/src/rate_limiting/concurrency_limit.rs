@@ -10,7 +10,7 @@ use serde::Deserialize;
 use strait_http::registry::{typed, BuildEnv};
 use strait_http::{Filter, FilterFactory, Flow, Phase, Phases, Plugin, PluginError, Reason, RequestCtx};
 
-use super::key::{KeySource, LimitBy};
+use super::key::{Key, KeySource, LimitBy};
 use super::shards::{Expiring, Shards};
 use super::{refusal, refusal_status};
 
@@ -66,7 +66,7 @@ struct Counts {
 
 impl Counts {
     /// A slot for `key`, unless `max` of its requests are in flight.
-    fn acquire(self: &Arc<Self>, key: String) -> Option<Slot> {
+    fn acquire(self: &Arc<Self>, key: Key) -> Option<Slot> {
         let taken = self.keys.with(&key, 0, |count| {
             let free = count.0 < self.max;
             count.0 += u64::from(free);
@@ -77,7 +77,7 @@ impl Counts {
 
     /// Requests of `key` in flight.
     #[cfg(test)]
-    fn in_flight(&self, key: &str) -> u64 {
+    fn in_flight(&self, key: &[u8]) -> u64 {
         let mut count = 0;
         self.keys.update(key, |c| {
             count = c.0;
@@ -91,7 +91,7 @@ impl Counts {
 #[derive(Debug)]
 struct Slot {
     counts: Arc<Counts>,
-    key: String,
+    key: Key,
 }
 
 impl Drop for Slot {
@@ -163,7 +163,7 @@ impl Filter for ConcurrencyLimit {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
         let settings = &self.settings;
         let key = settings.key.key(request, ctx);
-        match settings.counts.acquire(key.as_str().into()) {
+        match settings.counts.acquire(key) {
             Some(slot) => {
                 self.slot = Some(slot);
                 Phase::Ready(Flow::Continue)
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(start(&factory, "10.0.0.2").1, 200, "another key counts apart");
         let ctx = ctx_from("10.0.0.1");
         let Phase::Ready(()) = first.log(&ctx, None) else { panic!("logged at once") };
-        assert_eq!(factory.0.counts.in_flight("ip:10.0.0.1"), 1);
+        assert_eq!(factory.0.counts.in_flight(b"ip:10.0.0.1"), 1);
         assert_eq!(start(&factory, "10.0.0.1").1, 200);
     }
 
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(start(&factory, "10.0.0.1").1, 503);
         drop(filter);
-        assert_eq!(factory.0.counts.in_flight("ip:10.0.0.1"), 0);
+        assert_eq!(factory.0.counts.in_flight(b"ip:10.0.0.1"), 0);
         assert_eq!(factory.0.counts.keys.len(), 0, "an idle key is removed");
         assert_eq!(start(&factory, "10.0.0.1").1, 200);
     }

@@ -100,22 +100,24 @@ impl KeySource {
     pub fn key(&self, request: &request::Parts, ctx: &RequestCtx) -> Key {
         let mut key = Key::default();
         let found = match self {
-            KeySource::Consumer => ctx.consumer.as_ref().map(|c| key.push_all(&["consumer:", &c.username])).is_some(),
+            KeySource::Consumer => {
+                ctx.consumer.as_ref().map(|c| key.push_all(&[b"consumer:", c.username.as_bytes()])).is_some()
+            }
             KeySource::Credential => ctx
                 .consumer
                 .as_ref()
                 .and_then(|c| c.credential.as_ref())
-                .map(|credential| key.push_all(&["credential:", credential.kind, ":", &credential.id]))
+                .map(|credential| {
+                    key.push_all(&[b"credential:", credential.kind.as_bytes(), b":", credential.id.as_bytes()])
+                })
                 .is_some(),
             KeySource::Ip => false,
-            KeySource::Header(name) => request
-                .headers
-                .get(name)
-                .map(|value| key.push_all(&["header:", &String::from_utf8_lossy(value.as_bytes())]))
-                .is_some(),
-            KeySource::Path(path) => request.uri.path() == path && key.push_all(&["path:", path]),
-            KeySource::Route => key.push_all(&["route:", ctx.route.as_deref().unwrap_or("")]),
-            KeySource::Service => key.push_all(&["service:", ctx.cluster.as_deref().unwrap_or("")]),
+            KeySource::Header(name) => {
+                request.headers.get(name).map(|value| key.push_all(&[b"header:", value.as_bytes()])).is_some()
+            }
+            KeySource::Path(path) => request.uri.path() == path && key.push_all(&[b"path:", path.as_bytes()]),
+            KeySource::Route => key.push_all(&[b"route:", ctx.route.as_deref().unwrap_or("").as_bytes()]),
+            KeySource::Service => key.push_all(&[b"service:", ctx.cluster.as_deref().unwrap_or("").as_bytes()]),
         };
         if !found {
             let _ = write!(key, "ip:{}", ctx.client_ip);
@@ -124,31 +126,31 @@ impl KeySource {
     }
 }
 
-/// A request's counter key: text held inline up to 48 bytes (a consumer's name, an address),
+/// A request's counter key: bytes (a header's value as it came) held inline up to 48 bytes (a consumer's name, an address),
 /// so finding it allocates nothing for nearly every request.
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct Key(SmallVec<[u8; 48]>);
 
 impl Key {
     /// Appends each of `parts`; true, so a match arm that found its value says so.
-    fn push_all(&mut self, parts: &[&str]) -> bool {
+    fn push_all(&mut self, parts: &[&[u8]]) -> bool {
         for part in parts {
-            self.0.extend_from_slice(part.as_bytes());
+            self.0.extend_from_slice(part);
         }
         true
     }
 
-    /// The key's text.
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).expect("only text is pushed")
+    /// The key's bytes (text, kept as bytes: the stores hash and send them as they are).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 }
 
 impl Deref for Key {
-    type Target = str;
+    type Target = [u8];
 
-    fn deref(&self) -> &str {
-        self.as_str()
+    fn deref(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -161,14 +163,14 @@ impl Write for Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
+        fmt::Debug::fmt(&String::from_utf8_lossy(&self.0), f)
     }
 }
 
 #[cfg(test)]
 impl PartialEq<&str> for Key {
     fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -235,14 +237,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn long_keys_and_values_that_are_not_text_keep_their_text() {
+    fn long_keys_and_values_that_are_not_text_keep_their_bytes() {
         let long = "k".repeat(200);
         let header = KeySource::compile(LimitBy::Header, Some("x-api-key"), None).unwrap();
         let ctx = ctx_from("10.0.0.2");
-        assert_eq!(header.key(&get("/", &[("x-api-key", &long)]), &ctx).as_str(), format!("header:{long}"));
+        assert_eq!(
+            header.key(&get("/", &[("x-api-key", &long)]), &ctx).as_bytes(),
+            format!("header:{long}").as_bytes()
+        );
         let mut request = get("/", &[]);
         request.headers.insert("x-api-key", http::HeaderValue::from_bytes(b"a\xffb").unwrap());
-        assert_eq!(header.key(&request, &ctx), "header:a\u{fffd}b");
+        assert_eq!(header.key(&request, &ctx).as_bytes(), b"header:a\xffb");
+        // Two values that are not text do not share a counter.
+        request.headers.insert("x-api-key", http::HeaderValue::from_bytes(b"a\xfeb").unwrap());
+        assert_eq!(header.key(&request, &ctx).as_bytes(), b"header:a\xfeb");
     }
 
     #[test]

@@ -230,7 +230,7 @@ impl Filter for RateLimit {
     fn request_headers<'a>(&'a mut self, request: &'a mut request::Parts, ctx: &'a mut RequestCtx) -> Phase<'a, Flow> {
         let RateLimit { settings, key, usage } = self;
         *key = settings.key.key(request, ctx);
-        let key: &'a str = key.as_str();
+        let key: &'a [u8] = key.as_bytes();
         let fault_tolerant = settings.fault_tolerant;
         match settings.store.hit(key, &settings.limits, settings.clock.at(ctx)) {
             Phase::Ready(result) => Phase::Ready(decide(result, usage, fault_tolerant)),

@@ -70,13 +70,13 @@ impl RedisStore {
     }
 
     /// One request: the connection, then its batch's script call, within the timeout.
-    async fn decide(&self, key: &str, now: u64) -> Result<Usage, StoreError> {
+    async fn decide(&self, key: &[u8], now: u64) -> Result<Usage, StoreError> {
         let link = Link::of(&self.server);
         let generation = Cell::new(None);
         let work = async {
             let connected = link.connection(&self.server).await?;
             generation.set(Some(connected.generation));
-            let request = Request { key: key.to_owned(), now };
+            let request = Request { key: key.to_vec(), now };
             let answer = link.queue.submit(request, &self.filter, &connected.connection);
             match answer.await {
                 Ok(Ok(usage)) => Ok(usage),
@@ -109,7 +109,7 @@ impl RedisStore {
 
 impl CounterStore for RedisStore {
     /// `limits` are those the store was made for (its counters' names depend on them).
-    fn hit<'a>(&'a self, key: &'a str, _limits: &'a [Limit], now: u64) -> Hit<'a> {
+    fn hit<'a>(&'a self, key: &'a [u8], _limits: &'a [Limit], now: u64) -> Hit<'a> {
         Phase::wait(self.decide(key, now))
     }
 }

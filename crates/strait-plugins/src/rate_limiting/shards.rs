@@ -39,7 +39,7 @@ pub struct Shards<V> {
 /// One shard: its entries and when it next sweeps.
 #[derive(Debug)]
 struct Shard<V> {
-    entries: HashMap<Box<str>, V>,
+    entries: HashMap<Box<[u8]>, V>,
     next_sweep: u64,
 }
 
@@ -57,7 +57,7 @@ impl<V: Expiring> Shards<V> {
     /// entries at most once a second; a full one makes room by evicting the entry that
     /// expires first among a few (that key starts over), so a flood of new keys costs a
     /// constant time each.
-    pub fn with<R>(&self, key: &str, now: u64, f: impl FnOnce(&mut V) -> R) -> R {
+    pub fn with<R>(&self, key: &[u8], now: u64, f: impl FnOnce(&mut V) -> R) -> R {
         let mut shard = self.shard(key);
         if now >= shard.next_sweep {
             shard.sweep(now);
@@ -73,7 +73,7 @@ impl<V: Expiring> Shards<V> {
 
     /// Runs `f` on the value of `key` if there is one, and removes it when `f` says it is no
     /// longer needed (returns `false`).
-    pub fn update(&self, key: &str, f: impl FnOnce(&mut V) -> bool) {
+    pub fn update(&self, key: &[u8], f: impl FnOnce(&mut V) -> bool) {
         let mut shard = self.shard(key);
         if let Some(value) = shard.entries.get_mut(key) {
             if !f(value) {
@@ -88,7 +88,7 @@ impl<V: Expiring> Shards<V> {
     }
 
     /// The shard of `key`, locked.
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard<V>> {
+    fn shard(&self, key: &[u8]) -> MutexGuard<'_, Shard<V>> {
         let index = (self.picker.hash_one(key) % SHARDS as u64) as usize;
         lock(&self.shards[index])
     }
@@ -138,7 +138,7 @@ mod tests {
     }
 
     fn hit(shards: &Shards<Entry>, key: &str, now: u64, expires: u64) -> u32 {
-        shards.with(key, now, |e| {
+        shards.with(key.as_bytes(), now, |e| {
             e.hits += 1;
             e.expires = expires;
             e.hits
@@ -171,11 +171,11 @@ mod tests {
     fn update_removes_what_is_no_longer_needed() {
         let shards = Shards::new(10);
         hit(&shards, "a", 0, u64::MAX);
-        shards.update("a", |e| {
+        shards.update(b"a", |e| {
             e.hits -= 1;
             e.hits > 0
         });
         assert_eq!(shards.len(), 0);
-        shards.update("missing", |_| panic!("not called for an absent key"));
+        shards.update(b"missing", |_| panic!("not called for an absent key"));
     }
 }

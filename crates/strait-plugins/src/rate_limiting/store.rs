@@ -22,7 +22,7 @@ pub type Hit<'a> = Phase<'a, Result<Usage, StoreError>>;
 pub trait CounterStore: Send + Sync + fmt::Debug {
     /// Decides on one request of `key` at `now` (milliseconds since the Unix epoch): counts it
     /// in every window of `limits` unless one of them is reached, and reports each window.
-    fn hit<'a>(&'a self, key: &'a str, limits: &'a [Limit], now: u64) -> Hit<'a>;
+    fn hit<'a>(&'a self, key: &'a [u8], limits: &'a [Limit], now: u64) -> Hit<'a>;
 }
 
 /// Counters in this process's memory (`policy: local`): bounded to `max_keys` keys, and a
@@ -50,7 +50,7 @@ impl LocalStore {
 }
 
 impl CounterStore for LocalStore {
-    fn hit<'a>(&'a self, key: &'a str, limits: &'a [Limit], now: u64) -> Hit<'a> {
+    fn hit<'a>(&'a self, key: &'a [u8], limits: &'a [Limit], now: u64) -> Hit<'a> {
         Phase::Ready(Ok(self.counters.with(key, now, |counters| counters.hit(limits, now))))
     }
 }
@@ -61,7 +61,7 @@ mod tests {
     use super::*;
 
     fn hit(store: &LocalStore, key: &str, limits: &[Limit], now: u64) -> Usage {
-        match store.hit(key, limits, now) {
+        match store.hit(key.as_bytes(), limits, now) {
             Phase::Ready(result) => result.unwrap(),
             Phase::Wait(_) => panic!("the local store answers at once"),
         }

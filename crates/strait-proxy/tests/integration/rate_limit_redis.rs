@@ -158,11 +158,11 @@ fn the_script_decides_as_the_local_store_does() {
         for step in 0..1_500 {
             now += random(250);
             let key = ["ip:10.0.0.1", "ip:10.0.0.2", "ip:10.0.0.3"][random(3) as usize];
-            let expected = match local.hit(key, &limits, now) {
+            let expected = match local.hit(key.as_bytes(), &limits, now) {
                 Phase::Ready(usage) => usage.unwrap(),
                 Phase::Wait(_) => panic!("the local store answers at once"),
             };
-            let usage = shared.hit(key, &limits, now).resolve().await.expect("Redis answers");
+            let usage = shared.hit(key.as_bytes(), &limits, now).resolve().await.expect("Redis answers");
             assert_eq!(usage, expected, "step {step}, {key} at {now}");
             if usage.allowed {
                 admitted += 1;
@@ -182,11 +182,11 @@ fn requests_waiting_together_are_decided_in_one_call_each_in_turn() {
     let now = 1_800_000_000_000;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // The first request connects; the next 15 wait for Redis together.
-    runtime.block_on(shared.hit("ip:10.0.0.1", &limits, now).resolve()).unwrap();
+    runtime.block_on(shared.hit(b"ip:10.0.0.1", &limits, now).resolve()).unwrap();
     let calls = || redis.command(&["EVAL", EVALSHA_CALLS, "0"]).parse::<u64>().unwrap();
     let before = calls();
     let usages = runtime
-        .block_on(futures_util::future::join_all((0..15).map(|_| shared.hit("ip:10.0.0.1", &limits, now).resolve())));
+        .block_on(futures_util::future::join_all((0..15).map(|_| shared.hit(b"ip:10.0.0.1", &limits, now).resolve())));
     let mut remaining: Vec<u64> = usages.iter().map(|u| u.as_ref().unwrap().windows[0].remaining).collect();
     let admitted = usages.iter().filter(|u| u.as_ref().unwrap().allowed).count();
     assert_eq!(admitted, 9, "one hit before, nine now: the limit of ten");

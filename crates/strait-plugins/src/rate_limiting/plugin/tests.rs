@@ -186,7 +186,7 @@ fn hidden_headers_leave_only_retry_after() {
 struct LaterStore(Option<Usage>);
 
 impl CounterStore for LaterStore {
-    fn hit<'a>(&'a self, _key: &'a str, _limits: &'a [Limit], _now: u64) -> super::super::store::Hit<'a> {
+    fn hit<'a>(&'a self, _key: &'a [u8], _limits: &'a [Limit], _now: u64) -> super::super::store::Hit<'a> {
         Phase::wait(async move {
             tokio::task::yield_now().await;
             self.0.clone().ok_or_else(|| StoreError("unreachable".into()))

@@ -107,7 +107,7 @@ pub enum Invoke<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     /// The request's key (`header:t1`).
-    pub key: String,
+    pub key: Vec<u8>,
     /// When it arrived.
     pub now: u64,
 }
@@ -148,7 +148,7 @@ struct CounterKey<'a> {
     prefix: &'a str,
     field: &'a str,
     start: u64,
-    key: &'a str,
+    key: &'a [u8],
 }
 
 impl redis::ToRedisArgs for CounterKey<'_> {
@@ -158,9 +158,7 @@ impl redis::ToRedisArgs for CounterKey<'_> {
         let CounterKey { prefix, field, start, key } = self;
         let mut digits = itoa::Buffer::new();
         let mut arg = out.writer_for_next_arg();
-        for part in
-            [prefix.as_bytes(), b":", field.as_bytes(), b":", digits.format(*start).as_bytes(), b":", key.as_bytes()]
-        {
+        for part in [prefix.as_bytes(), b":", field.as_bytes(), b":", digits.format(*start).as_bytes(), b":", key] {
             // Into the command's own buffer: cannot fail.
             let _ = arg.write_all(part);
         }
@@ -223,7 +221,7 @@ mod tests {
     }
 
     fn request(key: &str, now: u64) -> Request {
-        Request { key: key.into(), now }
+        Request { key: key.as_bytes().to_vec(), now }
     }
 
     #[test]
