@@ -120,30 +120,39 @@ fn push_addr(out: &mut Vec<u8>, addr: SocketAddr) {
     }
 }
 
+/// The decimal text of each octet: its length, then its digits padded with dots.
+const OCTETS: [[u8; 4]; 256] = {
+    let mut table = [[0u8; 4]; 256];
+    let mut n = 0;
+    while n < 256 {
+        let (hundreds, tens, ones) = ((n / 100) as u8, (n / 10 % 10) as u8, (n % 10) as u8);
+        table[n] = if n >= 100 {
+            [3, b'0' + hundreds, b'0' + tens, b'0' + ones]
+        } else if n >= 10 {
+            [2, b'0' + tens, b'0' + ones, b'.']
+        } else {
+            [1, b'0' + ones, b'.', b'.']
+        };
+        n += 1;
+    }
+    table
+};
+
 /// Appends `ip` as text; IPv4 without the formatting machinery (it is on every line).
 fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // Into a stack buffer, then one copy: every log line has one or two of these.
-            let mut text = [0u8; 15];
+            // Into a stack buffer from a table of the 256 octets' texts, then one copy: every
+            // log line has one or two of these.
+            let mut text = [0u8; 16];
             let mut len = 0;
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text[len] = b'.';
-                    len += 1;
-                }
-                if octet >= 100 {
-                    text[len] = b'0' + octet / 100;
-                    len += 1;
-                }
-                if octet >= 10 {
-                    text[len] = b'0' + octet / 10 % 10;
-                    len += 1;
-                }
-                text[len] = b'0' + octet % 10;
-                len += 1;
+            for octet in v4.octets() {
+                let [digits, ref chars @ ..] = OCTETS[usize::from(octet)];
+                text[len..len + 4].copy_from_slice(&[chars[0], chars[1], chars[2], b'.']);
+                // The table pads with dots: the one after the digits separates the octets.
+                len += usize::from(digits) + 1;
             }
-            out.extend_from_slice(&text[..len]);
+            out.extend_from_slice(&text[..len - 1]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(out, "{v6}");
@@ -193,18 +202,22 @@ fn push_field(out: &mut Vec<u8>, key: &[u8], value: Option<&str>) {
 fn push_escaped(out: &mut Vec<u8>, s: &str, space: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     let bytes = s.as_bytes();
-    // Most values need no escape: one pass without early exit (which vectorizes), one copy.
-    let plain = bytes.iter().fold(true, |plain, &b| {
-        plain & (0x20..0x7f).contains(&b) & (b != b'"') & (b != b'\\') & !(space & (b == b' '))
-    });
+    let mask = ESCAPE_ALWAYS | if space { ESCAPE_SPACE } else { 0 };
+    let escape = |b: u8| ESCAPES[usize::from(b)] & mask != 0;
+    // Most values need no escape: a short one is looked up a byte at a time, a long one in a
+    // pass without early exit (which vectorizes); then one copy.
+    let plain = if bytes.len() < 32 {
+        !bytes.iter().any(|&b| escape(b))
+    } else {
+        bytes.iter().fold(true, |plain, &b| plain & !escape(b))
+    };
     if plain {
         out.extend_from_slice(bytes);
         return;
     }
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let escape = !(0x20..0x7f).contains(&b) || b == b'"' || b == b'\\' || (space && b == b' ');
-        if escape {
+        if escape(b) {
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(&[b'\\', b'x', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
             start = i + 1;
@@ -212,6 +225,29 @@ fn push_escaped(out: &mut Vec<u8>, s: &str, space: bool) {
     }
     out.extend_from_slice(&bytes[start..]);
 }
+
+/// [`ESCAPES`]: the byte is always escaped (`"`, `\`, control and non-ASCII bytes).
+const ESCAPE_ALWAYS: u8 = 1;
+/// [`ESCAPES`]: the byte is a space, escaped in unquoted fields.
+const ESCAPE_SPACE: u8 = 2;
+
+/// How a log line treats each byte.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let always = b < 0x20 || b >= 0x7f || b == b'"' as usize || b == b'\\' as usize;
+        table[b] = if always {
+            ESCAPE_ALWAYS
+        } else if b == b' ' as usize {
+            ESCAPE_SPACE
+        } else {
+            0
+        };
+        b += 1;
+    }
+    table
+};
 
 /// Appends `s` as a JSON string literal.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
@@ -400,6 +436,35 @@ mod tests {
             let mut out = Vec::new();
             push_ip(&mut out, addr.ip());
             assert_eq!(String::from_utf8(out).unwrap(), addr.ip().to_string());
+        }
+    }
+
+    #[test]
+    fn every_octet_is_written_as_std_writes_it() {
+        for n in 0..=255u8 {
+            let ip = IpAddr::from([n, 255 - n, n / 3, 9]);
+            let mut out = Vec::new();
+            push_ip(&mut out, ip);
+            assert_eq!(String::from_utf8(out).unwrap(), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn short_and_long_values_are_escaped_alike() {
+        for len in [0, 1, 31, 32, 33, 200] {
+            let mut value = "a".repeat(len);
+            let mut out = Vec::new();
+            push_escaped(&mut out, &value, true);
+            assert_eq!(out, value.as_bytes(), "{len} plain bytes");
+            for (bad, escaped) in [(" ", "\\x20"), ("\"", "\\x22"), ("\u{1}", "\\x01"), ("\u{e9}", "\\xC3\\xA9")] {
+                value = format!("{}{bad}", "a".repeat(len));
+                let mut out = Vec::new();
+                push_escaped(&mut out, &value, true);
+                assert_eq!(String::from_utf8(out).unwrap(), format!("{}{escaped}", "a".repeat(len)), "{len} {bad:?}");
+            }
+            let mut out = Vec::new();
+            push_escaped(&mut out, &format!("{} ", "a".repeat(len)), false);
+            assert_eq!(out.last(), Some(&b' '), "a quoted field keeps its spaces");
         }
     }
 }
