@@ -232,7 +232,12 @@ pub(crate) fn remove_framing(headers: &mut HeaderMap) {
     const FRAMING: [HeaderName; 5] =
         [header::TRANSFER_ENCODING, header::CONNECTION, header::TE, header::TRAILER, header::UPGRADE];
     // One look at the names present costs less than six removals, and they are rarely there.
-    let present = headers.keys().any(|name| FRAMING.contains(name) || name.as_str() == "keep-alive");
+    let present = headers.keys().any(|name| {
+        matches!(
+            name.as_str().as_bytes(),
+            b"transfer-encoding" | b"connection" | b"te" | b"trailer" | b"upgrade" | b"keep-alive"
+        )
+    });
     if !present {
         return;
     }
