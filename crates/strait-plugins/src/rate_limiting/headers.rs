@@ -2,11 +2,9 @@
 //! `X-RateLimit-Remaining-<Window>`, the IETF draft's `RateLimit-Limit`, `RateLimit-Remaining`,
 //! `RateLimit-Reset` (of the most constraining window) and `RateLimit-Policy`, and `Retry-After`.
 
-use std::cell::RefCell;
-use std::cmp::Reverse;
-
-use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+
+use std::cmp::Reverse;
 
 use super::window::{Limit, Usage, Window};
 
@@ -55,30 +53,30 @@ const SMALL_NUMBERS: [&str; 61] = [
     "59", "60",
 ];
 
-/// `n` as a header value: without an allocation up to 60, else cut from this thread's block
-/// of digits, which the values share (one allocation per few hundred values, not one each).
+/// `n` as a header value: without an allocation up to 60, else in one that its clones share
+/// (`HeaderValue::from` takes two).
 fn number(n: u64) -> HeaderValue {
     if let Some(text) = usize::try_from(n).ok().and_then(|i| SMALL_NUMBERS.get(i)) {
         return HeaderValue::from_static(text);
     }
+    let mut digits = Digits { text: [0; 20], len: 0 };
     let mut buffer = itoa::Buffer::new();
     let text = buffer.format(n).as_bytes();
-    DIGITS.with(|block| {
-        let mut block = block.borrow_mut();
-        if block.capacity() < text.len() {
-            *block = BytesMut::with_capacity(DIGITS_BLOCK);
-        }
-        block.extend_from_slice(text);
-        HeaderValue::from_maybe_shared(block.split().freeze()).expect("decimal digits")
-    })
+    digits.text[..text.len()].copy_from_slice(text);
+    digits.len = text.len();
+    HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(digits)).expect("decimal digits")
 }
 
-/// Size of a thread's block of digits.
-const DIGITS_BLOCK: usize = 4096;
+/// The decimal digits of a `u64`, owned by the `Bytes` of a header value.
+struct Digits {
+    text: [u8; 20],
+    len: usize,
+}
 
-thread_local! {
-    /// The unused rest of this thread's block of digits (a block lives until its last value).
-    static DIGITS: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+impl AsRef<[u8]> for Digits {
+    fn as_ref(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
 }
 
 /// Milliseconds as whole seconds, rounded up, at least 1 (a client waiting 0 s would retry at once).
@@ -179,15 +177,6 @@ mod tests {
     fn numbers_read_as_their_decimal_text() {
         for n in [0, 1, 9, 10, 59, 60, 61, 999_999, u64::MAX] {
             assert_eq!(number(n), n.to_string().as_str());
-        }
-    }
-
-    #[test]
-    fn numbers_cut_from_several_blocks_keep_their_text() {
-        let values: Vec<(u64, HeaderValue)> =
-            (0..3 * DIGITS_BLOCK as u64).map(|i| (i * 7919, number(i * 7919))).collect();
-        for (n, value) in values {
-            assert_eq!(value, n.to_string().as_str());
         }
     }
 
