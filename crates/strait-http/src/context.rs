@@ -148,7 +148,7 @@ pub struct RequestCtx {
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
     pub subrequests: Option<Arc<dyn Subrequests>>,
-    /// The wall-clock time since the epoch, once something asked ([`RequestCtx::unix_time`]).
+    /// The wall-clock time of the arrival, once something asked ([`RequestCtx::unix_time`]).
     unix_time: Cell<Option<Duration>>,
 }
 
@@ -178,20 +178,21 @@ impl RequestCtx {
         }
     }
 
-    /// The request's wall-clock time since the Unix epoch: read on the first call, then the
-    /// same for every filter and the access log, so a token's expiry, a rate limit's window
-    /// and the log line agree and the clock is read once. Filters ask in the request phases,
-    /// a few microseconds after [`RequestCtx::start`].
+    /// The wall-clock time the request arrived ([`RequestCtx::start`]), since the Unix epoch:
+    /// worked out on the first call, then the same for every filter and the access log, so a
+    /// token's expiry, a rate limit's window and the log line agree, however long earlier
+    /// filters waited, and the clock is read once for all of them.
     pub fn unix_time(&self) -> Duration {
         if let Some(time) = self.unix_time.get() {
             return time;
         }
-        let time = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let time = now.saturating_sub(self.start.elapsed());
         self.unix_time.set(Some(time));
         time
     }
 
-    /// The wall-clock time [`RequestCtx::unix_time`] read, if something asked.
+    /// The arrival time [`RequestCtx::unix_time`] worked out, if something asked.
     pub fn unix_time_if_read(&self) -> Option<Duration> {
         self.unix_time.get()
     }
@@ -222,5 +223,26 @@ impl fmt::Debug for RequestCtx {
             .field("status", &self.status)
             .field("reason", &self.reason)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_is_the_arrival_and_the_same_for_every_reader() {
+        let peer: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        let conn = ConnInfo { peer, listener: "web".into(), scheme: "http", version: Version::HTTP_11, tls: None };
+        let ctx = RequestCtx::new(Rc::new(conn), peer.ip());
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(ctx.unix_time_if_read(), None);
+        // Asked late (a filter before it waited): still the arrival, not the time of asking.
+        std::thread::sleep(Duration::from_millis(200));
+        let first = ctx.unix_time();
+        assert!(first < before + Duration::from_millis(100), "{first:?} is the arrival, about {before:?}");
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(ctx.unix_time(), first);
+        assert_eq!(ctx.unix_time_if_read(), Some(first));
     }
 }

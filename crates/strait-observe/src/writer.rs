@@ -30,8 +30,6 @@ const WAKE_AT: usize = 64 * 1024;
 const MAX_PENDING: usize = 4 * 1024 * 1024;
 /// Size of the writer's output buffer.
 const WRITE_BUFFER: usize = 64 * 1024;
-/// A thread's lines this long are written without passing through the output buffer.
-const DIRECT_WRITE: usize = 4 * 1024;
 /// Longest time [`AccessLog::flush`] waits for the writer.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages that may wait for the writer.
@@ -306,7 +304,7 @@ impl Writer {
                 std::mem::swap(&mut *buffer, &mut self.spare);
             }
             let lines = std::mem::take(&mut self.spare);
-            if let Err(err) = self.write_lines(&lines) {
+            if let Err(err) = self.out.write_all(&lines) {
                 self.report(err);
             }
             self.spare = lines;
@@ -316,17 +314,6 @@ impl Writer {
                 self.spare = Vec::new();
             }
         }
-    }
-
-    /// Writes one thread's lines: a few small ones through the output buffer, so they share a
-    /// write; a large batch (the usual case under load) straight from where it lies, after
-    /// what the buffer holds, rather than copied into the buffer first.
-    fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        if lines.len() < DIRECT_WRITE {
-            return self.out.write_all(lines);
-        }
-        self.out.flush()?;
-        self.out.get_mut().write_all(lines)
     }
 
     fn flush(&mut self) {

@@ -81,7 +81,7 @@ impl Clock {
         Clock(Source::Read(Arc::new(read)))
     }
 
-    /// The time now.
+    /// The time now; a request's filters ask [`Clock::at`] instead.
     pub fn now(&self) -> u64 {
         match &self.0 {
             Source::Wall => millis(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()),
@@ -148,5 +148,23 @@ pub(crate) mod test_clock {
     /// Moves `time` on by `ms`.
     pub(crate) fn advance(time: &AtomicU64, ms: u64) {
         time.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wall_clock_of_a_request_is_its_arrival_in_milliseconds() {
+        let ctx = key::tests::ctx_from("10.0.0.1");
+        let clock = Clock::wall();
+        let at = clock.at(&ctx);
+        assert_eq!(at, millis(ctx.unix_time()));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.at(&ctx), at, "the same for every filter of the request");
+        assert!(clock.now() >= at + 20, "while the time moves on");
+        let (_, manual) = test_clock::manual(7);
+        assert_eq!(manual.at(&ctx), 7, "a test's clock is read as it is");
     }
 }

@@ -138,6 +138,17 @@ mod tests {
     }
 
     #[test]
+    fn a_header_token_that_is_not_text_is_found_as_it_is() {
+        let mut parts = request("/", &[]);
+        parts.headers.insert(header::AUTHORIZATION, http::HeaderValue::from_bytes(b"Bearer a.\xff.c").unwrap());
+        assert_eq!(sources().find(&parts), Ok(Some(Cow::Borrowed(&b"a.\xff.c"[..]))));
+        // Beside another token it is a second one, as Kong counts them.
+        let mut parts = request("/?jwt=a.b.c", &[]);
+        parts.headers.insert(header::AUTHORIZATION, http::HeaderValue::from_bytes(b"Bearer a.\xff.c").unwrap());
+        assert_eq!(sources().find(&parts), Err(Refusal::MultipleTokens));
+    }
+
+    #[test]
     fn different_tokens_in_several_places_are_refused() {
         let parts = request("/?jwt=a.b.c", &[("authorization", "Bearer x.y.z")]);
         assert_eq!(sources().find(&parts), Err(Refusal::MultipleTokens));

@@ -205,6 +205,9 @@ fn cached_tokens_are_checked_for_expiry_on_every_use() {
     assert_eq!(settings.cache.len(), 1);
     assert!(settings.verify(text.as_bytes(), NOW + 59.0, false).is_ok());
     assert_eq!(settings.verify(text.as_bytes(), NOW + 60.0, false).unwrap_err(), Refusal::Expired.into());
+    // Tokens are looked up as bytes; one that is not text is malformed, never cached.
+    assert_eq!(settings.verify(b"a.\xff.c", NOW, false).unwrap_err(), Refusal::Malformed.into());
+    assert_eq!(settings.cache.len(), 1);
     let nbf = token(&hs.key, &header("HS256"), &json!({ "iss": "alice-iss", "exp": NOW + 60.0, "nbf": NOW + 10.0 }));
     assert_eq!(settings.verify(nbf.as_bytes(), NOW, false).unwrap_err(), Refusal::NotYetValid.into());
     assert!(settings.verify(nbf.as_bytes(), NOW + 10.0, false).is_ok());

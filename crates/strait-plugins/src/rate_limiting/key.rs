@@ -126,8 +126,8 @@ impl KeySource {
     }
 }
 
-/// A request's counter key: bytes (a header's value as it came) held inline up to 48 bytes (a consumer's name, an address),
-/// so finding it allocates nothing for nearly every request.
+/// A request's counter key: bytes (a header's value as it came), inline up to 48 bytes (a
+/// consumer's name, an address), so finding it allocates nothing for nearly every request.
 #[derive(Default, Clone, PartialEq, Eq)]
 pub struct Key(SmallVec<[u8; 48]>);
 
@@ -140,7 +140,7 @@ impl Key {
         true
     }
 
-    /// The key's bytes (text, kept as bytes: the stores hash and send them as they are).
+    /// The key's bytes: not necessarily text (a header's value), hashed and sent as they are.
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }

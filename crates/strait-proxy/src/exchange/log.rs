@@ -22,7 +22,7 @@ pub(crate) fn log_exchange(snapshot: &Snapshot, ctx: &RequestCtx, request: &requ
         && ctx.extensions.get::<ViaParentProxy>().is_some();
     snapshot.access_log.log(&LogRecord {
         client_addr: SocketAddr::new(ctx.client_ip, ctx.peer().port()),
-        // The request's start: the clock its filters read then, or now less the time it took.
+        // The request's arrival: as its filters read it, or now less the time it took.
         time: ctx.unix_time_if_read().map_or_else(|| SystemTime::now() - elapsed, |time| UNIX_EPOCH + time),
         method: request.method.as_str(),
         target,
@@ -124,5 +124,19 @@ mod tests {
             let reason = reason.unwrap_or_else(|| panic!("`{code}` is not a reason code"));
             assert!(reason.status().is_client_error(), "`{code}` answers {}", reason.status());
         }
+    }
+
+    #[test]
+    fn the_logged_fields_are_the_first_of_each_name() {
+        let mut headers = http::HeaderMap::new();
+        headers.append(http::header::HOST, "a.example".parse().unwrap());
+        headers.append(http::header::HOST, "b.example".parse().unwrap());
+        headers.append(http::header::USER_AGENT, http::HeaderValue::from_bytes(b"not\xfftext").unwrap());
+        headers.append(http::header::USER_AGENT, "curl/8".parse().unwrap());
+        headers.append("x-other", "1".parse().unwrap());
+        let fields = super::LoggedFields::of(&headers);
+        assert_eq!(fields.host, Some("a.example"));
+        assert_eq!(fields.user_agent, None, "the first is not text, as `get` would find it");
+        assert_eq!(fields.referer, None);
     }
 }

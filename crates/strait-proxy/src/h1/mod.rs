@@ -13,7 +13,8 @@ pub use decode::BodyFraming;
 pub use request::{parse_request_head, HeadLimits, RequestHead};
 pub use response::{parse_response_head, ResponseHead};
 
-/// Header names that are hop-by-hop besides those named in `Connection` and `Proxy-*`.
+/// Header names that are hop-by-hop by themselves (`Proxy-*` among them); the ones a
+/// `Connection` field names are found from its value.
 pub(crate) fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     // One look at the text: the length picks the few candidates, where a comparison with each
     // name in turn would take every field of every message through all of them.
