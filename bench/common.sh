@@ -60,6 +60,15 @@ gateway_keys() {
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$W/rsa.pem" 2>/dev/null
   openssl pkey -in "$W/rsa.pem" -pubout -out "$W/rsa_public.pem"
 }
+# What both gateway benchmarks stand on: the backend, redis-server on 127.0.0.1:16379 (for
+# bench/gateway-redis.yaml) and the keys (gateway_keys).
+start_gateway_bench() {
+  write_backend_conf
+  nginx -c "$W/backend.conf" &
+  wait_ready $BACK
+  start_redis 16379
+  gateway_keys
+}
 b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
 jwt() { # alg key-command...
   local head body sig

@@ -12,11 +12,7 @@
 set -u
 N=${1:-10000}
 source "$(dirname "$0")/common.sh"
-write_backend_conf
-nginx -c "$W/backend.conf" &
-wait_ready $BACK
-start_redis 16379
-gateway_keys
+start_gateway_bench
 TOKEN=$(jwt RS256 openssl dgst -sha256 -sign "$W/rsa.pem" -binary)
 
 load() { # port

@@ -9,11 +9,7 @@
 set -u
 ROUNDS=${1:-3}; D=${2:-8}; C=${3:-64}
 source "$(dirname "$0")/common.sh"
-write_backend_conf
-nginx -c "$W/backend.conf" &
-wait_ready $BACK
-start_redis 16379
-gateway_keys
+start_gateway_bench
 RS=$(jwt RS256 openssl dgst -sha256 -sign "$W/rsa.pem" -binary)
 HS=$(jwt HS256 openssl dgst -sha256 -hmac hs-secret -binary)
 sed -e 's/algorithm: RS256/algorithm: HS256/' -e 's|rsa_public_key: .*|secret: hs-secret|' \
