@@ -231,13 +231,9 @@ pub(crate) fn is_bodiless(status: StatusCode) -> bool {
 pub(crate) fn remove_framing(headers: &mut HeaderMap) {
     const FRAMING: [HeaderName; 5] =
         [header::TRANSFER_ENCODING, header::CONNECTION, header::TE, header::TRAILER, header::UPGRADE];
-    // One look at the names present costs less than six removals, and they are rarely there.
-    let present = headers.keys().any(|name| {
-        matches!(
-            name.as_str().as_bytes(),
-            b"transfer-encoding" | b"connection" | b"te" | b"trailer" | b"upgrade" | b"keep-alive"
-        )
-    });
+    // One look at the names present costs less than six removals, and they are rarely there
+    // (a `Proxy-*` field, hop-by-hop but kept here, only costs the removals).
+    let present = headers.keys().any(crate::h1::is_hop_by_hop);
     if !present {
         return;
     }
