@@ -405,8 +405,12 @@ fn the_disk_store_evicts_the_least_recently_used_entry_under_its_size() {
     support::wait_until("the evicted file to be deleted", || disk_files(dir.path()).len() == 2);
     assert_eq!(cache_status(&get(&proxy, "/a")), "HIT");
     assert_eq!(cache_status(&get(&proxy, "/c")), "HIT");
+    let before = disk_files(dir.path());
     assert_eq!(cache_status(&get(&proxy, "/b")), "MISS", "/b was evicted");
     assert_eq!(backend.count(), 4);
+    // Storing /b again evicts another entry: the sizes are read once both are done.
+    wait_for_new_file(dir.path(), &before);
+    support::wait_until("the next evicted file to be deleted", || disk_files(dir.path()).len() == 2);
     let used: u64 = disk_files(dir.path()).iter().map(|f| std::fs::metadata(f).unwrap().len()).sum();
     assert!(used <= 3000, "{used} bytes on disk");
 }
