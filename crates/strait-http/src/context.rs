@@ -11,6 +11,7 @@ use http::header::HeaderValue;
 use http::{Extensions, StatusCode, Version};
 
 use crate::consumer::{Consumer, VerifiedToken};
+use crate::fields::AddedFields;
 use crate::reason::Reason;
 use crate::subrequest::Subrequests;
 
@@ -144,6 +145,10 @@ pub struct RequestCtx {
     /// The response's `Content-Type`, kept only when the access log records it (the squid
     /// format).
     pub response_content_type: Option<HeaderValue>,
+    /// Fields the response-header filters add to the response without reading the map: set
+    /// here, they cost no hashing; the exchange moves them into the map before any other
+    /// filter or a protocol other than HTTP/1 reads it.
+    pub response_fields: AddedFields,
     /// Typed values filters hand to later phases and other filters.
     pub extensions: Extensions,
     /// Calls to upstreams on this worker's pools, for filters that need a sub-request.
@@ -172,6 +177,7 @@ impl RequestCtx {
             token: None,
             cache_status: None,
             response_content_type: None,
+            response_fields: AddedFields::default(),
             extensions: Extensions::new(),
             subrequests: None,
             unix_time: Cell::new(None),
@@ -186,8 +192,7 @@ impl RequestCtx {
         if let Some(time) = self.unix_time.get() {
             return time;
         }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let time = now.saturating_sub(self.start.elapsed());
+        let time = wall_time_at(self.start);
         self.unix_time.set(Some(time));
         time
     }
@@ -210,6 +215,45 @@ impl RequestCtx {
         consumer.set_identity_headers(headers, anonymous);
         self.consumer = Some(consumer);
     }
+}
+
+/// Both clocks read together: the wall-clock time (since the Unix epoch) at a monotonic
+/// instant, so that an instant shortly after converts by adding the difference.
+#[derive(Debug, Clone, Copy)]
+struct ClockPair {
+    at: Instant,
+    wall: Duration,
+}
+
+/// How long a worker converts instants with one [`ClockPair`]: a step of the wall clock (a
+/// time sync, an operator) shows in the conversions within this.
+const CLOCK_PAIR_SERVES: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// This worker's last [`ClockPair`].
+    static CLOCK_PAIR: Cell<Option<ClockPair>> = const { Cell::new(None) };
+}
+
+/// The wall-clock time of `instant` (a request's arrival), since the Unix epoch: from this
+/// worker's recent reading of both clocks when there is one, so most requests read neither.
+fn wall_time_at(instant: Instant) -> Duration {
+    if let Some(pair) = CLOCK_PAIR.get() {
+        match instant.checked_duration_since(pair.at) {
+            Some(since) if since < CLOCK_PAIR_SERVES => return pair.wall + since,
+            Some(_) => {}
+            // An arrival before the reading (its request asked late).
+            None => {
+                let before = pair.at.duration_since(instant);
+                if before < CLOCK_PAIR_SERVES {
+                    return pair.wall.saturating_sub(before);
+                }
+            }
+        }
+    }
+    let at = Instant::now();
+    let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    CLOCK_PAIR.set(Some(ClockPair { at, wall }));
+    wall.saturating_sub(at.saturating_duration_since(instant))
 }
 
 impl fmt::Debug for RequestCtx {
@@ -244,5 +288,29 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         assert_eq!(ctx.unix_time(), first);
         assert_eq!(ctx.unix_time_if_read(), Some(first));
+    }
+
+    #[test]
+    fn arrivals_convert_to_wall_time_from_one_reading_of_the_clocks() {
+        let wall = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        let before = wall();
+        let first = Instant::now();
+        let first_wall = wall_time_at(first);
+        // A second arrival shortly after: converted with the same reading, its distance kept.
+        std::thread::sleep(Duration::from_millis(20));
+        let second = Instant::now();
+        let second_wall = wall_time_at(second);
+        let after = wall();
+        assert_eq!(second_wall - first_wall, second - first);
+        let slack = Duration::from_millis(5);
+        assert!(before <= first_wall + slack && second_wall <= after + slack, "{before:?} {first_wall:?} {after:?}");
+        // Once the reading is old, the clocks are read again.
+        std::thread::sleep(CLOCK_PAIR_SERVES);
+        let third = Instant::now();
+        let third_wall = wall_time_at(third);
+        assert!(third_wall.abs_diff(wall()) < slack, "{third_wall:?}");
+        // An arrival shortly before the new reading (its request asked late) converts with it.
+        let earlier = third - Duration::from_millis(10);
+        assert_eq!(third_wall - wall_time_at(earlier), Duration::from_millis(10));
     }
 }

@@ -154,7 +154,9 @@ pub trait Filter {
     }
 
     /// **Response headers**, once, on every response before it is sent: upstream responses
-    /// and Strait's own answers alike. Status and headers may change. Default: nothing.
+    /// and Strait's own answers alike. Status and headers may change; a filter that only adds
+    /// fields sets them in `ctx.response_fields` (they replace the map's fields of the same
+    /// names, and every later filter finds them in the map). Default: nothing.
     fn response_headers<'a>(
         &'a mut self,
         _response: &'a mut response::Parts,

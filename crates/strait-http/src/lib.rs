@@ -8,6 +8,7 @@
 
 pub mod consumer;
 pub mod context;
+pub mod fields;
 pub mod filter;
 pub mod local;
 pub mod reason;
@@ -16,6 +17,7 @@ pub mod subrequest;
 
 pub use consumer::Consumer;
 pub use context::RequestCtx;
+pub use fields::AddedFields;
 pub use filter::{BodyFilter, BodyStep, Filter, FilterFactory, Flow, Phase, Phases, UpstreamTarget};
 pub use local::LocalResponse;
 pub use reason::Reason;

@@ -267,12 +267,16 @@ impl Chain {
         None
     }
 
-    /// Response-header phase, last member first.
+    /// Response-header phase, last member first. Each filter finds the fields the ones before
+    /// it set in `ctx.response_fields` moved into the map; the last one's stay there.
     pub(crate) async fn response_headers(&mut self, response: &mut response::Parts, ctx: &mut RequestCtx) {
         if !self.has(Phases::RESPONSE_HEADERS) {
             return;
         }
         for member in self.members.iter_mut().rev().filter(|m| m.phases.contains(Phases::RESPONSE_HEADERS)) {
+            if !ctx.response_fields.is_empty() {
+                ctx.response_fields.move_into(&mut response.headers);
+            }
             member.filter.response_headers(response, ctx).resolve().await;
         }
     }

@@ -34,8 +34,8 @@ impl TokenSources {
                 }
             }
         };
-        if !self.query.is_empty() {
-            for pair in request.uri.query().unwrap_or("").split('&') {
+        if let Some(query) = request.uri.query().filter(|_| !self.query.is_empty()) {
+            for pair in query.split('&') {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
                 if !value.is_empty() && self.query.iter().any(|n| n == name) {
                     add(percent_decoded(value))?;

@@ -2,7 +2,8 @@
 //! `X-RateLimit-Remaining-<Window>`, the IETF draft's `RateLimit-Limit`, `RateLimit-Remaining`,
 //! `RateLimit-Reset` (of the most constraining window) and `RateLimit-Policy`, and `Retry-After`.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use http::header::{HeaderName, HeaderValue, RETRY_AFTER};
+use strait_http::AddedFields;
 
 use std::cmp::Reverse;
 
@@ -114,14 +115,14 @@ impl Fixed {
 }
 
 /// Sets the rate-limit headers of `usage` (replacing any an upstream sent).
-pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut HeaderMap) {
+pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut AddedFields) {
     let mut tightest: Option<(usize, HeaderValue)> = None;
     for (i, window) in usage.windows.iter().enumerate() {
         let remaining = number(window.remaining);
         if let Some(limit) = fixed.limits.get(i) {
-            headers.insert(limit_header(window.limit.window), limit.clone());
+            headers.set(limit_header(window.limit.window), limit.clone());
         }
-        headers.insert(remaining_header(window.limit.window), remaining.clone());
+        headers.set(remaining_header(window.limit.window), remaining.clone());
         let tighter = match &tightest {
             None => true,
             Some((t, _)) => {
@@ -135,17 +136,18 @@ pub fn write(usage: &Usage, fixed: &Fixed, headers: &mut HeaderMap) {
     }
     let Some((t, remaining)) = tightest else { return };
     if let (Some(limit), Some(policy)) = (fixed.limits.get(t), fixed.policies.get(t)) {
-        headers.insert(RATELIMIT_LIMIT, limit.clone());
-        headers.insert(RATELIMIT_POLICY, policy.clone());
+        headers.set(RATELIMIT_LIMIT, limit.clone());
+        headers.set(RATELIMIT_POLICY, policy.clone());
     }
-    headers.insert(RATELIMIT_REMAINING, remaining);
-    headers.insert(RATELIMIT_RESET, number(seconds_up(usage.windows[t].reset_ms)));
+    headers.set(RATELIMIT_REMAINING, remaining);
+    headers.set(RATELIMIT_RESET, number(seconds_up(usage.windows[t].reset_ms)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::window::{Limit, WindowUsage};
     use super::*;
+    use http::HeaderMap;
 
     fn window(window: Window, max: u64, remaining: u64, reset_ms: u64) -> WindowUsage {
         WindowUsage { limit: Limit { window, max }, remaining, reset_ms }
@@ -161,7 +163,9 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("x-ratelimit-limit-second", HeaderValue::from_static("999"));
         let limits: Vec<Limit> = usage.windows.iter().map(|w| w.limit).collect();
-        write(&usage, &Fixed::new(&limits), &mut headers);
+        let mut added = AddedFields::default();
+        write(&usage, &Fixed::new(&limits), &mut added);
+        added.move_into(&mut headers);
         assert_eq!(headers["x-ratelimit-limit-second"], "5");
         assert_eq!(headers["x-ratelimit-remaining-second"], "4");
         assert_eq!(headers["x-ratelimit-limit-hour"], "100");

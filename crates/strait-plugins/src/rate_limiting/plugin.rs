@@ -240,12 +240,12 @@ impl Filter for RateLimit {
 
     fn response_headers<'a>(
         &'a mut self,
-        response: &'a mut response::Parts,
-        _ctx: &'a mut RequestCtx,
+        _response: &'a mut response::Parts,
+        ctx: &'a mut RequestCtx,
     ) -> Phase<'a, ()> {
         if let Some(usage) = &self.usage {
             if !self.settings.hide_client_headers {
-                headers::write(usage, &self.settings.fixed, &mut response.headers);
+                headers::write(usage, &self.settings.fixed, &mut ctx.response_fields);
             }
         }
         Phase::Ready(())

@@ -72,6 +72,10 @@ where
         chain.response_headers(&mut head, ctx).await;
         remove_framing(&mut head.headers);
     }
+    if chain.has(Phases::RESPONSE_BODY) && !ctx.response_fields.is_empty() {
+        // The body filters read the head's fields.
+        ctx.response_fields.move_into(&mut head.headers);
+    }
     // No body goes out for HEAD: nothing to filter, and the framing stays the upstream's.
     let mut filters = if sink.sends_body() { chain.response_body(&head, ctx) } else { Vec::new() };
     let bodiless = is_bodiless(head.status);
@@ -89,9 +93,12 @@ where
     };
     ctx.status = head.status;
     if sink.keeps_content_type() {
-        ctx.response_content_type = head.headers.get(header::CONTENT_TYPE).cloned();
+        let added = ctx.response_fields.get(&header::CONTENT_TYPE);
+        ctx.response_content_type = added.or_else(|| head.headers.get(header::CONTENT_TYPE)).cloned();
     }
-    if let Err(closed) = sink.head(&mut head, size).await {
+    let sent = sink.head(&mut head, &mut ctx.response_fields, size).await;
+    ctx.response_fields.clear();
+    if let Err(closed) = sent {
         note_closed(ctx, closed);
         return false;
     }

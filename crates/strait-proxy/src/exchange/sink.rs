@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use http::{response, HeaderMap};
-use strait_http::Reason;
+use strait_http::{AddedFields, Reason};
 
 /// How much body follows a response head, as far as is known when the head is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +32,15 @@ impl SinkClosed {
 /// [`ResponseSink::flush`] or [`ResponseSink::finish`], so that a head and a small body go out
 /// in one write.
 pub(crate) trait ResponseSink {
-    /// Sends the head; its headers are end-to-end only (framing is the sink's business). The
-    /// sink may take the header map: the head is not used after.
-    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed>;
+    /// Sends the head; its headers are end-to-end only (framing is the sink's business), and
+    /// `added` holds fields that replace the map's of the same names (moved in, or written in
+    /// their place). The sink may take the header map and the fields: neither is used after.
+    async fn head(
+        &mut self,
+        head: &mut response::Parts,
+        added: &mut AddedFields,
+        size: BodySize,
+    ) -> Result<(), SinkClosed>;
 
     /// Sends a piece of the body.
     async fn data(&mut self, data: Bytes) -> Result<(), SinkClosed>;

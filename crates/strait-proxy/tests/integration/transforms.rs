@@ -157,6 +157,46 @@ fn header_edits_apply_to_what_the_backend_and_the_client_receive() {
 }
 
 #[test]
+fn fields_a_filter_adds_replace_the_upstreams_and_later_filters_find_them() {
+    let backend = Backend::start(|_| {
+        Reply::text("ok")
+            .header("x-ratelimit-remaining-hour", "999")
+            .header("ratelimit-limit", "999")
+            .header("x-upstream", "kept")
+    });
+    // Higher priority: the transformer runs before `rate_limiting` on the way in, after it on
+    // the way back, and edits the fields the limit set.
+    let filters = r#"[
+          { name: rate_limiting, config: { hour: 100, limit_by: ip } },
+          { name: response_transformer, priority: 2000, config: {
+              remove: { headers: [ratelimit-policy] },
+              rename: { headers: ["ratelimit-reset:x-reset"] } } } ]"#;
+    let with_later = proxy(&backend, &[("/", filters)]);
+    let alone = proxy(&backend, &[("/", "[{ name: rate_limiting, config: { hour: 100, limit_by: ip } }]")]);
+    for (proto, remaining) in [(Proto::H1, "99"), (Proto::H2, "98")] {
+        let got = send(with_later.addr("web"), proto, get("/"));
+        assert_eq!(got.parts.status, 200, "{proto:?}");
+        let headers = &got.parts.headers;
+        assert_eq!(values(headers, "x-ratelimit-remaining-hour"), [remaining], "{proto:?}: in place of the upstream's");
+        assert_eq!(values(headers, "ratelimit-limit"), ["100"], "{proto:?}: in place of the upstream's");
+        assert_eq!(values(headers, "x-ratelimit-limit-hour"), ["100"], "{proto:?}");
+        assert!(headers.get("ratelimit-policy").is_none(), "{proto:?}: removed by the later filter");
+        assert!(headers.get("ratelimit-reset").is_none(), "{proto:?}: renamed by the later filter");
+        assert!(values(headers, "x-reset")[0].parse::<u64>().is_ok(), "{proto:?}");
+        assert_eq!(values(headers, "x-upstream"), ["kept"], "{proto:?}");
+
+        // Written beside the map when no filter reads it after.
+        let got = send(alone.addr("web"), proto, get("/"));
+        let headers = &got.parts.headers;
+        assert_eq!(values(headers, "x-ratelimit-remaining-hour"), [remaining], "{proto:?}: in place of the upstream's");
+        assert_eq!(values(headers, "ratelimit-limit"), ["100"], "{proto:?}: in place of the upstream's");
+        assert_eq!(values(headers, "ratelimit-policy"), ["100;w=3600"], "{proto:?}");
+        assert_eq!(values(headers, "x-upstream"), ["kept"], "{proto:?}");
+        assert_eq!(got.body, "ok", "{proto:?}");
+    }
+}
+
+#[test]
 fn querystring_edits_reach_the_backend() {
     let backend = Backend::start(|_| Reply::text("ok"));
     let filters = r#"[{ name: request_transformer, config: {

@@ -34,6 +34,8 @@ fn run(factory: &RateLimitingFactory, request: &mut request::Parts, ctx: &mut Re
         }
     };
     let Phase::Ready(()) = filter.response_headers(&mut response, ctx) else { panic!("headers are ready") };
+    // As the exchange does before the response is written.
+    ctx.response_fields.move_into(&mut response.headers);
     (response.status.as_u16(), response.headers)
 }
 
@@ -212,6 +214,7 @@ async fn run_later_with(store: LaterStore, config: serde_json::Value) -> (u16, h
         response.headers = local.headers;
     }
     filter.response_headers(&mut response, &mut ctx).resolve().await;
+    ctx.response_fields.move_into(&mut response.headers);
     (response.status.as_u16(), response.headers)
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderMap};
 use http::{response, Version};
+use strait_http::AddedFields;
 
 use super::{write_all, Conn};
 use crate::actions::forward_proxy::{Bump, TunnelOpen};
@@ -140,14 +141,19 @@ impl<T: Transport> H1Sink<'_, T> {
         out.put_slice(b" Connection established\r\n");
         for (name, value) in &head.headers {
             if !crate::h1::is_framing(name) {
-                out.put_slice(name.as_str().as_bytes());
-                out.put_slice(b": ");
-                out.put_slice(value.as_bytes());
-                out.put_slice(b"\r\n");
+                put_field(out, name, value);
             }
         }
         out.put_slice(b"\r\n");
     }
+}
+
+/// Writes one `name: value` line.
+fn put_field(out: &mut BytesMut, name: &header::HeaderName, value: &header::HeaderValue) {
+    out.put_slice(name.as_str().as_bytes());
+    out.put_slice(b": ");
+    out.put_slice(value.as_bytes());
+    out.put_slice(b"\r\n");
 }
 
 impl<T> Drop for H1Sink<'_, T> {
@@ -157,8 +163,14 @@ impl<T> Drop for H1Sink<'_, T> {
 }
 
 impl<T: Transport> ResponseSink for H1Sink<'_, T> {
-    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+    async fn head(
+        &mut self,
+        head: &mut response::Parts,
+        added: &mut AddedFields,
+        size: BodySize,
+    ) -> Result<(), SinkClosed> {
         if head.status.is_success() && head.extensions.get::<TunnelOpen>().is_some() {
+            added.move_into(&mut head.headers);
             self.open_tunnel(head);
             return Ok(());
         }
@@ -191,19 +203,22 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         // A forward proxy's own challenge: the `Proxy-Authenticate` of a 407 is for this hop
         // (an upstream's never enters the headers: the response parser drops it).
         let own_challenge = head.status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED;
+        let replaced = |name: &header::HeaderName| !added.is_empty() && added.contains(name);
         for (name, value) in &head.headers {
             let framing_field = if name == header::CONTENT_LENGTH {
                 !keep_length
             } else {
                 crate::h1::is_hop_by_hop(name) && !(own_challenge && name == header::PROXY_AUTHENTICATE)
             };
-            if framing_field {
+            if framing_field || replaced(name) {
                 continue;
             }
-            out.put_slice(name.as_str().as_bytes());
-            out.put_slice(b": ");
-            out.put_slice(value.as_bytes());
-            out.put_slice(b"\r\n");
+            put_field(out, name, value);
+        }
+        for (name, value) in added.iter() {
+            if !crate::h1::is_framing(name) {
+                put_field(out, name, value);
+            }
         }
         write_framing(out, framing);
         if head.status == http::StatusCode::SWITCHING_PROTOCOLS {
@@ -254,10 +269,7 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
             if crate::h1::is_framing(name) {
                 continue;
             }
-            self.out.put_slice(name.as_str().as_bytes());
-            self.out.put_slice(b": ");
-            self.out.put_slice(value.as_bytes());
-            self.out.put_slice(b"\r\n");
+            put_field(&mut self.out, name, value);
         }
         self.out.put_slice(b"\r\n");
         self.terminated = true;

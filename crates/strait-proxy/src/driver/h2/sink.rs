@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{response, HeaderMap, HeaderName, Response, StatusCode};
-use strait_http::Reason;
+use strait_http::{AddedFields, Reason};
 
 use crate::body::RateMeter;
 use crate::exchange::{BodySize, ResponseSink, SinkClosed};
@@ -125,8 +125,15 @@ async fn wait_capacity(
 }
 
 impl ResponseSink for H2Sink {
-    async fn head(&mut self, head: &mut response::Parts, size: BodySize) -> Result<(), SinkClosed> {
+    async fn head(
+        &mut self,
+        head: &mut response::Parts,
+        added: &mut AddedFields,
+        size: BodySize,
+    ) -> Result<(), SinkClosed> {
         let Some(mut respond) = self.respond.take() else { return Err(SinkClosed::GONE) };
+        // The h2 encoder takes one map.
+        added.move_into(&mut head.headers);
         // HTTP/2 has no `101` (RFC 9113 §8.6): a WebSocket's switch is a `200` whose stream
         // stays open (RFC 8441 §5), and the response as the exchange sees it ends here.
         let tunnel = head.status == StatusCode::SWITCHING_PROTOCOLS
