@@ -1,11 +1,10 @@
-//! glibc allocator settings for a proxy's allocation pattern.
+//! glibc allocator settings, for the memory the C libraries (AWS-LC's TLS state) allocate:
+//! Rust's allocations go to jemalloc (the binary's global allocator, see `main.rs`).
 //!
-//! Every request allocates and frees a few kilobytes (its exchange future, read buffers) above
-//! glibc's thread cache sizes. With glibc's defaults the freed space at the top of the heap is
-//! trimmed back to the kernel and grown again request after request (`sysmalloc` and
-//! `malloc_consolidate` at several percent of the worker's time). Keeping 64 MiB before
-//! trimming and growing by 16 MiB at a time removes that churn: measured with `bench/run.sh`'s
-//! setup, about 8% more requests per second on the plain path. Untouched pages of the pad are
+//! With glibc's defaults, space freed at the top of the heap is trimmed back to the kernel and
+//! grown again connection after connection (`sysmalloc` and `malloc_consolidate` at several
+//! percent of the worker's time, when glibc served every allocation). Keeping 64 MiB before
+//! trimming and growing by 16 MiB at a time removes that churn. Untouched pages of the pad are
 //! not resident, so idle memory does not grow.
 
 /// Applies the settings; call once, at start, before any other thread exists.

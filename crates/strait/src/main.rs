@@ -3,6 +3,11 @@
 mod alloc_tuning;
 mod signals;
 
+/// jemalloc: glibc serves the 128-byte-aligned allocations of every Tokio task and socket
+/// registration through its slow aligned path (`docs/ARCHITECTURE.md`, dependencies).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -52,10 +52,13 @@ pub(super) enum Ended {
     Drained,
 }
 
-/// What the two directions of one relay share: the time of the last progress either way.
+/// What the two directions of one relay share: the time of the last progress either way, and
+/// whether one direction has ended.
 struct Activity {
     /// When a byte last moved either way.
     last: Cell<Instant>,
+    /// A direction has passed its end on.
+    one_ended: Cell<bool>,
 }
 
 impl Activity {
@@ -75,7 +78,7 @@ pub(super) async fn relay(
     splice: bool,
     drain: &ListenerDrain,
 ) -> Relayed {
-    let activity = Activity { last: Cell::new(Instant::now()) };
+    let activity = Activity { last: Cell::new(Instant::now()), one_ended: Cell::new(false) };
     let (up, down) = (Cell::new(0u64), Cell::new(0u64));
     let (client_read, client_write) = client.split();
     let (upstream_read, upstream_write) = upstream.split();
@@ -145,7 +148,7 @@ async fn pump(
         let n = from.read_buf(&mut buf).await.map_err(|_| Failed::Read)?;
         if n == 0 {
             crate::buffers::recycle_read(buf);
-            return finish(to.as_ref());
+            return finish(to.as_ref(), activity);
         }
         write_all(to.as_ref(), &buf, activity).await?;
         carried.set(carried.get() + n as u64);
@@ -172,7 +175,7 @@ async fn copy_rest(from: &TcpStream, to: &TcpStream, activity: &Activity, carrie
     loop {
         from.readable().await.map_err(|_| Failed::Read)?;
         match from.try_read_buf(&mut buf) {
-            Ok(0) => return finish(to),
+            Ok(0) => return finish(to, activity),
             Ok(n) => {
                 write_all(to, &buf, activity).await?;
                 carried.set(carried.get() + n as u64);
@@ -199,7 +202,7 @@ async fn splice_rest(
             splice(from, None, pipe_in, None, SPLICE_CHUNK, flags).map_err(io::Error::from)
         });
         let mut pending = match filled {
-            Ok(0) => return finish(to),
+            Ok(0) => return finish(to, activity),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
             Err(_) => return Err(Failed::Read),
@@ -225,14 +228,17 @@ async fn splice_rest(
     }
 }
 
-/// Writes all of `bytes` to `to`, marking progress as it goes.
+/// Writes all of `bytes` (just read) to `to`, marking progress as it goes.
 async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Result<(), Failed> {
     activity.touch();
     while !bytes.is_empty() {
         match to.try_write(bytes) {
             Ok(n) => {
                 bytes = &bytes[n..];
-                activity.touch();
+                // A write that took it all is progress the read already marked.
+                if !bytes.is_empty() {
+                    activity.touch();
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 to.writable().await.map_err(|_| Failed::Write)?;
@@ -243,8 +249,13 @@ async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Res
     Ok(())
 }
 
-/// Passes the end of a direction on: the destination's write side is shut down.
-fn finish(to: &TcpStream) -> Result<(), Failed> {
+/// Passes the end of a direction on: the destination's write side is shut down, unless the
+/// other direction has ended already, when the session closes both sockets next (the close
+/// sends the same FIN, and the destination's own end has been read, so it is not a reset).
+fn finish(to: &TcpStream, activity: &Activity) -> Result<(), Failed> {
+    if activity.one_ended.replace(true) {
+        return Ok(());
+    }
     // The peer may already be gone; the other direction then reports it.
     let _ = socket2::SockRef::from(to).shutdown(Shutdown::Write);
     Ok(())
