@@ -293,17 +293,16 @@ mod tests {
     #[test]
     fn arrivals_convert_to_wall_time_from_one_reading_of_the_clocks() {
         let wall = || SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        // Absolute readings are compared loosely (a loaded machine may stop the thread
+        // between two of them); differences between conversions are exact.
+        let slack = Duration::from_secs(1);
         let before = wall();
         let first = Instant::now();
         let first_wall = wall_time_at(first);
-        // A second arrival shortly after: converted with the same reading, its distance kept.
-        std::thread::sleep(Duration::from_millis(20));
-        let second = Instant::now();
-        let second_wall = wall_time_at(second);
-        let after = wall();
-        assert_eq!(second_wall - first_wall, second - first);
-        let slack = Duration::from_millis(5);
-        assert!(before <= first_wall + slack && second_wall <= after + slack, "{before:?} {first_wall:?} {after:?}");
+        assert!(before <= first_wall + slack && first_wall <= wall() + slack, "{before:?} {first_wall:?}");
+        // A later arrival within the reading's time: converted with it, its distance kept.
+        let second = first + Duration::from_millis(20);
+        assert_eq!(wall_time_at(second) - first_wall, Duration::from_millis(20));
         // Once the reading is old, the clocks are read again.
         std::thread::sleep(CLOCK_PAIR_SERVES);
         let third = Instant::now();

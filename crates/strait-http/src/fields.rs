@@ -49,7 +49,7 @@ impl AddedFields {
             }
         }
         if self.fields.capacity() == 0 {
-            self.fields = SPARE_ROOM.take();
+            self.fields = SPARE_ROOM.try_with(std::cell::Cell::take).unwrap_or_default();
             self.fields.reserve(Self::FIRST_ROOM);
         }
         self.lengths |= bit;
@@ -103,8 +103,8 @@ impl Drop for AddedFields {
             return;
         }
         self.fields.clear();
-        // Kept unless the worker has a spare already.
-        SPARE_ROOM.with(|spare| {
+        // Kept unless the worker has a spare already (or is ending: then it is freed).
+        let _ = SPARE_ROOM.try_with(|spare| {
             let kept = spare.take();
             spare.set(if kept.capacity() == 0 { std::mem::take(&mut self.fields) } else { kept });
         });

@@ -64,6 +64,8 @@ where
     B: Body<Data = Bytes, Error = BodyError> + Unpin,
 {
     let (mut head, mut body) = response.into_parts();
+    // Fields set for an answer that was never sent (its send ran out of time) are not this one's.
+    ctx.response_fields.clear();
     if chain.has(Phases::RESPONSE_HEADERS) {
         // Read by the filters that see or replace bodies; the others do not pay for it.
         if let Some(length) = body.size_hint().exact().filter(|_| chain.has(Phases::RESPONSE_BODY)) {

@@ -231,17 +231,19 @@ async fn splice_rest(
 /// Writes all of `bytes` (just read) to `to`, marking progress as it goes.
 async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Result<(), Failed> {
     activity.touch();
+    let mut waited = false;
     while !bytes.is_empty() {
         match to.try_write(bytes) {
             Ok(n) => {
                 bytes = &bytes[n..];
-                // A write that took it all is progress the read already marked.
-                if !bytes.is_empty() {
+                // A write that took it all at once is progress the read already marked.
+                if waited || !bytes.is_empty() {
                     activity.touch();
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 to.writable().await.map_err(|_| Failed::Write)?;
+                waited = true;
             }
             Err(_) => return Err(Failed::Write),
         }

@@ -203,7 +203,9 @@ impl<T: Transport> ResponseSink for H1Sink<'_, T> {
         // A forward proxy's own challenge: the `Proxy-Authenticate` of a 407 is for this hop
         // (an upstream's never enters the headers: the response parser drops it).
         let own_challenge = head.status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED;
-        let replaced = |name: &header::HeaderName| !added.is_empty() && added.contains(name);
+        // An added framing field is never written, so it replaces nothing either.
+        let replaced =
+            |name: &header::HeaderName| !added.is_empty() && added.contains(name) && !crate::h1::is_framing(name);
         for (name, value) in &head.headers {
             let framing_field = if name == header::CONTENT_LENGTH {
                 !keep_length
