@@ -173,6 +173,16 @@ fn fields_a_filter_adds_replace_the_upstreams_and_later_filters_find_them() {
               rename: { headers: ["ratelimit-reset:x-reset"] } } } ]"#;
     let with_later = proxy(&backend, &[("/", filters)]);
     let alone = proxy(&backend, &[("/", "[{ name: rate_limiting, config: { hour: 100, limit_by: ip } }]")]);
+    // A body filter in the chain (the transformer, lower priority: it runs before the limit on
+    // the way back): the fields are moved into the map before the body filters start.
+    let with_body_filter = proxy(
+        &backend,
+        &[(
+            "/",
+            r#"[{ name: rate_limiting, config: { hour: 100, limit_by: ip } },
+                { name: response_transformer, priority: 100, config: { remove: { json: [secret] } } }]"#,
+        )],
+    );
     for (proto, remaining) in [(Proto::H1, "99"), (Proto::H2, "98")] {
         let got = send(with_later.addr("web"), proto, get("/"));
         assert_eq!(got.parts.status, 200, "{proto:?}");
@@ -193,7 +203,20 @@ fn fields_a_filter_adds_replace_the_upstreams_and_later_filters_find_them() {
         assert_eq!(values(headers, "ratelimit-policy"), ["100;w=3600"], "{proto:?}");
         assert_eq!(values(headers, "x-upstream"), ["kept"], "{proto:?}");
         assert_eq!(got.body, "ok", "{proto:?}");
+
+        let got = send(with_body_filter.addr("web"), proto, get("/"));
+        let headers = &got.parts.headers;
+        assert_eq!(values(headers, "x-ratelimit-remaining-hour"), [remaining], "{proto:?}: with a body filter");
+        assert_eq!(values(headers, "ratelimit-limit"), ["100"], "{proto:?}: with a body filter");
+        assert_eq!(got.body, "ok", "{proto:?}");
     }
+    // A HEAD answer carries them too (on the limit's third request from this client).
+    let head = request("HEAD", "/").body(Full::new(Bytes::new())).unwrap();
+    let got = send(alone.addr("web"), Proto::H1, head);
+    assert_eq!(got.parts.status, 200);
+    assert_eq!(values(&got.parts.headers, "x-ratelimit-remaining-hour"), ["97"], "HEAD");
+    assert_eq!(values(&got.parts.headers, "ratelimit-limit"), ["100"], "HEAD");
+    assert!(got.body.is_empty(), "HEAD has no body");
 }
 
 #[test]
