@@ -3,7 +3,11 @@
 # run, interleaved rounds:
 #   conns   - short TCP sessions per second: wrk sends each request with `Connection: close`
 #             through the proxy to an NGINX backend, so each request is a client connection,
-#             an upstream connection and both closes;
+#             an upstream connection and both closes. Each proxy runs with its default, and
+#             also with the other end-of-session behaviour, so each is compared at the same
+#             one: HAProxy and Strait pass each end on as a half-close and wait for both
+#             (`conns-nginx-hc` is NGINX with `proxy_half_close on`); NGINX closes the session
+#             at the first end (`conns-strait-fe` is Strait with `half_close: false`);
 #   bulk    - one 512 MiB download (curl) through one TCP session, MiB/s;
 #   sni     - TLS passthrough sessions per second: the same through a listener that reads the
 #             server name from the ClientHello and relays to a TLS origin by name (HAProxy
@@ -43,6 +47,7 @@ worker_rlimit_nofile 20000;
 events { worker_connections 10000; }
 stream {
   server { listen 127.0.0.1:14002; proxy_pass 127.0.0.1:$BACK; }
+  server { listen 127.0.0.1:14022; proxy_pass 127.0.0.1:$BACK; proxy_half_close on; }
   map \$ssl_preread_server_name \$by_name { localhost 127.0.0.1:18443; default 127.0.0.1:9; }
   server { listen 127.0.0.1:14012; ssl_preread on; proxy_pass \$by_name; } }
 CONF
@@ -72,14 +77,14 @@ $LOAD_CPU nginx -c "$W/origin.conf" &
 $PROXY_CPU nginx -c "$W/stream.conf" &
 $PROXY_CPU haproxy -f "$W/haproxy.cfg" >/dev/null 2>&1 &
 $PROXY_CPU "$STRAIT" run -c "$ROOT/bench/l4.yaml" --no-watch --log-level warn & STRAIT_PID=$!
-wait_ready $BACK 14001 14002 14003
+wait_ready $BACK 14001 14002 14003 14004 14022
 for port in 18443 14011 14012 14013; do
   for _ in $(seq 100); do curl -sk -o /dev/null "https://localhost:$port/" && break; sleep 0.1; done
 done
 
 NGINX_PID=$(pgrep -P "$(cat "$W/stream.pid")" | head -1)
 HAPROXY_PID=$(pgrep -f "haproxy -f $W/haproxy.cfg" | head -1)
-pid_of() { case $1 in *haproxy) echo "$HAPROXY_PID" ;; *nginx) echo "$NGINX_PID" ;; *) echo "$STRAIT_PID" ;; esac; }
+pid_of() { case $1 in *haproxy) echo "$HAPROXY_PID" ;; *nginx*) echo "$NGINX_PID" ;; *) echo "$STRAIT_PID" ;; esac; }
 # CPU ticks (user + system) of a process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -108,13 +113,21 @@ bulk() { # name port
   record "$1" "$speed"; CPU[$1]="${CPU[$1]:-} $ms"
 }
 for r in $(seq "$ROUNDS"); do
-  load conns-haproxy http://127.0.0.1:14001/; load conns-nginx http://127.0.0.1:14002/; load conns-strait http://127.0.0.1:14003/
+  # Each round starts the short-session loads one place further along, so no proxy always
+  # follows the same one (each load leaves tens of thousands of sockets in TIME_WAIT).
+  for i in $(seq 0 4); do
+    case $(( (i + r) % 5 )) in
+      0) load conns-haproxy http://127.0.0.1:14001/ ;; 1) load conns-nginx http://127.0.0.1:14002/ ;;
+      2) load conns-strait http://127.0.0.1:14003/ ;; 3) load conns-nginx-hc http://127.0.0.1:14022/ ;;
+      4) load conns-strait-fe http://127.0.0.1:14004/ ;;
+    esac
+  done
   bulk bulk-haproxy 14001; bulk bulk-nginx 14002; bulk bulk-strait 14003
   load sni-haproxy https://localhost:14011/; load sni-nginx https://localhost:14012/; load sni-strait https://localhost:14013/
 done
 m() { echo "${R[$1]}" | median; }
 c() { echo "${CPU[$1]}" | median; }
-for k in conns-haproxy conns-nginx conns-strait bulk-haproxy bulk-nginx bulk-strait sni-haproxy sni-nginx sni-strait; do
+for k in conns-haproxy conns-nginx conns-strait conns-nginx-hc conns-strait-fe bulk-haproxy bulk-nginx bulk-strait sni-haproxy sni-nginx sni-strait; do
   printf "median %-16s %-10s cpu %s\n" "$k" "$(m "$k")" "$(c "$k")"
 done
 awk -v ch="$(c conns-haproxy)" -v cn="$(c conns-nginx)" -v cs="$(c conns-strait)" \
@@ -124,6 +137,24 @@ function min(a, b) { return a < b ? a : b }
 BEGIN {
   printf "cpu ratio (strait / the lower; below 1 is less CPU) conns=%.2f bulk=%.2f sni/haproxy=%.2f\n", cs / min(ch, cn), bs / min(bh, bn), ss / sh
 }'
+awk -v ch="$(c conns-haproxy)" -v nh="$(c conns-nginx-hc)" -v cs="$(c conns-strait)" \
+    -v cn="$(c conns-nginx)" -v fe="$(c conns-strait-fe)" -v rh="$(m conns-haproxy)" -v rnh="$(m conns-nginx-hc)" \
+    -v rs="$(m conns-strait)" -v rn="$(m conns-nginx)" -v rfe="$(m conns-strait-fe)" '
+function min(a, b) { return a < b ? a : b }
+function max(a, b) { return a > b ? a : b }
+BEGIN {
+  printf "conns with half-close: strait/best=%.2f (haproxy %.2f, nginx-hc %.2f), cpu strait/lower=%.2f\n", rs / max(rh, rnh), rs / rh, rs / rnh, cs / min(ch, nh)
+  printf "conns closed at the first end: strait-fe/nginx=%.2f, cpu %.2f\n", rfe / rn, fe / cn
+}'
+# The same taken round by round (loads a few seconds apart), then their median: steadier when
+# the machine's load moves between rounds.
+paired() { # a b
+  paste -d' ' <(echo "${R[$1]}" | tr ' ' '\n' | grep -v '^$') <(echo "${R[$2]}" | tr ' ' '\n' | grep -v '^$') |
+    awk '$2 > 0 { printf "%s ", $1 / $2 }' | median
+}
+awk -v h="$(paired conns-strait conns-haproxy)" -v n="$(paired conns-strait conns-nginx)" \
+    -v hc="$(paired conns-strait conns-nginx-hc)" -v fe="$(paired conns-strait-fe conns-nginx)" \
+  'BEGIN { printf "median of per-round conns ratios: strait/haproxy=%.2f strait/nginx=%.2f strait/nginx-hc=%.2f strait-fe/nginx=%.2f\n", h, n, hc, fe }'
 awk -v ch="$(m conns-haproxy)" -v cn="$(m conns-nginx)" -v c="$(m conns-strait)" \
     -v bh="$(m bulk-haproxy)" -v bn="$(m bulk-nginx)" -v b="$(m bulk-strait)" \
     -v sh="$(m sni-haproxy)" -v sn="$(m sni-nginx)" -v s="$(m sni-strait)" '

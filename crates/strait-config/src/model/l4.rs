@@ -34,6 +34,11 @@ pub struct TcpForward {
     /// buffer (HAProxy `option splice-auto`): less CPU per byte, some throughput on loopback.
     /// Off by default, as in HAProxy: bulk transfers are copied through a 16 KiB buffer.
     pub splice: bool,
+    /// Each direction's end is passed on as a half-close and the session lasts until both
+    /// sides ended (HAProxy's behaviour, NGINX `proxy_half_close on`). Off, the first end
+    /// closes the session, as NGINX does by default: cheaper for short sessions, but a client
+    /// that shuts down its writing side to ask for the answer gets none.
+    pub half_close: bool,
 }
 
 impl Default for TcpForward {
@@ -47,6 +52,7 @@ impl Default for TcpForward {
             idle_timeout: Dur::secs(600),
             connect_attempts: 3,
             splice: false,
+            half_close: true,
         }
     }
 }

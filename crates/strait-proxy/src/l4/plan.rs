@@ -29,6 +29,8 @@ pub(crate) struct TcpPlan {
     pub connect_attempts: u32,
     /// Bulk transfers move by `splice(2)`.
     pub splice: bool,
+    /// Each direction's end is passed on; off, the first end closes the session.
+    pub half_close: bool,
     /// The listener's TLS, for the passthrough names it terminates itself.
     pub terminate: Option<Arc<ListenerTlsPlan>>,
 }
@@ -61,6 +63,7 @@ impl TcpPlan {
             idle_timeout: tcp.idle_timeout.0,
             connect_attempts: tcp.connect_attempts.max(1),
             splice: tcp.splice,
+            half_close: tcp.half_close,
             terminate: tls.cloned(),
         })
     }

@@ -1,6 +1,6 @@
-//! Moving a TCP session's bytes both ways: each direction's end passed on as a half-close, the
-//! session ended after the idle timeout without a byte either way, or at the drain deadline of
-//! a removed listener.
+//! Moving a TCP session's bytes both ways: each direction's end passed on as a half-close (or,
+//! without half-close, the session ended at the first end), the session ended after the idle
+//! timeout without a byte either way, or at the drain deadline of a removed listener.
 //!
 //! A direction starts by copying through a small recycled buffer; once a read fills it (a bulk
 //! transfer), it goes on through a 16 KiB buffer or, with `splice`, by `splice(2)` through a
@@ -8,10 +8,11 @@
 //! third less CPU per byte, at some throughput on loopback: see `docs/BENCHMARKS.md`).
 
 use std::cell::Cell;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::pin::pin;
 
 use bytes::BytesMut;
 use rustix::pipe::{pipe_with, splice, PipeFlags, SpliceFlags};
@@ -21,6 +22,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::drain::ListenerDrain;
+use super::TcpPlan;
 
 /// Size of the buffer a bulk transfer is copied through (NGINX `proxy_buffer_size`).
 const COPY_BUFFER: usize = 16 * 1024;
@@ -52,13 +54,18 @@ pub(super) enum Ended {
     Drained,
 }
 
-/// What the two directions of one relay share: the time of the last progress either way, and
-/// whether one direction has ended.
+/// What the two directions of one relay share: the time of the last progress either way,
+/// whether one direction has ended, and the writes under way.
 struct Activity {
     /// When a byte last moved either way.
     last: Cell<Instant>,
     /// A direction has passed its end on.
     one_ended: Cell<bool>,
+    /// Each direction's end is passed on as a half-close; without, the first end ends the
+    /// session (the other direction finishes the write it has begun, and reads no more).
+    half_close: bool,
+    /// Writes begun and not yet done (bytes read that the destination has not all taken).
+    writing: Cell<u8>,
 }
 
 impl Activity {
@@ -66,27 +73,41 @@ impl Activity {
     fn touch(&self) {
         self.last.set(Instant::now());
     }
+
+    /// A direction stops reading: the session ends at the first end and one has come.
+    fn stopping(&self) -> bool {
+        !self.half_close && self.one_ended.get()
+    }
 }
 
-/// Relays between `client` and `upstream` until both directions ended, `idle` passed without
-/// traffic, or `drain` (when the listener goes away) reaches its deadline; bulk transfers move
-/// by splice when `splice` is set.
+/// Relays between `client` and `upstream` until both directions ended (or, without the
+/// plan's half-close, one did), the idle timeout passed without traffic, or `drain` (when
+/// the listener goes away) reaches its deadline; bulk transfers move by splice when the plan
+/// says so.
 pub(super) async fn relay(
     mut client: TcpStream,
     mut upstream: TcpStream,
-    idle: Duration,
-    splice: bool,
+    plan: &TcpPlan,
     drain: &ListenerDrain,
 ) -> Relayed {
-    let activity = Activity { last: Cell::new(Instant::now()), one_ended: Cell::new(false) };
+    let (idle, splice) = (plan.idle_timeout, plan.splice);
+    let activity = Activity {
+        last: Cell::new(Instant::now()),
+        one_ended: Cell::new(false),
+        half_close: plan.half_close,
+        writing: Cell::new(0),
+    };
     let (up, down) = (Cell::new(0u64), Cell::new(0u64));
     let (client_read, client_write) = client.split();
     let (upstream_read, upstream_write) = upstream.split();
+    let to_upstream = direction(client_read, upstream_write, &activity, &up, splice, (Ended::Client, Ended::Upstream));
+    let to_client = direction(upstream_read, client_write, &activity, &down, splice, (Ended::Upstream, Ended::Client));
     let both = async {
-        tokio::try_join!(
-            direction(client_read, upstream_write, &activity, &up, splice, (Ended::Client, Ended::Upstream)),
-            direction(upstream_read, client_write, &activity, &down, splice, (Ended::Upstream, Ended::Client)),
-        )
+        if activity.half_close {
+            tokio::try_join!(to_upstream, to_client).map(|_| ())
+        } else {
+            until_first_end(to_upstream, to_client, &activity).await
+        }
     };
     let idle_out = async {
         loop {
@@ -103,6 +124,24 @@ pub(super) async fn relay(
         () = drain.deadline() => Some(Ended::Drained),
     };
     Relayed { up: up.get(), down: down.get(), ended_by }
+}
+
+/// Runs both directions until one ends, then the other only while it finishes a write it
+/// had begun (it reads no more); the first failure ends both.
+async fn until_first_end<F>(a: F, b: F, activity: &Activity) -> Result<(), Ended>
+where
+    F: Future<Output = Result<(), Ended>>,
+{
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    let rest = tokio::select! {
+        ended = &mut a => { ended?; b }
+        ended = &mut b => { ended?; a }
+    };
+    if activity.writing.get() == 0 {
+        // Waiting for a read: dropped, nothing taken from the source is lost.
+        return Ok(());
+    }
+    rest.await
 }
 
 /// Which side of a direction failed.
@@ -154,6 +193,10 @@ async fn pump(
         carried.set(carried.get() + n as u64);
         let full = buf.len() == capacity;
         buf.clear();
+        if activity.stopping() {
+            crate::buffers::recycle_read(buf);
+            return Ok(());
+        }
         if full {
             break;
         }
@@ -180,6 +223,9 @@ async fn copy_rest(from: &TcpStream, to: &TcpStream, activity: &Activity, carrie
                 write_all(to, &buf, activity).await?;
                 carried.set(carried.get() + n as u64);
                 buf.clear();
+                if activity.stopping() {
+                    return Ok(());
+                }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return Err(Failed::Read),
@@ -208,6 +254,7 @@ async fn splice_rest(
             Err(_) => return Err(Failed::Read),
         };
         activity.touch();
+        let _writing = Writing::begin(activity);
         while pending > 0 {
             to.writable().await.map_err(|_| Failed::Write)?;
             let drained = to.try_io(Interest::WRITABLE, || {
@@ -225,6 +272,26 @@ async fn splice_rest(
                 Err(_) => return Err(Failed::Write),
             }
         }
+        if activity.stopping() {
+            return Ok(());
+        }
+    }
+}
+
+/// A write under way, counted in [`Activity::writing`] while it lives.
+struct Writing<'a>(&'a Activity);
+
+impl<'a> Writing<'a> {
+    /// Counts a write from now until the guard is dropped.
+    fn begin(activity: &'a Activity) -> Writing<'a> {
+        activity.writing.set(activity.writing.get() + 1);
+        Writing(activity)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.writing.set(self.0.writing.get() - 1);
     }
 }
 
@@ -242,6 +309,7 @@ async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Res
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let _writing = Writing::begin(activity);
                 to.writable().await.map_err(|_| Failed::Write)?;
                 waited = true;
             }
@@ -252,10 +320,11 @@ async fn write_all(to: &TcpStream, mut bytes: &[u8], activity: &Activity) -> Res
 }
 
 /// Passes the end of a direction on: the destination's write side is shut down, unless the
-/// other direction has ended already, when the session closes both sockets next (the close
-/// sends the same FIN, and the destination's own end has been read, so it is not a reset).
+/// other direction has ended already or the session ends at its first end: then the session
+/// closes both sockets next (the close sends the same FIN; the destination's own end has been
+/// read, or the session was to end anyway).
 fn finish(to: &TcpStream, activity: &Activity) -> Result<(), Failed> {
-    if activity.one_ended.replace(true) {
+    if activity.one_ended.replace(true) || !activity.half_close {
         return Ok(());
     }
     // The peer may already be gone; the other direction then reports it.

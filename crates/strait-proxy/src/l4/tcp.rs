@@ -56,7 +56,7 @@ pub(crate) async fn forward(
             return;
         }
     }
-    let relayed = relay(client, stream, plan.idle_timeout, plan.splice, drain).await;
+    let relayed = relay(client, stream, plan, drain).await;
     // The endpoint stops counting the session before its line is written.
     drop(in_flight);
     let reason = relayed.ended_by.map(|ended| match ended {

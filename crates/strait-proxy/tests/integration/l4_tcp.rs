@@ -48,6 +48,82 @@ fn bytes_go_both_ways_with_half_close_and_are_logged() {
     assert_eq!(line["reason"], serde_json::Value::Null);
 }
 
+/// A server that greets each connection, shuts down its writing side, then reads what the
+/// client sends until its end, and reports it.
+fn greet_then_listen() -> (SocketAddr, std::sync::mpsc::Receiver<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (heard, hear) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let heard = heard.clone();
+            std::thread::spawn(move || {
+                stream.set_read_timeout(Some(WAIT)).unwrap();
+                stream.write_all(b"hello").unwrap();
+                stream.shutdown(Shutdown::Write).unwrap();
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got);
+                let _ = heard.send(got);
+            });
+        }
+    });
+    (addr, hear)
+}
+
+/// Through `proxy`'s listener to [`greet_then_listen`]: reads the greeting and the end that
+/// follows it, then sends `late` and shuts down; returns what the server heard.
+fn greeted_then_talk(proxy: &Proxy, hear: &std::sync::mpsc::Receiver<Vec<u8>>) -> Vec<u8> {
+    let mut stream = TcpStream::connect(proxy.addr("db")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut greeting = Vec::new();
+    stream.read_to_end(&mut greeting).unwrap();
+    assert_eq!(greeting, b"hello", "the greeting, then the server's end");
+    // Without half-close the session may be gone: the write can be refused.
+    let _ = stream.write_all(b"late");
+    let _ = stream.shutdown(Shutdown::Write);
+    hear.recv_timeout(WAIT).expect("the server saw the client's end")
+}
+
+#[test]
+fn the_upstreams_end_is_passed_on_and_the_client_may_still_talk_unless_half_close_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, hear) = greet_then_listen();
+    let log = dir.path().join("half.log");
+    let proxy = Proxy::start(&tcp_config(&[server], "", "", log.to_str().unwrap()));
+    assert_eq!(greeted_then_talk(&proxy, &hear), b"late", "with half-close the client's bytes still go up");
+    assert_eq!(json_log_lines(&log, 1)[0]["bytes_received"], 4);
+    drop(proxy);
+
+    // As NGINX by default: the server's end closes the whole session, so the upstream sees its
+    // client's end at once, without the bytes sent after.
+    let log = dir.path().join("first-end.log");
+    let proxy = Proxy::start(&tcp_config(&[server], "", "      half_close: false\n", log.to_str().unwrap()));
+    assert_eq!(greeted_then_talk(&proxy, &hear), b"", "the session ended at the server's end");
+    let line = &json_log_lines(&log, 1)[0];
+    assert_eq!(line["bytes_sent"], 5);
+    assert_eq!(line["bytes_received"], 0);
+    assert_eq!(line["reason"], serde_json::Value::Null, "a session ended normally: {line}");
+}
+
+#[test]
+fn without_half_close_the_clients_end_closes_the_session_and_bytes_read_still_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stream.log");
+    let echo = echo_server();
+    let proxy = Proxy::start(&tcp_config(&[echo], "", "      half_close: false\n", log.to_str().unwrap()));
+    // A client that sends and only then reads: its bytes are relayed before its end closes the
+    // session, but the echo of them may or may not come back before the close.
+    let mut stream = TcpStream::connect(proxy.addr("db")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"ping").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    assert!(b"ping".starts_with(&answer), "at most the echo: {answer:?}");
+    let line = &json_log_lines(&log, 1)[0];
+    assert_eq!(line["bytes_received"], 4, "the client's bytes went up before the session ended: {line}");
+}
+
 #[test]
 fn a_refused_endpoint_is_skipped_for_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
